@@ -1,0 +1,49 @@
+/* A TOML 1.0 reader. Plain C: no MPI, no PETSc; errors come back as text with the line.
+ *
+ * The document is a tree of DyTomlValue. Tables keep their keys in document order; every value
+ * remembers the line where it was defined, so the schema layer can name file:line. Date-times are
+ * recognised and validated, and kept as their text. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+  DY_TOML_TABLE,
+  DY_TOML_ARRAY,
+  DY_TOML_STRING,
+  DY_TOML_INTEGER,
+  DY_TOML_FLOAT,
+  DY_TOML_BOOL,
+  DY_TOML_DATETIME,       /* offset date-time, e.g. 1979-05-27T07:32:00Z */
+  DY_TOML_DATETIME_LOCAL, /* 1979-05-27T07:32:00 */
+  DY_TOML_DATE_LOCAL,     /* 1979-05-27 */
+  DY_TOML_TIME_LOCAL      /* 07:32:00 */
+} DyTomlType;
+
+typedef struct DyTomlValue DyTomlValue;
+struct DyTomlValue {
+  DyTomlType type;
+  int line;              /* 1-based line where the value starts (tables: their header or first key) */
+  char *str;             /* STRING: the decoded UTF-8 text (NUL-terminated; may hold no NUL
+                            since TOML strings cannot); date-time kinds: the text as written */
+  size_t len;            /* STRING: byte length of str */
+  int64_t integer;       /* INTEGER */
+  double real;           /* FLOAT (inf and nan included) */
+  int boolean;           /* BOOL: 0 or 1 */
+  size_t n;              /* TABLE: number of keys; ARRAY: number of items */
+  char **keys;           /* TABLE: (n) keys in document order, decoded */
+  int *key_lines;        /* TABLE: (n) line of each key's definition */
+  DyTomlValue **items;   /* TABLE: (n) values by key; ARRAY: (n) items */
+};
+
+/* Parses text (len bytes; it need not be NUL-terminated). On success returns 0 and *root is the
+ * root table (free with dy_toml_free). On error returns non-zero, *root is NULL, and err holds
+ * "line N: what is wrong" (at most errlen bytes, NUL-terminated). Never crashes on bad input. */
+int dy_toml_parse(const char *text, size_t len, DyTomlValue **root, char *err, size_t errlen);
+void dy_toml_free(DyTomlValue *v);
+/* The value of key in a table, or NULL. */
+const DyTomlValue *dy_toml_get(const DyTomlValue *table, const char *key);
+/* Line of key's definition in table, or 0. */
+int dy_toml_key_line(const DyTomlValue *table, const char *key);
+/* "table", "array", "string", "integer", "float", "bool", "datetime", ... */
+const char *dy_toml_type_name(DyTomlType t);
