@@ -23,17 +23,21 @@ typedef enum {
 typedef struct DyTomlValue DyTomlValue;
 struct DyTomlValue {
   DyTomlType type;
-  int line;              /* 1-based line where the value starts (tables: their header or first key) */
-  char *str;             /* STRING: the decoded UTF-8 text (NUL-terminated; may hold no NUL
-                            since TOML strings cannot); date-time kinds: the text as written */
-  size_t len;            /* STRING: byte length of str */
-  int64_t integer;       /* INTEGER */
-  double real;           /* FLOAT (inf and nan included) */
-  int boolean;           /* BOOL: 0 or 1 */
-  size_t n;              /* TABLE: number of keys; ARRAY: number of items */
-  char **keys;           /* TABLE: (n) keys in document order, decoded */
-  int *key_lines;        /* TABLE: (n) line of each key's definition */
-  DyTomlValue **items;   /* TABLE: (n) values by key; ARRAY: (n) items */
+  int line;            /* 1-based line where the value starts (tables: their header or first key) */
+  char *str;           /* STRING: the decoded UTF-8 text, NUL-terminated (a \u0000 escape can put
+                          a NUL inside: len is authoritative); date-time kinds: the text as
+                          written (e.g. "1979-05-27 07:32:00z": separator and case kept) */
+  size_t len;          /* STRING: byte length of str */
+  int64_t integer;     /* INTEGER */
+  double real;         /* FLOAT (inf and nan included) */
+  int boolean;         /* BOOL: 0 or 1 */
+  size_t n;            /* TABLE: number of keys; ARRAY: number of items */
+  char **keys;         /* TABLE: (n) keys in document order, decoded, NUL-terminated */
+  size_t *key_lens;    /* TABLE: (n) byte length of each key (a quoted key may hold a NUL) */
+  int *key_lines;      /* TABLE: (n) line of each key's definition */
+  DyTomlValue **items; /* TABLE: (n) values by key; ARRAY: (n) items */
+  size_t cap;          /* parser bookkeeping: allocated slots of keys/items */
+  unsigned flags;      /* parser bookkeeping: how the table or array was defined */
 };
 
 /* Parses text (len bytes; it need not be NUL-terminated). On success returns 0 and *root is the
@@ -43,7 +47,8 @@ int dy_toml_parse(const char *text, size_t len, DyTomlValue **root, char *err, s
 void dy_toml_free(DyTomlValue *v);
 /* The value of key in a table, or NULL. */
 const DyTomlValue *dy_toml_get(const DyTomlValue *table, const char *key);
-/* Line of key's definition in table, or 0. */
+/* Line of key's definition in table, or 0. For a table defined by a [header] after being
+ * created implicitly (e.g. by [a.b] before [a]), the line of its own header. */
 int dy_toml_key_line(const DyTomlValue *table, const char *key);
 /* "table", "array", "string", "integer", "float", "bool", "datetime", ... */
 const char *dy_toml_type_name(DyTomlType t);
