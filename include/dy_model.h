@@ -90,6 +90,22 @@ void dy_model_loss_grad(DyModel *model, DyWork *work, int B, int L, const dy_rea
                         const dy_real *y0, const dy_real *y1, const dy_real *theta, const dy_real *eps,
                         const DyLossOptions *opt, DyLosses *losses);
 
+/* Intermediate arrays of the last dy_model_loss_grad / dy_model_losses call on this workspace
+ * (valid until the next call with it), for parity tests and diagnostics. */
+typedef struct {
+  const dy_real *z0, *z1; /* (B, d) encoder outputs */
+  const dy_real *dz;      /* (B, d) z1 - z0 */
+  const dy_real *y0hat;   /* (B, Dy) decoder(z0); decoder(z1) follows it, (2B, Dy) in all */
+  const dy_real *f;       /* (B, d) force at z0 */
+  const dy_real *g;       /* (B, d) log-diffusion at z0 */
+  const dy_real *dgdz;    /* (B, d) dg_i/dz_i at z0 */
+  const dy_real *dzp;     /* (B, d) prior moves used by L_sw */
+} DyStepView;
+void dy_work_view(const DyModel *model, const DyWork *work, int B, DyStepView *view);
+/* Makes later calls use these prior moves dzp (B, d) instead of sampling them (gradient checks
+ * need them fixed); NULL restores sampling. The array must outlive its use. */
+void dy_work_set_prior_moves(DyWork *work, const dy_real *dzp);
+
 /* Losses only (no gradients), e.g. for test pairs. Same arguments. */
 void dy_model_losses(DyModel *model, DyWork *work, int B, int L, const dy_real *x0, const dy_real *x1,
                      const dy_real *y0, const dy_real *y1, const dy_real *theta, const dy_real *eps,

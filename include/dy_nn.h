@@ -1,0 +1,68 @@
+/* Numeric kernels of the networks and losses: plain functions on dy_real arrays plus sizes, each
+ * forward next to its backward. Backward kernels ADD into their gradient outputs.
+ *
+ * Sizes: n rows (batch-major: row r of an (n, w) array is contiguous), in/out layer widths,
+ *        B pairs, L projections, d latent dimension.
+ * No MPI, no I/O, no allocation. */
+#pragma once
+#include "dy_common.h"
+
+#include <stddef.h>
+
+/* --- linear layer: Y (n, out) = X (n, in) W^T + b ------------------------------------------- */
+
+/* Y = X WT + b with WT (in, out) the transpose of the torch-layout W (out, in); b may be NULL
+ * (no bias, e.g. for tangent rows). Overwrites Y. */
+void dy_linear_forward(int n, int in, int out, const dy_real *X, const dy_real *WT, const dy_real *b, dy_real *Y);
+/* dX (n, in) += dY (n, out) W (out, in). */
+void dy_linear_backward_input(int n, int in, int out, const dy_real *dY, const dy_real *W, dy_real *dX);
+/* dW (out, in) += dY^T X. */
+void dy_linear_backward_weight(int n, int in, int out, const dy_real *X, const dy_real *dY, dy_real *dW);
+/* db (out) += column sums of dY (n, out). */
+void dy_linear_backward_bias(int n, int out, const dy_real *dY, dy_real *db);
+/* WT (in, out) = W (out, in) transposed. */
+void dy_transpose(int out, int in, const dy_real *W, dy_real *WT);
+
+/* --- activations (in place on an (n, w) array, flattened to m = n w values) -------------------- */
+
+/* H = max(A, 0) in place. */
+void dy_relu_forward(size_t m, dy_real *H);
+/* dH *= (H > 0) in place: turns the gradient of the output into that of the input. */
+void dy_relu_backward(size_t m, const dy_real *H, dy_real *dH);
+/* H = tanh(A) in place. */
+void dy_tanh_forward(size_t m, dy_real *H);
+/* dH *= 1 - H^2 in place. */
+void dy_tanh_backward(size_t m, const dy_real *H, dy_real *dH);
+
+/* Forward-mode tangents through a tanh layer. The primal rows Hp (B, w) hold tanh(A) already;
+ * T holds ntan blocks of B tangent rows (ntan B, w), each the pre-activation tangent on entry and
+ * the post-activation tangent (1 - Hp^2) * T on exit; A_T keeps a copy of the entry values. */
+void dy_tanh_tangent_forward(int B, int w, int ntan, const dy_real *Hp, dy_real *T, dy_real *A_T);
+/* Backward of dy_tanh_forward on the primal rows together with dy_tanh_tangent_forward:
+ * on entry dHp (B, w) and dT (ntan B, w) are gradients of the layer outputs; on exit they are the
+ * gradients of the pre-activations (primal and tangent). */
+void dy_tanh_tangent_backward(int B, int w, int ntan, const dy_real *Hp, const dy_real *A_T, dy_real *dHp, dy_real *dT);
+
+/* --- losses ------------------------------------------------------------------------------------ */
+
+/* Sum over rows of |Yhat - Y|^2 for Yhat, Y (n, w); when dYhat is non-NULL adds scale 2 (Yhat - Y). */
+double dy_sqerr_loss(int n, int w, const dy_real *Yhat, const dy_real *Y, double scale, dy_real *dYhat);
+
+/* Workspace of dy_sw_loss in bytes for B pairs. */
+size_t dy_sw_work_bytes(int B);
+/* Sliced Wasserstein of one bin: 1/(L B) sum_l sum_n (a_(n) - b_(n))^2 with a = theta_l . dz,
+ * b = theta_l . dzp, each sorted. theta (L, d), dz and dzp (B, d). When gdz is non-NULL adds
+ * scale d/d(dz) into gdz (B, d) (dzp is a constant). work: dy_sw_work_bytes(B) bytes, 64-aligned. */
+double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, const dy_real *dzp, double scale,
+                  dy_real *gdz, void *work);
+
+/* Prior moves from f, g, J = dg_i/dz_i (all (B, d), at z0) and eps (B, d):
+ * constant diffusion (learned == 0): dzp = f + sqrt(2) eps;
+ * learned: dzp = M f + M J + sqrt(2 M) eps with M = exp(g). */
+void dy_prior_sample(int B, int d, int learned, const dy_real *f, const dy_real *g, const dy_real *J, const dy_real *eps,
+                     dy_real *dzp);
+/* Negative log-likelihood of the moves: sum over n and i of 1/2 [g + (dz - M f - M J)^2 / (2 M)]
+ * (the caller divides by B). When df is non-NULL adds scale times the gradients with respect to
+ * f, g and J into df, dg, dJ (all (B, d)). */
+double dy_prior_nll(int B, int d, const dy_real *dz, const dy_real *f, const dy_real *g, const dy_real *J, double scale,
+                    dy_real *df, dy_real *dg, dy_real *dJ);
