@@ -1,0 +1,307 @@
+/* Regular-space clustering: serial scan, exact distributed merge, Voronoi assignment. */
+#include "dy_cluster.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Distances are computed against blocks of this many centres, so that a point near an early
+ * centre stops early and the work buffer stays on the stack. */
+#define DY_CLUSTER_BLOCK 64
+#define DY_CLUSTER_MIN_PROPOSALS 16
+
+/* A set of centres stored by coordinate so that distance loops vectorise over centres. */
+typedef struct {
+  int d;     /* latent dimension */
+  int cap;   /* capacity in centres */
+  int n;     /* centres held */
+  double *x; /* (d, cap): coordinate i of centre k is x[i * cap + k] */
+} DyCentreSet;
+
+static PetscErrorCode dy_centre_set_create(int d, int cap, DyCentreSet *s)
+{
+  PetscFunctionBegin;
+  s->d = d;
+  s->cap = cap;
+  s->n = 0;
+  PetscCall(PetscMalloc1((size_t)d * (size_t)DY_MAX(cap, 1), &s->x));
+  PetscFunctionReturn(0);
+}
+
+static void dy_centre_set_push(DyCentreSet *s, const double *x)
+{
+  for (int i = 0; i < s->d; i++) s->x[(size_t)i * s->cap + s->n] = x[i];
+  s->n++;
+}
+
+/* d2[j] = |x - c_(k0 + j)|^2 for j < m. Kept out of line so that every caller runs the same
+ * machine code and so takes bitwise the same decisions for the same coordinates. */
+static __attribute__((noinline)) void dy_cluster_dist2(const DyCentreSet *s, const double *x, int k0, int m,
+                                                       double *restrict d2)
+{
+  for (int j = 0; j < m; j++) d2[j] = 0.0;
+  for (int i = 0; i < s->d; i++) {
+    const double xi = x[i];
+    const double *restrict ci = s->x + (size_t)i * s->cap + k0;
+    for (int j = 0; j < m; j++) {
+      const double t = xi - ci[j];
+      d2[j] += t * t;
+    }
+  }
+}
+
+/* 1 when x is within sqrt(dmin2) of one of the centres [k0, k1) of s. */
+static int dy_cluster_within(const DyCentreSet *s, const double *x, int k0, int k1, double dmin2)
+{
+  double d2[DY_CLUSTER_BLOCK];
+  for (int k = k0; k < k1; k += DY_CLUSTER_BLOCK) {
+    const int m = DY_MIN(DY_CLUSTER_BLOCK, k1 - k);
+    int hit = 0;
+    dy_cluster_dist2(s, x, k, m, d2);
+    for (int j = 0; j < m; j++) hit |= d2[j] <= dmin2;
+    if (hit) return 1;
+  }
+  return 0;
+}
+
+static void dy_cluster_load_point(int d, const dy_real *z, int64_t p, double *x)
+{
+  for (int i = 0; i < d; i++) x[i] = (double)z[p * d + i];
+}
+
+/* The serial algorithm over the points idx[0..m) (or 0..m-1 when idx is NULL), appending new
+ * centres to s. When a further centre is needed while s already holds `limit`, the scan stops
+ * there and returns that position in the list; otherwise it returns m. */
+static int64_t dy_cluster_scan(int d, const dy_real *z, const int64_t *idx, int64_t m, double dmin2, int limit,
+                               DyCentreSet *s, double *x)
+{
+  for (int64_t j = 0; j < m; j++) {
+    dy_cluster_load_point(d, z, idx ? idx[j] : j, x);
+    if (dy_cluster_within(s, x, 0, s->n, dmin2)) continue;
+    if (s->n >= limit) return j;
+    dy_centre_set_push(s, x);
+  }
+  return m;
+}
+
+static void dy_centre_set_copy_out(const DyCentreSet *s, double *centers)
+{
+  for (int k = 0; k < s->n; k++)
+    for (int i = 0; i < s->d; i++) centers[(size_t)k * s->d + i] = s->x[(size_t)i * s->cap + k];
+}
+
+/* Index of the first non-finite coordinate, or -1. */
+static int64_t dy_cluster_first_nonfinite(int d, int64_t n, const dy_real *z)
+{
+  for (int64_t p = 0; p < n * d; p++)
+    if (!isfinite(z[p])) return p / d;
+  return -1;
+}
+
+static PetscErrorCode dy_cluster_check_args(MPI_Comm comm, int d, int64_t n, double d_min, int max_centers)
+{
+  PetscFunctionBegin;
+  PetscCheck(d >= 1 && n >= 0, comm, PETSC_ERR_ARG_OUTOFRANGE, "clustering: bad sizes d = %d, n = %" PRId64, d, n);
+  PetscCheck(d_min > 0.0 && isfinite(d_min), comm, PETSC_ERR_ARG_OUTOFRANGE, "clustering: d_min = %g must be > 0",
+             d_min);
+  PetscCheck(max_centers >= 1, comm, PETSC_ERR_ARG_OUTOFRANGE, "clustering: max_centers = %d must be >= 1",
+             max_centers);
+  PetscFunctionReturn(0);
+}
+
+#define DY_CLUSTER_TOO_MANY                                                                                            \
+  "regular-space clustering needs more than cluster.max_centers = %d centres at cluster.d_min = %g; raise "         \
+  "cluster.d_min (fewer, larger bins) or cluster.max_centers"
+
+PetscErrorCode dy_cluster_serial(int d, int64_t n, const dy_real *z, double d_min, int max_centers, int *K,
+                                 double *centers)
+{
+  DyCentreSet s;
+  double *x;
+  int64_t stop, bad;
+
+  PetscFunctionBegin;
+  PetscCall(dy_cluster_check_args(PETSC_COMM_SELF, d, n, d_min, max_centers));
+  bad = dy_cluster_first_nonfinite(d, n, z);
+  PetscCheck(bad < 0, PETSC_COMM_SELF, DY_ERR_DIVERGED, "non-finite latent coordinate at point %" PRId64 " (clustering)",
+             bad);
+  PetscCall(dy_centre_set_create(d, max_centers, &s));
+  PetscCall(PetscMalloc1(d, &x));
+  stop = dy_cluster_scan(d, z, NULL, n, d_min * d_min, max_centers, &s, x);
+  dy_centre_set_copy_out(&s, centers);
+  *K = s.n;
+  PetscCall(PetscFree(x));
+  PetscCall(PetscFree(s.x));
+  if (stop < n) PetscCall(dy_input_error(PETSC_COMM_SELF, DY_CLUSTER_TOO_MANY, max_centers, d_min));
+  PetscFunctionReturn(0);
+}
+
+int dy_cluster_default_proposals(int max_centers, int size)
+{
+  const int spread = (int)((2 * (int64_t)max_centers + size - 1) / DY_MAX(size, 1));
+  return DY_MIN(max_centers, DY_MAX(DY_CLUSTER_MIN_PROPOSALS, spread));
+}
+
+/* Work arrays of the distributed clustering, freed together. */
+typedef struct {
+  DyCentreSet kept;    /* merged centres, the result */
+  DyCentreSet prop;    /* this rank's proposals of the current round */
+  int64_t *idx;        /* (n_local) local points not yet covered, in their original order */
+  double *x;           /* (d) one point in double */
+  double *send;        /* (cap, d) this rank's proposals, row-major */
+  double *recv;        /* (P * cap, d) everybody's proposals, in rank order */
+  int *nprop;          /* (P) proposals per rank this round */
+  int *counts, *displs; /* (P) allgatherv layout in doubles */
+} DyRegspaceWork;
+
+static PetscErrorCode dy_regspace_work_free(DyRegspaceWork *w)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscFree(w->kept.x));
+  PetscCall(PetscFree(w->prop.x));
+  PetscCall(PetscFree5(w->idx, w->x, w->send, w->recv, w->nprop));
+  PetscCall(PetscFree2(w->counts, w->displs));
+  PetscFunctionReturn(0);
+}
+
+/* Merges the gathered proposals (rank order, then proposal order) into w->kept; returns 1 when
+ * more than max_centers centres would be needed. Only centres kept in this round need checking:
+ * a proposal is an uncovered point, so it is already farther than d_min from the older ones. */
+static int dy_regspace_merge(DyRegspaceWork *w, int size, int max_centers, double dmin2)
+{
+  const int d = w->kept.d, k_old = w->kept.n;
+  int64_t q = 0;
+  for (int r = 0; r < size; r++) {
+    for (int j = 0; j < w->nprop[r]; j++, q++) {
+      const double *x = w->recv + q * d;
+      if (dy_cluster_within(&w->kept, x, k_old, w->kept.n, dmin2)) continue;
+      if (w->kept.n >= max_centers) return 1;
+      dy_centre_set_push(&w->kept, x);
+    }
+  }
+  return 0;
+}
+
+/* Drops from the uncovered list the points within d_min of the centres kept since k_old. */
+static int64_t dy_regspace_cover(DyRegspaceWork *w, const dy_real *z, int64_t m, int k_old, double dmin2)
+{
+  int64_t keep = 0;
+  for (int64_t j = 0; j < m; j++) {
+    dy_cluster_load_point(w->kept.d, z, w->idx[j], w->x);
+    if (!dy_cluster_within(&w->kept, w->x, k_old, w->kept.n, dmin2)) w->idx[keep++] = w->idx[j];
+  }
+  return keep;
+}
+
+PetscErrorCode dy_cluster_regspace_rounds(MPI_Comm comm, int d, int64_t n_local, const dy_real *z, double d_min,
+                                          int max_centers, int max_proposals, int *K, double *centers, int *rounds)
+{
+  DyRegspaceWork w;
+  int size, nround = 0, overflow = 0;
+  int64_t m = n_local, bad;
+  const double dmin2 = d_min * d_min;
+  char msg[256];
+
+  PetscFunctionBegin;
+  PetscCall(dy_cluster_check_args(comm, d, n_local, d_min, max_centers));
+  bad = dy_cluster_first_nonfinite(d, n_local, z);
+  snprintf(msg, sizeof msg, "non-finite latent coordinate at local point %" PRId64 " (clustering)", bad);
+  PetscCall(dy_agree_error(comm, bad >= 0, DY_ERR_DIVERGED, msg));
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  const int cap = max_proposals > 0 ? DY_MIN(max_proposals, max_centers)
+                                    : dy_cluster_default_proposals(max_centers, size);
+
+  memset(&w, 0, sizeof w);
+  PetscCall(dy_centre_set_create(d, max_centers, &w.kept));
+  PetscCall(dy_centre_set_create(d, cap, &w.prop));
+  PetscCall(PetscMalloc5(DY_MAX(n_local, 1), &w.idx, d, &w.x, (size_t)cap * d, &w.send, (size_t)size * cap * d,
+                         &w.recv, size, &w.nprop));
+  PetscCall(PetscMalloc2(size, &w.counts, size, &w.displs));
+  for (int64_t j = 0; j < m; j++) w.idx[j] = j;
+
+  for (;;) {
+    int total = 0;
+    w.prop.n = 0;
+    (void)dy_cluster_scan(d, z, w.idx, m, dmin2, cap, &w.prop, w.x);
+    PetscCallMPI(MPI_Allgather(&w.prop.n, 1, MPI_INT, w.nprop, 1, MPI_INT, comm));
+    for (int r = 0; r < size; r++) {
+      w.counts[r] = w.nprop[r] * d;
+      w.displs[r] = total * d;
+      total += w.nprop[r];
+    }
+    if (total == 0) break; /* a rank with an uncovered point always proposes it */
+    nround++;
+    dy_centre_set_copy_out(&w.prop, w.send);
+    PetscCallMPI(MPI_Allgatherv(w.send, w.prop.n * d, MPI_DOUBLE, w.recv, w.counts, w.displs, MPI_DOUBLE, comm));
+    const int k_old = w.kept.n;
+    overflow = dy_regspace_merge(&w, size, max_centers, dmin2);
+    if (overflow) break; /* every rank sees the same proposals, so all break together */
+    m = dy_regspace_cover(&w, z, m, k_old, dmin2);
+  }
+  dy_centre_set_copy_out(&w.kept, centers);
+  *K = w.kept.n;
+  if (rounds) *rounds = nround;
+  PetscCall(dy_regspace_work_free(&w));
+  if (overflow) PetscCall(dy_input_error(comm, DY_CLUSTER_TOO_MANY, max_centers, d_min));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode dy_cluster_regspace(MPI_Comm comm, int d, int64_t n_local, const dy_real *z, double d_min,
+                                   int max_centers, int *K, double *centers)
+{
+  PetscFunctionBegin;
+  PetscCall(dy_cluster_regspace_rounds(comm, d, n_local, z, d_min, max_centers, 0, K, centers, NULL));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode dy_cluster_assign(int d, int64_t n, const dy_real *z, int K, const double *centers, int *bin)
+{
+  DyCentreSet s;
+  double *x, d2[DY_CLUSTER_BLOCK];
+
+  PetscFunctionBegin;
+  PetscCheck(d >= 1 && n >= 0 && (K >= 1 || n == 0), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+             "cluster assignment: bad sizes d = %d, n = %" PRId64 ", K = %d", d, n, K);
+  PetscCall(dy_centre_set_create(d, K, &s));
+  PetscCall(PetscMalloc1(d, &x));
+  for (int k = 0; k < K; k++) dy_centre_set_push(&s, centers + (size_t)k * d);
+  for (int64_t p = 0; p < n; p++) {
+    double best = INFINITY;
+    int arg = 0;
+    dy_cluster_load_point(d, z, p, x);
+    for (int k = 0; k < K; k += DY_CLUSTER_BLOCK) {
+      const int m = DY_MIN(DY_CLUSTER_BLOCK, K - k);
+      dy_cluster_dist2(&s, x, k, m, d2);
+      for (int j = 0; j < m; j++)
+        if (d2[j] < best) { /* strict: ties keep the lowest index */
+          best = d2[j];
+          arg = k + j;
+        }
+    }
+    bin[p] = arg;
+  }
+  PetscCall(PetscFree(x));
+  PetscCall(PetscFree(s.x));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode dy_cluster_counts(MPI_Comm comm, int64_t n_local, const int *bin, int K, int64_t *counts)
+{
+  int64_t bad = -1;
+  char msg[128] = "";
+
+  PetscFunctionBegin;
+  for (int k = 0; k < K; k++) counts[k] = 0;
+  for (int64_t p = 0; p < n_local; p++) {
+    if (bin[p] < 0 || bin[p] >= K) {
+      bad = p;
+      break;
+    }
+    counts[bin[p]]++;
+  }
+  if (bad >= 0) snprintf(msg, sizeof msg, "bin %d of local point %" PRId64 " is outside [0, %d)", bin[bad], bad, K);
+  PetscCall(dy_agree_error(comm, bad >= 0, PETSC_ERR_ARG_OUTOFRANGE, msg));
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, counts, K, MPI_INT64_T, MPI_SUM, comm));
+  PetscFunctionReturn(0);
+}
