@@ -164,7 +164,7 @@ def write(path, observed, truth, attrs):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         fail(f"cannot write {path}: folder {folder} does not exist")
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"  # unique: array jobs may generate the same file at once
     try:
         with h5py.File(tmp, "w") as f:
             # Contiguous (unchunked) layout suits dynae-mpi's collective hyperslab reads.
