@@ -10,10 +10,12 @@
 
 #define DY_PATH_MAX 4096
 
-/* One trajectory (or target) entry FILE:DATASET, with FILE resolved against the input's folder. */
+/* One trajectory (or target) entry FILE:DATASET, split at the last ':' (so FILE may hold colons),
+ * with FILE resolved against the input's folder. DATASET is a path from the file's root group; a
+ * missing leading '/' is added ("traj.h5:positions" means "/positions"). */
 typedef struct {
   char *file;     /* path of the HDF5 file, resolved */
-  char *dataset;  /* dataset path inside the file, e.g. "/positions" */
+  char *dataset;  /* dataset path inside the file, always starting with '/', e.g. "/positions" */
   char *text;     /* the entry as written in the input file (for messages) */
 } DyDataRef;
 
@@ -48,6 +50,7 @@ typedef struct {
   int64_t seed;            /* >= 0 */
   /* [output] */
   char *dir;               /* output folder, resolved against the input's folder */
+  char *dir_given;         /* output.dir as written (for the effective configuration) */
   int checkpoint_every;    /* epochs, >= 0 (0: never) */
   int checkpoint_steps;    /* also every N steps, 0: off */
   int save_reconstruction; /* bool */
@@ -58,8 +61,13 @@ typedef struct {
 } DyConfig;
 
 /* Collective on comm: rank 0 reads the file and broadcasts its text; every rank parses it, so
- * every rank fails alike. sets[i] are "section.key=value" strings from --set, value in TOML
- * syntax (a bare word that is not valid TOML is taken as a string). */
+ * every rank fails alike. sets[i] are "section.key=value" strings from --set, applied in order
+ * after the file (a later one wins); the value is in TOML syntax, but a value that is not valid
+ * TOML, and any value not starting with a quote for a key that takes a string (output.dir,
+ * model.type, model.diffusion), is taken as the string written: --set output.dir=2024 is the
+ * folder "2024". Relative paths, also those given with --set, are resolved against the input
+ * file's folder. On error (DY_ERR_INPUT, message "FILE:LINE: section.key ..." or
+ * "--set ARG: ...") cfg is left empty; on success free it with dy_config_free. */
 PetscErrorCode dy_config_load(MPI_Comm comm, const char *path, int nset, char *const *sets, DyConfig *cfg);
 /* Writes the effective configuration (cfg->effective) to fp on rank 0 of comm. */
 PetscErrorCode dy_config_print(MPI_Comm comm, const DyConfig *cfg, FILE *fp);
