@@ -10,6 +10,8 @@
  * centre stops early and the work buffer stays on the stack. */
 #define DY_CLUSTER_BLOCK 64
 #define DY_CLUSTER_MIN_PROPOSALS 16
+/* Points per block of the assignment, which vectorises over points. */
+#define DY_ASSIGN_BLOCK 256
 
 /* A set of centres stored by coordinate so that distance loops vectorise over centres. */
 typedef struct {
@@ -51,8 +53,8 @@ static __attribute__((noinline)) void dy_cluster_dist2(const DyCentreSet *s, con
   }
 }
 
-/* 1 when x is within sqrt(dmin2) of one of the centres [k0, k1) of s. */
-static int dy_cluster_within(const DyCentreSet *s, const double *x, int k0, int k1, double dmin2)
+/* The first of the centres [k0, k1) of s within sqrt(dmin2) of x, or -1. */
+static int dy_cluster_first_within(const DyCentreSet *s, const double *x, int k0, int k1, double dmin2)
 {
   double d2[DY_CLUSTER_BLOCK];
   for (int k = k0; k < k1; k += DY_CLUSTER_BLOCK) {
@@ -60,9 +62,11 @@ static int dy_cluster_within(const DyCentreSet *s, const double *x, int k0, int 
     int hit = 0;
     dy_cluster_dist2(s, x, k, m, d2);
     for (int j = 0; j < m; j++) hit |= d2[j] <= dmin2;
-    if (hit) return 1;
+    if (hit)
+      for (int j = 0; j < m; j++)
+        if (d2[j] <= dmin2) return k + j;
   }
-  return 0;
+  return -1;
 }
 
 static void dy_cluster_load_point(int d, const dy_real *z, int64_t p, double *x)
@@ -72,15 +76,21 @@ static void dy_cluster_load_point(int d, const dy_real *z, int64_t p, double *x)
 
 /* The serial algorithm over the points idx[0..m) (or 0..m-1 when idx is NULL), appending new
  * centres to s. When a further centre is needed while s already holds `limit`, the scan stops
- * there and returns that position in the list; otherwise it returns m. */
+ * there and returns that position in the list; otherwise it returns m. When `via` is not NULL,
+ * via[j] is set to the centre of s that covers scanned point j (the first within d_min, or the
+ * one it became). */
 static int64_t dy_cluster_scan(int d, const dy_real *z, const int64_t *idx, int64_t m, double dmin2, int limit,
-                               DyCentreSet *s, double *x)
+                               DyCentreSet *s, double *x, int *via)
 {
   for (int64_t j = 0; j < m; j++) {
     dy_cluster_load_point(d, z, idx ? idx[j] : j, x);
-    if (dy_cluster_within(s, x, 0, s->n, dmin2)) continue;
-    if (s->n >= limit) return j;
-    dy_centre_set_push(s, x);
+    int k = dy_cluster_first_within(s, x, 0, s->n, dmin2);
+    if (k < 0) {
+      if (s->n >= limit) return j;
+      k = s->n;
+      dy_centre_set_push(s, x);
+    }
+    if (via) via[j] = k;
   }
   return m;
 }
@@ -128,7 +138,7 @@ PetscErrorCode dy_cluster_serial(int d, int64_t n, const dy_real *z, double d_mi
              bad);
   PetscCall(dy_centre_set_create(d, max_centers, &s));
   PetscCall(PetscMalloc1(d, &x));
-  stop = dy_cluster_scan(d, z, NULL, n, d_min * d_min, max_centers, &s, x);
+  stop = dy_cluster_scan(d, z, NULL, n, d_min * d_min, max_centers, &s, x, NULL);
   dy_centre_set_copy_out(&s, centers);
   *K = s.n;
   PetscCall(PetscFree(x));
@@ -148,6 +158,8 @@ typedef struct {
   DyCentreSet kept;    /* merged centres, the result */
   DyCentreSet prop;    /* this rank's proposals of the current round */
   int64_t *idx;        /* (n_local) local points not yet covered, in their original order */
+  int *via;            /* (n_local) via[j]: this round's proposal covering idx[j] locally, -1: not scanned */
+  int *accepted;       /* (cap) 1 when this rank's proposal q was kept in the merge */
   double *x;           /* (d) one point in double */
   double *send;        /* (cap, d) this rank's proposals, row-major */
   double *recv;        /* (P * cap, d) everybody's proposals, in rank order */
@@ -161,21 +173,24 @@ static PetscErrorCode dy_regspace_work_free(DyRegspaceWork *w)
   PetscCall(PetscFree(w->kept.x));
   PetscCall(PetscFree(w->prop.x));
   PetscCall(PetscFree5(w->idx, w->x, w->send, w->recv, w->nprop));
-  PetscCall(PetscFree2(w->counts, w->displs));
+  PetscCall(PetscFree4(w->counts, w->displs, w->via, w->accepted));
   PetscFunctionReturn(0);
 }
 
-/* Merges the gathered proposals (rank order, then proposal order) into w->kept; returns 1 when
- * more than max_centers centres would be needed. Only centres kept in this round need checking:
- * a proposal is an uncovered point, so it is already farther than d_min from the older ones. */
-static int dy_regspace_merge(DyRegspaceWork *w, int size, int max_centers, double dmin2)
+/* Merges the gathered proposals (rank order, then proposal order) into w->kept and marks which
+ * of this rank's were kept; returns 1 when more than max_centers centres would be needed. Only
+ * centres kept in this round need checking: a proposal is an uncovered point, so it is already
+ * farther than d_min from the older ones. */
+static int dy_regspace_merge(DyRegspaceWork *w, int rank, int size, int max_centers, double dmin2)
 {
   const int d = w->kept.d, k_old = w->kept.n;
   int64_t q = 0;
   for (int r = 0; r < size; r++) {
     for (int j = 0; j < w->nprop[r]; j++, q++) {
       const double *x = w->recv + q * d;
-      if (dy_cluster_within(&w->kept, x, k_old, w->kept.n, dmin2)) continue;
+      const int keep = dy_cluster_first_within(&w->kept, x, k_old, w->kept.n, dmin2) < 0;
+      if (r == rank) w->accepted[j] = keep;
+      if (!keep) continue;
       if (w->kept.n >= max_centers) return 1;
       dy_centre_set_push(&w->kept, x);
     }
@@ -183,13 +198,16 @@ static int dy_regspace_merge(DyRegspaceWork *w, int size, int max_centers, doubl
   return 0;
 }
 
-/* Drops from the uncovered list the points within d_min of the centres kept since k_old. */
+/* Drops from the uncovered list the points within d_min of the centres kept since k_old. A point
+ * whose own covering proposal was kept needs no distance: the scan measured it with the same
+ * kernel, so the answer would be the same. */
 static int64_t dy_regspace_cover(DyRegspaceWork *w, const dy_real *z, int64_t m, int k_old, double dmin2)
 {
   int64_t keep = 0;
   for (int64_t j = 0; j < m; j++) {
+    if (w->via[j] >= 0 && w->accepted[w->via[j]]) continue;
     dy_cluster_load_point(w->kept.d, z, w->idx[j], w->x);
-    if (!dy_cluster_within(&w->kept, w->x, k_old, w->kept.n, dmin2)) w->idx[keep++] = w->idx[j];
+    if (dy_cluster_first_within(&w->kept, w->x, k_old, w->kept.n, dmin2) < 0) w->idx[keep++] = w->idx[j];
   }
   return keep;
 }
@@ -198,7 +216,7 @@ PetscErrorCode dy_cluster_regspace_rounds(MPI_Comm comm, int d, int64_t n_local,
                                           int max_centers, int max_proposals, int *K, double *centers, int *rounds)
 {
   DyRegspaceWork w;
-  int size, nround = 0, overflow = 0;
+  int rank, size, nround = 0, overflow = 0;
   int64_t m = n_local, bad;
   const double dmin2 = d_min * d_min;
   char msg[256];
@@ -208,6 +226,7 @@ PetscErrorCode dy_cluster_regspace_rounds(MPI_Comm comm, int d, int64_t n_local,
   bad = dy_cluster_first_nonfinite(d, n_local, z);
   snprintf(msg, sizeof msg, "non-finite latent coordinate at local point %" PRId64 " (clustering)", bad);
   PetscCall(dy_agree_error(comm, bad >= 0, DY_ERR_DIVERGED, msg));
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
   PetscCallMPI(MPI_Comm_size(comm, &size));
   const int cap = max_proposals > 0 ? DY_MIN(max_proposals, max_centers)
                                     : dy_cluster_default_proposals(max_centers, size);
@@ -217,13 +236,14 @@ PetscErrorCode dy_cluster_regspace_rounds(MPI_Comm comm, int d, int64_t n_local,
   PetscCall(dy_centre_set_create(d, cap, &w.prop));
   PetscCall(PetscMalloc5(DY_MAX(n_local, 1), &w.idx, d, &w.x, (size_t)cap * d, &w.send, (size_t)size * cap * d,
                          &w.recv, size, &w.nprop));
-  PetscCall(PetscMalloc2(size, &w.counts, size, &w.displs));
+  PetscCall(PetscMalloc4(size, &w.counts, size, &w.displs, DY_MAX(n_local, 1), &w.via, cap, &w.accepted));
   for (int64_t j = 0; j < m; j++) w.idx[j] = j;
 
   for (;;) {
     int total = 0;
     w.prop.n = 0;
-    (void)dy_cluster_scan(d, z, w.idx, m, dmin2, cap, &w.prop, w.x);
+    const int64_t stop = dy_cluster_scan(d, z, w.idx, m, dmin2, cap, &w.prop, w.x, w.via);
+    for (int64_t j = stop; j < m; j++) w.via[j] = -1;
     PetscCallMPI(MPI_Allgather(&w.prop.n, 1, MPI_INT, w.nprop, 1, MPI_INT, comm));
     for (int r = 0; r < size; r++) {
       w.counts[r] = w.nprop[r] * d;
@@ -235,7 +255,7 @@ PetscErrorCode dy_cluster_regspace_rounds(MPI_Comm comm, int d, int64_t n_local,
     dy_centre_set_copy_out(&w.prop, w.send);
     PetscCallMPI(MPI_Allgatherv(w.send, w.prop.n * d, MPI_DOUBLE, w.recv, w.counts, w.displs, MPI_DOUBLE, comm));
     const int k_old = w.kept.n;
-    overflow = dy_regspace_merge(&w, size, max_centers, dmin2);
+    overflow = dy_regspace_merge(&w, rank, size, max_centers, dmin2);
     if (overflow) break; /* every rank sees the same proposals, so all break together */
     m = dy_regspace_cover(&w, z, m, k_old, dmin2);
   }
@@ -255,33 +275,52 @@ PetscErrorCode dy_cluster_regspace(MPI_Comm comm, int d, int64_t n_local, const 
   PetscFunctionReturn(0);
 }
 
+/* Nearest centre of each point of a block (coordinates xb, (d, DY_ASSIGN_BLOCK), m used):
+ * vectorised over the points; strict comparison in centre order keeps the lowest index on ties. */
+static void dy_cluster_assign_block(const DyCentreSet *s, const double *xb, int m, double *restrict best,
+                                    int *restrict arg)
+{
+  double acc[DY_ASSIGN_BLOCK];
+  for (int j = 0; j < m; j++) {
+    best[j] = INFINITY;
+    arg[j] = 0;
+  }
+  for (int k = 0; k < s->n; k++) {
+    for (int j = 0; j < m; j++) acc[j] = 0.0;
+    for (int i = 0; i < s->d; i++) {
+      const double ci = s->x[(size_t)i * s->cap + k];
+      const double *restrict xi = xb + (size_t)i * DY_ASSIGN_BLOCK;
+      for (int j = 0; j < m; j++) {
+        const double t = xi[j] - ci;
+        acc[j] += t * t;
+      }
+    }
+    for (int j = 0; j < m; j++) {
+      const int closer = acc[j] < best[j];
+      best[j] = closer ? acc[j] : best[j];
+      arg[j] = closer ? k : arg[j];
+    }
+  }
+}
+
 PetscErrorCode dy_cluster_assign(int d, int64_t n, const dy_real *z, int K, const double *centers, int *bin)
 {
   DyCentreSet s;
-  double *x, d2[DY_CLUSTER_BLOCK];
+  double *xb, best[DY_ASSIGN_BLOCK];
 
   PetscFunctionBegin;
   PetscCheck(d >= 1 && n >= 0 && (K >= 1 || n == 0), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
              "cluster assignment: bad sizes d = %d, n = %" PRId64 ", K = %d", d, n, K);
   PetscCall(dy_centre_set_create(d, K, &s));
-  PetscCall(PetscMalloc1(d, &x));
+  PetscCall(PetscMalloc1((size_t)d * DY_ASSIGN_BLOCK, &xb));
   for (int k = 0; k < K; k++) dy_centre_set_push(&s, centers + (size_t)k * d);
-  for (int64_t p = 0; p < n; p++) {
-    double best = INFINITY;
-    int arg = 0;
-    dy_cluster_load_point(d, z, p, x);
-    for (int k = 0; k < K; k += DY_CLUSTER_BLOCK) {
-      const int m = DY_MIN(DY_CLUSTER_BLOCK, K - k);
-      dy_cluster_dist2(&s, x, k, m, d2);
-      for (int j = 0; j < m; j++)
-        if (d2[j] < best) { /* strict: ties keep the lowest index */
-          best = d2[j];
-          arg = k + j;
-        }
-    }
-    bin[p] = arg;
+  for (int64_t p0 = 0; p0 < n; p0 += DY_ASSIGN_BLOCK) {
+    const int m = (int)DY_MIN((int64_t)DY_ASSIGN_BLOCK, n - p0);
+    for (int j = 0; j < m; j++)
+      for (int i = 0; i < d; i++) xb[(size_t)i * DY_ASSIGN_BLOCK + j] = (double)z[(p0 + j) * d + i];
+    dy_cluster_assign_block(&s, xb, m, best, bin + p0);
   }
-  PetscCall(PetscFree(x));
+  PetscCall(PetscFree(xb));
   PetscCall(PetscFree(s.x));
   PetscFunctionReturn(0);
 }
