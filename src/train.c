@@ -1,0 +1,382 @@
+/* The training loop (SPEC sections 3-5).
+ *
+ * Every rank holds a random share of the training pairs. A step is the same on every rank: the
+ * same bin (shared stream), the same projections theta (shared stream), then each rank draws B
+ * pairs of that bin from its own members and fresh noise eps (rank stream), computes the losses
+ * and gradients locally, and one MPI_Allreduce sums the gradient buffer with the contributor count
+ * and the three losses appended. Every rank then divides by the count and applies the identical
+ * Adam updates (representation, then prior), so the weights never drift apart.
+ *
+ * Test losses are evaluated on the local test pairs in chunks of B in global-id order (so a chunk
+ * is a stretch of trajectory rather than a latent bin), with theta and eps drawn from a stream
+ * re-seeded every epoch: differences between epochs are then due to the model alone. */
+#include "dy_train.h"
+#include "dy_cluster.h"
+#include "dy_model.h"
+#include "dy_output.h"
+#include "dy_resample.h"
+#include "dy_rng.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Values appended to the gradient buffer in the allreduce. */
+enum { DY_RED_COUNT = 0, DY_RED_REC, DY_RED_SW, DY_RED_PRIOR, DY_RED_EXTRA };
+
+/* Stream of the test-loss draws (re-seeded every epoch, plus the rank); beyond dy_rng.h's purposes. */
+#define DY_STREAM_TEST_EVAL ((uint64_t)1 << 32)
+
+/* Phases of -log_view. */
+typedef enum {
+  DY_EV_ENCODE = 0,
+  DY_EV_CLUSTER,
+  DY_EV_RESAMPLE,
+  DY_EV_LOSSGRAD,
+  DY_EV_ALLREDUCE,
+  DY_EV_OPTIMIZER,
+  DY_EV_TEST,
+  DY_EV_IO,
+  DY_NEV
+} DyEvent;
+static PetscLogEvent dy_events[DY_NEV];
+
+static PetscErrorCode dy_train_register_events(void)
+{
+  static const char *const names[DY_NEV] = {"DyEncode",    "DyCluster",   "DyResample", "DyLossGrad",
+                                            "DyAllreduce", "DyOptimizer", "DyTestLoss", "DyIO"};
+  static int done = 0;
+  PetscClassId cid;
+
+  PetscFunctionBegin;
+  if (done) PetscFunctionReturn(0);
+  PetscCall(PetscClassIdRegister("dynae-mpi", &cid));
+  for (int i = 0; i < DY_NEV; i++) PetscCall(PetscLogEventRegister(names[i], cid, &dy_events[i]));
+  done = 1;
+  PetscFunctionReturn(0);
+}
+
+typedef struct {
+  MPI_Comm comm;
+  int rank, size;
+  const DyConfig *cfg;
+  DyData *data;
+  int B, L, d, D, Dy;          /* batch per rank, projections, latent, input and target features */
+  DyModel model;
+  DyWork *work;                /* workspace for B pairs and L projections */
+  DyAdam rep, prior;           /* encoder+decoder and force+log-diffusion optimisers */
+  DyRng shared;                /* same sequence on every rank: projections */
+  DyRng own;                   /* this rank's: noise eps */
+  DySampler sampler;           /* the epoch's plan of bins and this rank's draws */
+  dy_real *bx0, *bx1;          /* (B, D) the step's frames */
+  dy_real *by0, *by1;          /* (B, Dy) their targets (unused without targets) */
+  dy_real *theta;              /* (L, d) */
+  dy_real *eps;                /* (B, d) */
+  dy_real *red;                /* (nparam + DY_RED_EXTRA) gradients, count, losses */
+  int64_t *idx;                /* (B) local training pairs of the step */
+  dy_real *z0;                 /* (ntrain local, d) latent of the training pairs' first frames */
+  int *bin;                    /* (ntrain local) bin of each training pair */
+  int K;                       /* centres of the last clustering (0: none yet) */
+  int kept;                    /* bins of the last clustering that are sampled */
+  double *centers;             /* (max_centers, d) the last clustering's centres */
+  int64_t *counts;             /* (max_centers) global training pairs per bin */
+  double *quota;               /* (max_centers) well-tempered pairs per bin */
+  DyHistory hist;              /* one row per finished epoch */
+} DyTrainer;
+
+/* Copies the rows idx (nb) of the pairs into the batch buffers; returns the target pointers. */
+static void dy_train_gather(DyTrainer *t, const DyPairs *p, int nb, const int64_t *idx, const dy_real **y0,
+                            const dy_real **y1)
+{
+  const int D = t->D, Dy = t->Dy;
+  const int targets = p->y0 != p->x0;
+  for (int j = 0; j < nb; j++) {
+    memcpy(t->bx0 + (size_t)j * D, p->x0 + (size_t)idx[j] * D, sizeof(dy_real) * D);
+    memcpy(t->bx1 + (size_t)j * D, p->x1 + (size_t)idx[j] * D, sizeof(dy_real) * D);
+    if (!targets) continue;
+    memcpy(t->by0 + (size_t)j * Dy, p->y0 + (size_t)idx[j] * Dy, sizeof(dy_real) * Dy);
+    memcpy(t->by1 + (size_t)j * Dy, p->y1 + (size_t)idx[j] * Dy, sizeof(dy_real) * Dy);
+  }
+  *y0 = targets ? t->by0 : t->bx0;
+  *y1 = targets ? t->by1 : t->bx1;
+}
+
+static void dy_train_draw_theta(DyRng *rng, int L, int d, dy_real *theta)
+{
+  double v[64];
+  for (int l = 0; l < L; l++) {
+    dy_rng_unit_vector(rng, d, v);
+    for (int i = 0; i < d; i++) theta[(size_t)l * d + i] = (dy_real)v[i];
+  }
+}
+
+static void dy_train_draw_normals(DyRng *rng, size_t n, dy_real *eps)
+{
+  for (size_t i = 0; i < n; i++) eps[i] = (dy_real)dy_rng_normal(rng);
+}
+
+/* One optimiser step on every rank: nb (0 or B) local pairs idx of the training set. Adds the
+ * globally averaged losses into sum. */
+static PetscErrorCode dy_train_step(DyTrainer *t, int nb, const int64_t *idx, const DyLossOptions *lopt, int epoch,
+                                    int64_t step, DyLosses *sum)
+{
+  const size_t np = t->model.nparam;
+  dy_real *red = t->red;
+  int finite = 1;
+
+  PetscFunctionBegin;
+  /* Every rank draws theta so that the shared stream stays in step. */
+  dy_train_draw_theta(&t->shared, t->L, t->d, t->theta);
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
+  if (nb > 0) {
+    const dy_real *y0, *y1;
+    DyLosses l;
+    dy_train_gather(t, &t->data->train, nb, idx, &y0, &y1);
+    dy_train_draw_normals(&t->own, (size_t)nb * t->d, t->eps);
+    dy_model_loss_grad(&t->model, t->work, nb, t->L, t->bx0, t->bx1, y0, y1, t->theta, t->eps, lopt, &l);
+    memcpy(red, t->model.grads, sizeof(dy_real) * np);
+    red[np + DY_RED_COUNT] = 1;
+    red[np + DY_RED_REC] = (dy_real)l.rec;
+    red[np + DY_RED_SW] = (dy_real)l.sw;
+    red[np + DY_RED_PRIOR] = (dy_real)l.prior;
+  } else {
+    memset(red, 0, sizeof(dy_real) * (np + DY_RED_EXTRA));
+  }
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
+
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, red, (int)(np + DY_RED_EXTRA), DY_MPI_REAL, MPI_SUM, t->comm));
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
+
+  /* Every rank holds the same sums now, so every rank takes the same decisions below. */
+  const dy_real count = red[np + DY_RED_COUNT];
+  PetscCheck(count >= 1, t->comm, PETSC_ERR_PLIB, "epoch %d, step %" PRId64 ": no rank contributed to the step", epoch,
+             step);
+  const dy_real inv = (dy_real)1 / count;
+  for (size_t i = 0; i < np + DY_RED_EXTRA; i++) {
+    red[i] *= inv;
+    finite &= isfinite(red[i]);
+  }
+  PetscCheck(finite, t->comm, DY_ERR_DIVERGED,
+             "epoch %d, step %" PRId64 ": the loss or its gradient is not finite (L_rec %g, L_sw %g, L_prior %g); "
+             "lower train.lr, train.prior_lr or loss.beta, or check the data's scale",
+             epoch, step, (double)red[np + DY_RED_REC], (double)red[np + DY_RED_SW], (double)red[np + DY_RED_PRIOR]);
+  sum->rec += red[np + DY_RED_REC];
+  sum->sw += red[np + DY_RED_SW];
+  sum->prior += red[np + DY_RED_PRIOR];
+
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_OPTIMIZER], 0, 0, 0, 0));
+  dy_adam_update(&t->rep, t->model.params, red);
+  dy_adam_update(&t->prior, t->model.params, red);
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_OPTIMIZER], 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/* Collective: this rank's mean losses over its test pairs, then the global pair-weighted mean. */
+static PetscErrorCode dy_train_test_losses(DyTrainer *t, const DyLossOptions *lopt, DyLosses *mean)
+{
+  const DyPairs *p = &t->data->test;
+  double sum[4] = {0, 0, 0, 0};
+  DyRng rng;
+
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_TEST], 0, 0, 0, 0));
+  dy_rng_seed(&rng, (uint64_t)t->cfg->seed, DY_STREAM_TEST_EVAL + (uint64_t)t->rank);
+  for (int64_t c = 0; c < p->n; c += t->B) {
+    const int nb = (int)DY_MIN((int64_t)t->B, p->n - c);
+    DyLosses l;
+    dy_train_draw_theta(&rng, t->L, t->d, t->theta);
+    dy_train_draw_normals(&rng, (size_t)nb * t->d, t->eps);
+    dy_model_losses(&t->model, t->work, nb, t->L, p->x0 + (size_t)c * t->D, p->x1 + (size_t)c * t->D,
+                    p->y0 + (size_t)c * t->Dy, p->y1 + (size_t)c * t->Dy, t->theta, t->eps, lopt, &l);
+    sum[0] += nb * l.rec;
+    sum[1] += nb * l.sw;
+    sum[2] += nb * l.prior;
+    sum[3] += nb;
+  }
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, sum, 4, MPI_DOUBLE, MPI_SUM, t->comm));
+  mean->rec = sum[3] > 0 ? sum[0] / sum[3] : NAN;
+  mean->sw = sum[3] > 0 ? sum[1] / sum[3] : NAN;
+  mean->prior = sum[3] > 0 ? sum[2] / sum[3] : NAN;
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_TEST], 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/* Collective: the bins of an epoch after the warm-up: encode, cluster, assign, count, quotas. */
+static PetscErrorCode dy_train_bins(DyTrainer *t)
+{
+  const DyConfig *cfg = t->cfg;
+  const int64_t n = t->data->train.n;
+
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_ENCODE], 0, 0, 0, 0));
+  if (n > 0) dy_model_encode(&t->model, t->work, n, t->data->train.x0, t->z0);
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_ENCODE], 0, 0, 0, 0));
+
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_CLUSTER], 0, 0, 0, 0));
+  PetscCall(dy_cluster_regspace(t->comm, t->d, n, t->z0, cfg->d_min, cfg->max_centers, &t->K, t->centers));
+  PetscCall(dy_cluster_assign(t->d, n, t->z0, t->K, t->centers, t->bin));
+  PetscCall(dy_cluster_counts(t->comm, n, t->bin, t->K, t->counts));
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_CLUSTER], 0, 0, 0, 0));
+
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_RESAMPLE], 0, 0, 0, 0));
+  PetscCall(dy_resample_quotas(t->comm, t->K, t->counts, cfg->gamma, t->B, cfg->d_min, t->quota, &t->kept));
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_RESAMPLE], 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/* Collective: one epoch (0 is the warm-up); appends its row to the history. */
+static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, DyLosses *train, DyLosses *test)
+{
+  const DyConfig *cfg = t->cfg;
+  const int64_t n = t->data->train.n;
+  DyLossOptions lopt = {.beta = cfg->beta, .diffusion = cfg->diffusion};
+  DyLosses sum = {0, 0, 0};
+  int K = 1;
+  double one = (double)t->data->ntrain_global;
+  const double *quota = &one;
+
+  PetscFunctionBegin;
+  if (epoch == 0) {
+    /* Warm-up: one bin holding every pair, gentle beta and learning rate. */
+    lopt.beta = cfg->beta * cfg->warmup_beta_scale;
+    t->rep.lr = cfg->warmup_lr;
+    for (int64_t i = 0; i < n; i++) t->bin[i] = 0;
+  } else {
+    if (epoch == 1) {
+      t->rep.lr = cfg->lr;
+      dy_adam_reset(&t->rep);
+    }
+    PetscCall(dy_train_bins(t));
+    K = t->K;
+    quota = t->quota;
+  }
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_RESAMPLE], 0, 0, 0, 0));
+  PetscCall(dy_sampler_plan(t->comm, K, quota, n, t->bin, t->B, (uint64_t)cfg->seed, epoch, &t->sampler));
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_RESAMPLE], 0, 0, 0, 0));
+
+  const int64_t nsteps = t->sampler.nsteps;
+  for (int64_t s = 0; s < nsteps; s++) {
+    int bin, nb;
+    PetscCall(dy_sampler_next(&t->sampler, &bin, &nb, t->idx));
+    PetscCall(dy_train_step(t, nb, t->idx, &lopt, epoch, s, &sum));
+  }
+  train->rec = sum.rec / nsteps;
+  train->sw = sum.sw / nsteps;
+  train->prior = sum.prior / nsteps;
+  PetscCall(dy_train_test_losses(t, &lopt, test));
+  PetscFunctionReturn(0);
+}
+
+/* Rank 0: one progress line. */
+static void dy_train_progress(const DyTrainer *t, int epoch, const double *row, double elapsed)
+{
+  const double sec = row[DY_HIST_SECONDS];
+  /* Each pair passes two frames through the encoder. */
+  const double frames = 2.0 * (double)t->sampler.nsteps * t->size * t->B / DY_MAX(sec, 1e-9);
+  const double eta = elapsed / (epoch + 1) * (t->cfg->epochs - epoch - 1);
+  printf("epoch %3d/%d  train rec %.4e sw %.4e prior %.4e  test rec %.4e sw %.4e prior %.4e  bins %3d (%3d kept)"
+         "  %.1f s  %.3g frames/s  ETA %.0f s\n",
+         epoch, t->cfg->epochs - 1, row[DY_HIST_REC_TRAIN], row[DY_HIST_SW_TRAIN], row[DY_HIST_PRIOR_TRAIN],
+         row[DY_HIST_REC_TEST], row[DY_HIST_SW_TEST], row[DY_HIST_PRIOR_TEST], t->K, t->kept, sec, frames, eta);
+  fflush(stdout);
+}
+
+static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyData *data, DyTrainer *t)
+{
+  DyModelShape shape;
+  DyRng init;
+  const int64_t n = data->train.n;
+
+  PetscFunctionBegin;
+  t->comm = comm;
+  t->cfg = cfg;
+  t->data = data;
+  PetscCallMPI(MPI_Comm_rank(comm, &t->rank));
+  PetscCallMPI(MPI_Comm_size(comm, &t->size));
+  t->B = cfg->batch_size;
+  t->L = cfg->projections;
+  t->d = cfg->latent_dim;
+  t->D = data->D;
+  t->Dy = data->Dy;
+  PetscCheck(t->d <= 64, comm, DY_ERR_INPUT, "%s: model.latent_dim = %d is larger than the supported 64", cfg->path,
+             t->d);
+  PetscCheck(data->ntrain_global > 0, comm, DY_ERR_INPUT,
+             "%s: there are no training pairs (lower data.test_fraction or data.lag, or give longer trajectories)",
+             cfg->path);
+
+  dy_config_model_shape(cfg, t->D, t->Dy, &shape);
+  PetscCall(dy_model_create(&shape, &t->model));
+  /* The same stream on every rank gives every rank the same initial weights. */
+  dy_rng_seed(&init, (uint64_t)cfg->seed, DY_STREAM_INIT);
+  dy_model_init(&t->model, &init);
+  dy_rng_seed(&t->shared, (uint64_t)cfg->seed, DY_STREAM_SHARED);
+  dy_rng_seed(&t->own, (uint64_t)cfg->seed, DY_STREAM_RANK + (uint64_t)t->rank);
+  PetscCall(dy_work_create(&t->model, t->B, t->L, &t->work));
+  PetscCall(dy_adam_create(0, t->model.nparam_rep, cfg->warmup_lr, &t->rep));
+  PetscCall(dy_adam_create(t->model.nparam_rep, t->model.nparam - t->model.nparam_rep, cfg->prior_lr, &t->prior));
+
+  PetscCall(PetscMalloc7((size_t)t->B * t->D, &t->bx0, (size_t)t->B * t->D, &t->bx1, (size_t)t->B * t->Dy, &t->by0,
+                         (size_t)t->B * t->Dy, &t->by1, (size_t)t->L * t->d, &t->theta, (size_t)t->B * t->d, &t->eps,
+                         t->model.nparam + DY_RED_EXTRA, &t->red));
+  PetscCall(PetscCalloc6((size_t)t->B, &t->idx, (size_t)DY_MAX(n, 1) * t->d, &t->z0, (size_t)DY_MAX(n, 1), &t->bin,
+                         (size_t)cfg->max_centers * t->d, &t->centers, (size_t)cfg->max_centers, &t->counts,
+                         (size_t)cfg->max_centers, &t->quota));
+  PetscCall(dy_history_create(cfg->epochs, &t->hist));
+  PetscFunctionReturn(0);
+}
+
+static void dy_trainer_destroy(DyTrainer *t)
+{
+  dy_history_destroy(&t->hist);
+  PetscFree6(t->idx, t->z0, t->bin, t->centers, t->counts, t->quota);
+  PetscFree7(t->bx0, t->bx1, t->by0, t->by1, t->theta, t->eps, t->red);
+  dy_sampler_free(&t->sampler);
+  dy_adam_destroy(&t->prior);
+  dy_adam_destroy(&t->rep);
+  dy_work_destroy(&t->work);
+  dy_model_destroy(&t->model);
+}
+
+PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, const DyRunOptions *opt)
+{
+  DyTrainer t;
+  PetscErrorCode ierr;
+  double start;
+
+  PetscFunctionBegin;
+  PetscCheck(!opt->restart, comm, DY_ERR_INPUT, "--restart: resuming from a checkpoint is not supported by this build");
+  PetscCall(dy_train_register_events());
+  memset(&t, 0, sizeof t);
+  ierr = dy_trainer_setup(comm, cfg, data, &t);
+  start = MPI_Wtime();
+  for (int epoch = 0; !ierr && epoch < cfg->epochs; epoch++) {
+    const double t0 = MPI_Wtime();
+    DyLosses train = {0, 0, 0}, test = {0, 0, 0};
+    double row[DY_NHIST];
+    ierr = dy_train_epoch(&t, epoch, &train, &test);
+    if (ierr) break;
+    row[DY_HIST_EPOCH] = epoch;
+    row[DY_HIST_REC_TRAIN] = train.rec;
+    row[DY_HIST_SW_TRAIN] = train.sw;
+    row[DY_HIST_PRIOR_TRAIN] = train.prior;
+    row[DY_HIST_REC_TEST] = test.rec;
+    row[DY_HIST_SW_TEST] = test.sw;
+    row[DY_HIST_PRIOR_TEST] = test.prior;
+    row[DY_HIST_BINS] = epoch == 0 ? 0 : t.K;
+    /* Each rank's own clock; rank 0's values are the ones written. */
+    row[DY_HIST_SECONDS] = MPI_Wtime() - t0;
+    ierr = dy_history_append(&t.hist, row);
+    if (!ierr && !opt->quiet && t.rank == 0) dy_train_progress(&t, epoch, row, MPI_Wtime() - start);
+  }
+  if (!ierr) {
+    const DyOutputClusters clusters = {.K = t.K, .d = t.d, .center = t.centers, .count = t.counts};
+    ierr = PetscLogEventBegin(dy_events[DY_EV_IO], 0, 0, 0, 0);
+    if (!ierr) ierr = dy_output_write_results(comm, cfg, data, &t.model, t.work, &clusters, &t.hist);
+    if (!ierr) ierr = PetscLogEventEnd(dy_events[DY_EV_IO], 0, 0, 0, 0);
+  }
+  dy_trainer_destroy(&t);
+  PetscCall(ierr);
+  PetscFunctionReturn(0);
+}
