@@ -4,11 +4,13 @@
  * (train.batch_size). The global batch of a step is P * B pairs of one bin, so an epoch has about
  * N / (P B) steps.
  *
- * Skip rule (a choice; SPEC: "bins with no more than B pairs are skipped"): a bin is skipped when
- * its GLOBAL count is <= P * B, the global batch. Each rank computes its losses on its own B pairs
- * of the bin, drawn from its ~n_k / P local members, so a kept bin gives every rank more than B
- * members on average and its batches need not repeat pairs. On one rank this is exactly the
- * SPEC's rule. Skipping depends on P, like the batch itself.
+ * Skip rule (SPEC 4.4 read literally): a bin is skipped when its GLOBAL count is <= B. So the kept
+ * bins, the quotas and the 20% check do not depend on the number of ranks, and an input that runs
+ * on one rank runs on any. (Skipping bins of <= P B pairs, the global batch, would guarantee every
+ * rank B distinct members on average, but would drop more and more of the rarely visited bins,
+ * the ones resampling exists for, as P grows, and fail at large P an input that works at small
+ * P.) A kept bin may then give some ranks fewer than B members, or none: see the draws below
+ * (SPEC 5).
  *
  * Quotas: N_k = N n_k^(1/gamma) / sum_j n_j^(1/gamma), j over the kept bins, N over all pairs;
  * gamma = 1 keeps the counts (when nothing is skipped), large gamma gives every kept bin N / K'.
@@ -35,8 +37,8 @@
 #include "dy_common.h"
 #include "dy_rng.h"
 
-/* Collective on comm (every rank passes the same global counts and gets the same result).
- * quota[k] = N_k for kept bins, 0 for skipped ones; *kept = number of kept bins (may be NULL).
+/* Every rank of comm calls it with the same global counts (from dy_cluster_counts) and gets the
+ * same result; no communication, comm is where an error is raised. quota[k] = N_k for kept bins, 0 for skipped ones; *kept = number of kept bins (may be NULL).
  * When the skipped bins hold more than 20% of all pairs (or there are no pairs) this is a
  * DY_ERR_INPUT error naming the numbers and telling the user to raise cluster.d_min (d_min is
  * passed for the message only). gamma >= 1, batch_size >= 1. */

@@ -12,20 +12,18 @@
 PetscErrorCode dy_resample_quotas(MPI_Comm comm, int K, const int64_t *counts, double gamma, int batch_size,
                                   double d_min, double *quota, int *kept)
 {
-  int size, nkept = 0;
-  int64_t N = 0, skipped = 0, threshold;
+  int nkept = 0;
+  int64_t N = 0, skipped = 0;
   double wsum = 0.0;
 
   PetscFunctionBegin;
   PetscCheck(K >= 0 && batch_size >= 1 && gamma >= 1.0 && isfinite(gamma), comm, PETSC_ERR_ARG_OUTOFRANGE,
              "resampling: bad arguments K = %d, batch_size = %d, gamma = %g", K, batch_size, gamma);
-  PetscCallMPI(MPI_Comm_size(comm, &size));
-  threshold = (int64_t)size * batch_size;
   for (int k = 0; k < K; k++) {
     PetscCheck(counts[k] >= 0, comm, PETSC_ERR_ARG_OUTOFRANGE, "resampling: count %" PRId64 " of bin %d is negative",
                counts[k], k);
     N += counts[k];
-    if (counts[k] <= threshold) {
+    if (counts[k] <= batch_size) {
       skipped += counts[k];
       quota[k] = 0.0;
     } else {
@@ -37,12 +35,11 @@ PetscErrorCode dy_resample_quotas(MPI_Comm comm, int K, const int64_t *counts, d
   if (N == 0) PetscCall(dy_input_error(comm, "no training pairs to resample (%d latent bins, all empty)", K));
   if (skipped * DY_RESAMPLE_SKIP_DENOM > N)
     PetscCall(dy_input_error(comm,
-                             "%d of %d latent bins hold no more than %" PRId64 " pairs (%d ranks x train.batch_size = "
-                             "%d) and are skipped, but they hold %" PRId64 " of the %" PRId64
+                             "%d of %d latent bins hold no more than train.batch_size = %d pairs and are skipped, "
+                             "but they hold %" PRId64 " of the %" PRId64
                              " training pairs (%.1f%%, more than 20%%): raise cluster.d_min (now %g) for fewer, "
                              "larger bins, or lower train.batch_size",
-                             K - nkept, K, threshold, size, batch_size, skipped, N, 100.0 * (double)skipped / (double)N,
-                             d_min));
+                             K - nkept, K, batch_size, skipped, N, 100.0 * (double)skipped / (double)N, d_min));
   for (int k = 0; k < K; k++) quota[k] = (double)N * quota[k] / wsum;
   if (kept) *kept = nkept;
   PetscFunctionReturn(0);

@@ -25,13 +25,12 @@ static PetscErrorCode check_quotas(void)
 {
   MPI_Comm comm = MPI_COMM_WORLD;
   const int B = 10;
-  int size, kept;
+  const int64_t T = B; /* the skip threshold: B pairs over all ranks, whatever their number */
+  int kept;
   double q[8];
 
   PetscFunctionBegin;
-  MPI_Comm_size(comm, &size);
-  const int64_t T = (int64_t)size * B; /* the skip threshold: the global batch */
-  {                                      /* gamma = 1 keeps the counts, a huge gamma equalises them */
+  { /* gamma = 1 keeps the counts, a huge gamma equalises them */
     const int64_t c[4] = {T + 1, 3 * T, 10 * T, 50 * T};
     const int64_t N = c[0] + c[1] + c[2] + c[3];
     PetscCall(dy_resample_quotas(comm, 4, c, 1.0, B, 0.25, q, &kept));
@@ -47,7 +46,7 @@ static PetscErrorCode check_quotas(void)
       CHECK(close_rel(q[k], 1400.0 * T * (k + 1) / 6.0, 1e-12), "gamma 2: quota %d = %g, expected %g", k, q[k],
             1400.0 * T * (k + 1) / 6.0);
   }
-  { /* bins of no more than P B pairs are skipped; the rest share all N pairs */
+  { /* bins of no more than B pairs are skipped; the rest share all N pairs */
     const int64_t c[4] = {T / 2, T, T + 1, 100 * T};
     const double N = (double)(c[0] + c[1] + c[2] + c[3]);
     PetscCall(dy_resample_quotas(comm, 4, c, 1.0, B, 0.25, q, &kept));
