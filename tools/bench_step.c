@@ -1,0 +1,321 @@
+/* Times one full DynamicsAE training step of the numerical core, without MPI.
+ *
+ *   bench_step [--B 256] [--L 50] [--D 2] [--d 2] [--diffusion constant|learned] [--reps 500]
+ *              [--warmup 50] [--torch] [--python /usr/bin/python3] [--script tools/bench_torch.py]
+ *
+ * One step = dy_model_loss_grad (both losses and all gradients) + both Adam updates, default widths
+ * of SPEC section 7. Two figures:
+ *   "core": batch, theta and eps prepared beforehand (a ring of pre-drawn inputs), only the step timed;
+ *   "with inputs": each timed step also gathers B pairs from a pool of frames and draws L unit
+ *   vectors and B x d normals, as the trainer does per step.
+ * The FLOP count is analytic (matrix products only; see step_flops). --torch also runs
+ * tools/bench_torch.py on the same shapes and prints the ratio. */
+#include "dy_model.h"
+#include "dy_rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef DY_BENCH_TORCH_SCRIPT
+#define DY_BENCH_TORCH_SCRIPT "tools/bench_torch.py"
+#endif
+
+#define NRING 16     /* pre-drawn input sets cycled through by the "core" figure */
+#define NFRAMES 4096 /* pool of frames pairs are drawn from */
+
+typedef struct {
+  int B, L, D, d;       /* batch pairs, projections, input features, latent dimension */
+  DyDiffusion diffusion; /* sampling mode of the prior moves */
+  int reps, warmup;     /* timed steps and untimed steps before them */
+  int torch;            /* 1: also run the PyTorch script */
+  const char *python;   /* interpreter for the script */
+  const char *script;   /* tools/bench_torch.py */
+} BenchOptions;
+
+/* One batch's inputs. */
+typedef struct {
+  dy_real *x0, *x1; /* (B, D) */
+  dy_real *theta;   /* (L, d) */
+  dy_real *eps;     /* (B, d) */
+} BenchInputs;
+
+static double now_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return 1e6 * (double)ts.tv_sec + 1e-3 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* 2 * rows * sum of in*out over layers [first, nlayer): the flops of one batched product per layer. */
+static double mlp_flops(const DyMlp *net, double rows, int first)
+{
+  double s = 0;
+  for (int l = first; l < net->nlayer; ++l) s += (double)net->dims[l] * net->dims[l + 1];
+  return 2.0 * rows * s;
+}
+
+/* Matrix-product flops of one step (multiply and add counted as 2), B pairs, L projections:
+ *   encoder on 2B rows: forward, weight gradients, input gradients of layers 2.. (x needs none);
+ *   decoder on 2B rows: forward, weight gradients, input gradients of every layer (to z);
+ *   force on B rows: forward, weight gradients, input gradients of layers 2.. (z0 is constant);
+ *   log-diffusion on B rows: the same, plus d forward tangents through layers 2.. (the first
+ *   layer's tangent is a column of W) and their reverse pass (weight and input products);
+ *   sliced Wasserstein: both projections (B, d) x (d, L) and the one back to dz.
+ * Elementwise work, sorts and Adam are not counted. */
+static double step_flops(const DyModel *m, int B, int L)
+{
+  const DyMlp *enc = &m->net[DY_NET_ENCODER], *dec = &m->net[DY_NET_DECODER];
+  const DyMlp *frc = &m->net[DY_NET_FORCE], *lgd = &m->net[DY_NET_LOGDIFF];
+  double f = 0;
+  f += 2 * mlp_flops(enc, 2.0 * B, 0) + mlp_flops(enc, 2.0 * B, 1);
+  f += 3 * mlp_flops(dec, 2.0 * B, 0);
+  f += 2 * mlp_flops(frc, B, 0) + mlp_flops(frc, B, 1);
+  f += 2 * mlp_flops(lgd, B, 0) + mlp_flops(lgd, B, 1) + 3.0 * m->d * mlp_flops(lgd, B, 1);
+  f += 3 * 2.0 * B * m->d * L;
+  return f;
+}
+
+/* Peak of one core from a register-resident FMA loop: 12 independent chains of 256-bit vectors.
+ * Best of many short bursts, so that a burst that ran alone on a shared machine is found. */
+typedef dy_real vreal __attribute__((vector_size(32)));
+static double measured_peak_gflops(void)
+{
+  enum { NACC = 12 };
+  vreal acc[NACC], a, b;
+  for (size_t k = 0; k < sizeof(vreal) / sizeof(dy_real); ++k) {
+    a[k] = (dy_real)0.999999;
+    b[k] = (dy_real)1e-7;
+  }
+  for (int i = 0; i < NACC; ++i) acc[i] = b * (dy_real)i;
+  const long iters = 200000;
+  double best = 0;
+  for (int rep = 0; rep < 200; ++rep) {
+    double t0 = now_us();
+    for (long it = 0; it < iters; ++it) {
+#pragma GCC unroll 16
+      for (int i = 0; i < NACC; ++i) acc[i] = acc[i] * a + b;
+    }
+    double dt = now_us() - t0;
+    double flops = 2.0 * NACC * (double)(sizeof(vreal) / sizeof(dy_real)) * (double)iters;
+    if (flops / (dt * 1e3) > best) best = flops / (dt * 1e3);
+  }
+  volatile dy_real sink = 0;
+  for (int i = 0; i < NACC; ++i) sink += acc[i][0];
+  (void)sink;
+  return best;
+}
+
+/* CPU model and nominal MHz from /proc/cpuinfo. */
+static void cpu_info(char *model, size_t n, double *mhz)
+{
+  snprintf(model, n, "unknown");
+  *mhz = 0;
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  char line[512];
+  int have_model = 0;
+  while (fgets(line, sizeof line, f)) {
+    char *colon = strchr(line, ':');
+    if (!colon) continue;
+    if (!have_model && !strncmp(line, "model name", 10)) {
+      snprintf(model, n, "%s", colon + 2);
+      model[strcspn(model, "\n")] = 0;
+      have_model = 1;
+    } else if (*mhz == 0 && !strncmp(line, "cpu MHz", 7)) {
+      *mhz = atof(colon + 1);
+    }
+  }
+  fclose(f);
+}
+
+static void draw_inputs(DyRng *rng, const BenchOptions *o, const dy_real *frames, BenchInputs *in)
+{
+  double v[DY_MAX_LAYERS];
+  for (int n = 0; n < o->B; ++n) {
+    const uint64_t t = dy_rng_below(rng, NFRAMES - 1);
+    memcpy(&in->x0[(size_t)n * o->D], &frames[t * o->D], sizeof(dy_real) * o->D);
+    memcpy(&in->x1[(size_t)n * o->D], &frames[(t + 1) * o->D], sizeof(dy_real) * o->D);
+  }
+  for (int l = 0; l < o->L; ++l) {
+    dy_rng_unit_vector(rng, o->d, v);
+    for (int i = 0; i < o->d; ++i) in->theta[l * o->d + i] = (dy_real)v[i];
+  }
+  for (int k = 0; k < o->B * o->d; ++k) in->eps[k] = (dy_real)dy_rng_normal(rng);
+}
+
+static int parse_options(int argc, char **argv, BenchOptions *o)
+{
+  *o = (BenchOptions){.B = 256, .L = 50, .D = 2, .d = 2, .diffusion = DY_DIFFUSION_CONSTANT, .reps = 500,
+                      .warmup = 50, .torch = 0, .python = "/usr/bin/python3", .script = DY_BENCH_TORCH_SCRIPT};
+  for (int i = 1; i < argc; ++i) {
+    const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+    int *ival = !strcmp(a, "--B")        ? &o->B
+                : !strcmp(a, "--L")      ? &o->L
+                : !strcmp(a, "--D")      ? &o->D
+                : !strcmp(a, "--d")      ? &o->d
+                : !strcmp(a, "--reps")   ? &o->reps
+                : !strcmp(a, "--warmup") ? &o->warmup
+                                         : NULL;
+    if (!strcmp(a, "--torch")) {
+      o->torch = 1;
+    } else if (ival && val) {
+      *ival = atoi(val);
+      ++i;
+    } else if (!strcmp(a, "--diffusion") && val && (!strcmp(val, "constant") || !strcmp(val, "learned"))) {
+      o->diffusion = strcmp(val, "learned") ? DY_DIFFUSION_CONSTANT : DY_DIFFUSION_LEARNED;
+      ++i;
+    } else if (!strcmp(a, "--python") && val) {
+      o->python = argv[++i];
+    } else if (!strcmp(a, "--script") && val) {
+      o->script = argv[++i];
+    } else {
+      fprintf(stderr, "bench_step: unknown or incomplete option '%s'\n", a);
+      return 1;
+    }
+  }
+  if (o->B < 2 || o->L < 1 || o->D < 1 || o->d < 1 || o->d > DY_MAX_LAYERS || o->reps < 1 || o->warmup < 0) {
+    fprintf(stderr, "bench_step: need B >= 2, L >= 1, D >= 1, 1 <= d <= %d, reps >= 1, warmup >= 0\n", DY_MAX_LAYERS);
+    return 1;
+  }
+  return 0;
+}
+
+/* Runs the PyTorch script; returns its median microseconds per step, or -1. */
+static double run_torch(const BenchOptions *o, double *min_us)
+{
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "%s %s --B %d --L %d --D %d --d %d --diffusion %s", o->python, o->script, o->B, o->L,
+           o->D, o->d, o->diffusion == DY_DIFFUSION_LEARNED ? "learned" : "constant");
+  fflush(stdout);
+  FILE *p = popen(cmd, "r");
+  if (!p) return -1;
+  char line[512];
+  double med = -1;
+  while (fgets(line, sizeof line, p)) {
+    if (sscanf(line, "torch_us_per_step median %lf min %lf", &med, min_us) == 2) continue;
+    printf("  %s", line);
+  }
+  if (pclose(p) != 0) return -1;
+  return med;
+}
+
+/* Times `reps` steps after `warmup`; fresh = 1 draws the inputs inside the timed region. */
+static void time_steps(DyModel *m, DyWork *w, DyAdam *rep, DyAdam *pri, const BenchOptions *o, BenchInputs *ring,
+                       const dy_real *frames, DyRng *rng, int fresh, double *times)
+{
+  const DyLossOptions lo = {.beta = 10.0, .diffusion = o->diffusion};
+  DyLosses losses;
+  for (int s = 0; s < o->warmup + o->reps; ++s) {
+    BenchInputs *in = &ring[s % NRING];
+    double t0 = now_us();
+    if (fresh) draw_inputs(rng, o, frames, in);
+    dy_model_loss_grad(m, w, o->B, o->L, in->x0, in->x1, in->x0, in->x1, in->theta, in->eps, &lo, &losses);
+    dy_adam_update(rep, m->params, m->grads);
+    dy_adam_update(pri, m->params, m->grads);
+    double t1 = now_us();
+    if (s >= o->warmup) times[s - o->warmup] = t1 - t0;
+  }
+}
+
+static void report(const char *what, double *times, int reps, double flops, double peak, double *median, double *min)
+{
+  qsort(times, (size_t)reps, sizeof(double), cmp_double);
+  *median = times[reps / 2];
+  *min = times[0];
+  printf("%-24s median %8.1f us  min %8.1f us  GFLOP/s %6.2f (median) %6.2f (min) = %4.1f%% of peak (min)\n", what,
+         *median, *min, flops / (*median * 1e3), flops / (*min * 1e3), 100.0 * flops / (*min * 1e3) / peak);
+}
+
+int main(int argc, char **argv)
+{
+  BenchOptions o;
+  if (parse_options(argc, argv, &o)) return 2;
+  PetscCall(PetscInitializeNoArguments());
+
+  DyModelShape shape = {.D = o.D, .Dy = o.D, .d = o.d, .nhidden = {3, 3, 2, 2}};
+  for (int k = 0; k < DY_NNETS; ++k)
+    for (int l = 0; l < shape.nhidden[k]; ++l) shape.hidden[k][l] = 32;
+  DyModel m;
+  DyWork *w = NULL;
+  DyAdam rep, pri;
+  DyRng rng;
+  dy_rng_seed(&rng, 0, DY_STREAM_INIT);
+  PetscCall(dy_model_create(&shape, &m));
+  dy_model_init(&m, &rng);
+  PetscCall(dy_work_create(&m, o.B, o.L, &w));
+  PetscCall(dy_adam_create(0, m.nparam_rep, 1e-3, &rep));
+  PetscCall(dy_adam_create(m.nparam_rep, m.nparam - m.nparam_rep, 1e-3, &pri));
+
+  dy_real *frames = malloc(sizeof(dy_real) * NFRAMES * o.D);
+  BenchInputs ring[NRING];
+  double *times = malloc(sizeof(double) * o.reps);
+  if (!frames || !times) return 1;
+  for (int k = 0; k < NFRAMES * o.D; ++k) frames[k] = (dy_real)dy_rng_normal(&rng);
+  for (int r = 0; r < NRING; ++r) {
+    ring[r].x0 = malloc(sizeof(dy_real) * o.B * o.D);
+    ring[r].x1 = malloc(sizeof(dy_real) * o.B * o.D);
+    ring[r].theta = malloc(sizeof(dy_real) * o.L * o.d);
+    ring[r].eps = malloc(sizeof(dy_real) * o.B * o.d);
+    if (!ring[r].x0 || !ring[r].x1 || !ring[r].theta || !ring[r].eps) return 1;
+    draw_inputs(&rng, &o, frames, &ring[r]);
+  }
+
+  char model[256];
+  double mhz;
+  cpu_info(model, sizeof model, &mhz);
+  const int lanes = (int)(sizeof(vreal) / sizeof(dy_real));
+  const double nominal = mhz * 1e-3 * 2 /* FMA pipes */ * lanes * 2 /* flops per FMA */;
+  const double peak = measured_peak_gflops();
+  const double flops = step_flops(&m, o.B, o.L);
+  printf("bench_step (%s precision): CPU \"%s\" at %.0f MHz (cpuinfo)\n", DY_REAL_NAME, model, mhz);
+  printf("  peak per core: measured FMA loop %.1f GFLOP/s (2 FMA pipes x %d lanes x 2 at an effective %.0f MHz); "
+         "nominal at the cpuinfo clock %.1f GFLOP/s. Percentages use the measured peak.\n",
+         peak, lanes, peak / (4.0 * lanes) * 1e3, nominal);
+  printf("  B %d, L %d, D %d, d %d, widths enc/dec [32,32,32] prior [32,32], %s diffusion, %zu parameters, "
+         "%d warm-up + %d timed steps\n",
+         o.B, o.L, o.D, o.d, o.diffusion == DY_DIFFUSION_LEARNED ? "learned" : "constant", m.nparam, o.warmup,
+         o.reps);
+  printf("  FLOPs per step (matrix products, analytic): %.3f M\n", flops * 1e-6);
+
+  double med_core, med_fresh, min_core, min_fresh;
+  time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 0, times);
+  report("step (inputs pre-drawn)", times, o.reps, flops, peak, &med_core, &min_core);
+  time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 1, times);
+  report("step + drawing inputs", times, o.reps, flops, peak, &med_fresh, &min_fresh);
+
+  if (o.torch) {
+    double tmin = 0, tmed = run_torch(&o, &tmin);
+    if (tmed < 0) {
+      fprintf(stderr, "bench_step: '%s %s' failed\n", o.python, o.script);
+    } else {
+      printf("%-24s median %8.1f us  min %8.1f us\n", "torch float32 1 thread", tmed, tmin);
+      printf("speed-up over torch (median / median): %.1fx (pre-drawn), %.1fx (with input drawing); min / min: "
+             "%.1fx\n",
+             tmed / med_core, tmed / med_fresh, tmin / min_core);
+    }
+  }
+
+  for (int r = 0; r < NRING; ++r) {
+    free(ring[r].x0);
+    free(ring[r].x1);
+    free(ring[r].theta);
+    free(ring[r].eps);
+  }
+  free(frames);
+  free(times);
+  dy_adam_destroy(&rep);
+  dy_adam_destroy(&pri);
+  dy_work_destroy(&w);
+  dy_model_destroy(&m);
+  PetscCall(PetscFinalize());
+  return 0;
+}
