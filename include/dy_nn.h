@@ -11,11 +11,14 @@
 
 /* --- linear layer: Y (n, out) = X (n, in) W^T + b ------------------------------------------- */
 
-/* Y = X WT + b with WT (in, out) the transpose of the torch-layout W (out, in); b may be NULL
- * (no bias, e.g. for tangent rows). Overwrites Y. */
-void dy_linear_forward(int n, int in, int out, const dy_real *X, const dy_real *WT, const dy_real *b, dy_real *Y);
-/* dX (n, in) += dY (n, out) W (out, in). */
-void dy_linear_backward_input(int n, int in, int out, const dy_real *dY, const dy_real *W, dy_real *dX);
+/* Y = X W^T + b with the torch-layout W (out, in) and its transpose WT (in, out), both given so
+ * that the kernel can run along whichever is contiguous; b may be NULL (no bias, e.g. for tangent
+ * rows). Overwrites Y. */
+void dy_linear_forward(int n, int in, int out, const dy_real *X, const dy_real *W, const dy_real *WT, const dy_real *b,
+                       dy_real *Y);
+/* dX (n, in) += dY (n, out) W (out, in); WT as above. */
+void dy_linear_backward_input(int n, int in, int out, const dy_real *dY, const dy_real *W, const dy_real *WT,
+                              dy_real *dX);
 /* dW (out, in) += dY^T X. */
 void dy_linear_backward_weight(int n, int in, int out, const dy_real *X, const dy_real *dY, dy_real *dW);
 /* db (out) += column sums of dY (n, out). */

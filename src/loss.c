@@ -44,75 +44,106 @@ static inline dy_real dy_value_of(dy_key u)
   return x;
 }
 
-/* Sorts key (n) ascending, permuting idx (n) alongside when non-NULL; ktmp, itmp are scratch (n). */
-static void dy_radix_sort(int n, dy_key *key, int32_t *idx, dy_key *ktmp, int32_t *itmp)
+/* The projections are sorted DY_SW_GROUP at a time by one bitonic network whose compare-exchange
+ * acts on whole rows: row n holds the keys of a_n for the group's projections, then those of b_n, so
+ * every lane is an independent sort and the network vectorises without shuffles. The keys of a
+ * carry the row index in their low bits (the permutation is what the gradient needs); the few pairs
+ * this puts out of order (values equal in all other bits) are put right afterwards by an insertion
+ * pass on the true values. */
+#define DY_SW_GROUP 8
+#define DY_SW_LANES (2 * DY_SW_GROUP)
+typedef dy_key dy_kvec __attribute__((vector_size(32)));
+#define DY_SW_NKV ((int)(DY_SW_LANES * sizeof(dy_key) / 32)) /* vectors per row */
+
+static int dy_pow2_at_least(int n)
 {
-  dy_key *ks = key, *kd = ktmp;
-  int32_t *is = idx, *id = itmp;
-  for (unsigned shift = 0; shift < 8 * sizeof(dy_key); shift += 8) {
-    int count[256] = {0};
-    for (int k = 0; k < n; k++) count[(ks[k] >> shift) & 255]++;
-    if (count[(ks[0] >> shift) & 255] == n) continue; /* all share this digit */
-    int pos = 0;
-    for (int c = 0; c < 256; c++) {
-      const int t = count[c];
-      count[c] = pos;
-      pos += t;
-    }
-    for (int k = 0; k < n; k++) {
-      const int p = count[(ks[k] >> shift) & 255]++;
-      kd[p] = ks[k];
-      if (is) id[p] = is[k];
-    }
-    dy_key *kt = ks;
-    ks = kd;
-    kd = kt;
-    int32_t *it = is;
-    is = id;
-    id = it;
+  int p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+static inline void dy_sw_exchange(dy_key *lo, dy_key *hi)
+{
+  for (int v = 0; v < DY_SW_NKV; v++) {
+    dy_kvec a, b;
+    memcpy(&a, lo + v * (32 / sizeof(dy_key)), 32);
+    memcpy(&b, hi + v * (32 / sizeof(dy_key)), 32);
+    const dy_kvec m = (dy_kvec)(a < b);
+    const dy_kvec mn = (a & m) | (b & ~m), mx = (b & m) | (a & ~m);
+    memcpy(lo + v * (32 / sizeof(dy_key)), &mn, 32);
+    memcpy(hi + v * (32 / sizeof(dy_key)), &mx, 32);
   }
-  if (ks != key) {
-    memcpy(key, ks, (size_t)n * sizeof *key);
-    if (idx) memcpy(idx, is, (size_t)n * sizeof *idx);
+}
+
+/* Sorts every lane of rows (P, DY_SW_LANES) ascending; P a power of two. Each merge starts by
+ * comparing mirrored rows so that every compare-exchange puts the minimum first. */
+static void dy_sw_sort_rows(int P, dy_key *rows)
+{
+  for (int size = 2; size <= P; size *= 2) {
+    for (int b0 = 0; b0 < P; b0 += size)
+      for (int t = 0; t < size / 2; t++)
+        dy_sw_exchange(rows + (size_t)(b0 + t) * DY_SW_LANES, rows + (size_t)(b0 + size - 1 - t) * DY_SW_LANES);
+    for (int stride = size / 4; stride > 0; stride /= 2)
+      for (int b0 = 0; b0 < P; b0 += 2 * stride)
+        for (int t = 0; t < stride; t++)
+          dy_sw_exchange(rows + (size_t)(b0 + t) * DY_SW_LANES, rows + (size_t)(b0 + t + stride) * DY_SW_LANES);
   }
 }
 
 size_t dy_sw_work_bytes(int B)
 {
-  /* keys of a and b, one scratch key array, row indices and their scratch, values of a */
-  const size_t b = (size_t)B;
-  return 3 * b * sizeof(dy_key) + 2 * b * sizeof(int32_t) + b * sizeof(dy_real) + 64;
+  /* key rows, true values of a for a group, one permutation */
+  const size_t P = (size_t)dy_pow2_at_least(B);
+  return P * DY_SW_LANES * sizeof(dy_key) + (size_t)DY_SW_GROUP * B * sizeof(dy_real) + (size_t)B * sizeof(int32_t) +
+         128;
 }
 
 double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, const dy_real *dzp, double scale,
                   dy_real *gdz, void *work)
 {
-  dy_key *ka = work, *kb = ka + B, *ktmp = kb + B;
-  int32_t *ia = (int32_t *)(ktmp + B), *itmp = ia + B;
-  dy_real *av = (dy_real *)(itmp + B);
+  const int P = dy_pow2_at_least(B);
+  dy_key *rows = work;
+  dy_real *av = (dy_real *)(rows + (size_t)P * DY_SW_LANES); /* (GROUP, B) */
+  int32_t *perm = (int32_t *)(av + (size_t)DY_SW_GROUP * B);
+  dy_key imask = 0;
+  while ((int)imask < B - 1) imask = 2 * imask + 1;
   const dy_real gscale = (dy_real)(2 * scale / ((double)L * B));
   double sum = 0;
-  for (int l = 0; l < L; l++) {
-    const dy_real *th = theta + (size_t)l * d;
+  for (int l0 = 0; l0 < L; l0 += DY_SW_GROUP) {
+    const int ng = DY_MIN(DY_SW_GROUP, L - l0);
     for (int n = 0; n < B; n++) {
-      dy_real a = 0, b = 0;
-      for (int k = 0; k < d; k++) {
-        a += th[k] * dz[(size_t)n * d + k];
-        b += th[k] * dzp[(size_t)n * d + k];
+      dy_key *row = rows + (size_t)n * DY_SW_LANES;
+      for (int j = 0; j < DY_SW_GROUP; j++) {
+        dy_real a = 0, b = 0;
+        if (j < ng) {
+          const dy_real *th = theta + (size_t)(l0 + j) * d;
+          for (int k = 0; k < d; k++) {
+            a += th[k] * dz[(size_t)n * d + k];
+            b += th[k] * dzp[(size_t)n * d + k];
+          }
+        }
+        av[(size_t)j * B + n] = a;
+        row[j] = (dy_key_of(a) & ~imask) | (dy_key)n;
+        row[DY_SW_GROUP + j] = dy_key_of(b);
       }
-      av[n] = a;
-      ka[n] = dy_key_of(a);
-      kb[n] = dy_key_of(b);
-      ia[n] = n;
     }
-    dy_radix_sort(B, ka, ia, ktmp, itmp);
-    dy_radix_sort(B, kb, NULL, ktmp, NULL);
-    for (int k = 0; k < B; k++) {
-      const dy_real e = av[ia[k]] - dy_value_of(kb[k]);
-      sum += (double)(e * e);
-      if (gdz) {
-        dy_real *g = gdz + (size_t)ia[k] * d;
-        for (int c = 0; c < d; c++) g[c] += gscale * e * th[c];
+    memset(rows + (size_t)B * DY_SW_LANES, 0xff, (size_t)(P - B) * DY_SW_LANES * sizeof *rows);
+    dy_sw_sort_rows(P, rows);
+    for (int j = 0; j < ng; j++) {
+      const dy_real *a = av + (size_t)j * B;
+      for (int k = 0; k < B; k++) {
+        int32_t i = (int32_t)(rows[(size_t)k * DY_SW_LANES + j] & imask), m = k;
+        for (; m > 0 && a[perm[m - 1]] > a[i]; m--) perm[m] = perm[m - 1];
+        perm[m] = i;
+      }
+      const dy_real *th = theta + (size_t)(l0 + j) * d;
+      for (int k = 0; k < B; k++) {
+        const dy_real e = a[perm[k]] - dy_value_of(rows[(size_t)k * DY_SW_LANES + DY_SW_GROUP + j]);
+        sum += (double)(e * e);
+        if (gdz) {
+          dy_real *g = gdz + (size_t)perm[k] * d;
+          for (int c = 0; c < d; c++) g[c] += gscale * e * th[c];
+        }
       }
     }
   }

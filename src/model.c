@@ -200,8 +200,9 @@ static void dy_net_forward(const DyModel *model, DyWork *w, int k, int n, int nt
     const size_t off = net->offset + dy_layer_offset(net, l);
     const dy_real *X = l ? nb->h[l] : nb->in;
     dy_real *Y = nb->h[l + 1];
-    dy_linear_forward(n, in, out, X, w->wt + off, model->params + off + (size_t)out * in, Y);
-    if (ntan) dy_linear_forward(ntan * n, in, out, X + (size_t)n * in, w->wt + off, NULL, Y + (size_t)n * out);
+    const dy_real *W = model->params + off, *WT = w->wt + off;
+    dy_linear_forward(n, in, out, X, W, WT, W + (size_t)out * in, Y);
+    if (ntan) dy_linear_forward(ntan * n, in, out, X + (size_t)n * in, W, WT, NULL, Y + (size_t)n * out);
     if (l == net->nlayer - 1) break;
     if (net->act == DY_ACT_RELU) {
       dy_relu_forward((size_t)n * out, Y);
@@ -234,12 +235,12 @@ static void dy_net_backward(DyModel *model, DyWork *w, int k, int n, int ntan, d
     dy_linear_backward_weight(rows, in, out, X, cur, model->grads + off);
     dy_linear_backward_bias(n, out, cur, model->grads + off + (size_t)out * in);
     if (l == 0) {
-      if (dinput) dy_linear_backward_input(rows, in, out, cur, model->params + off, dinput);
+      if (dinput) dy_linear_backward_input(rows, in, out, cur, model->params + off, w->wt + off, dinput);
       break;
     }
     dy_real *next = cur == w->g0 ? w->g1 : w->g0;
     memset(next, 0, (size_t)rows * in * sizeof *next);
-    dy_linear_backward_input(rows, in, out, cur, model->params + off, next);
+    dy_linear_backward_input(rows, in, out, cur, model->params + off, w->wt + off, next);
     cur = next;
   }
 }
