@@ -34,20 +34,24 @@ typedef struct {
 typedef struct {
   int ntraj;            /* trajectories */
   int D, Dy;            /* input and target features */
-  int lag;
+  int has_target;       /* 1 when data.target was given (else y0, y1 alias x0, x1 and Dy = D) */
+  int lag;              /* frames between the two members of a pair */
+  char **name;          /* (ntraj) the input entries as written, FILE:DATASET, for messages */
   int64_t *frames;      /* (ntraj) global frame counts */
   int64_t *pair_offset; /* (ntraj + 1) global pair id offsets; pair_offset[ntraj] = all pairs */
   DyTrajBlock *block;   /* (ntraj) this rank's blocks */
   DyPairs train, test;  /* this rank's pairs after the split and redistribution */
-  int64_t ntrain_global, ntest_global;
+  int64_t ntrain_global, ntest_global; /* pairs of each kind over all ranks */
 } DyData;
 
 /* Collective: validates every input (and target) dataset, reads this rank's blocks with
  * collective hyperslab reads, forms the pairs, splits them and redistributes them with one
- * all-to-all. Bad data is a DY_ERR_INPUT error naming file, dataset and first bad frame. */
+ * all-to-all. Bad data is a DY_ERR_INPUT error naming file, dataset and first bad frame; on any
+ * error every rank fails together and `data` is left empty (dy_data_free is still safe). */
 PetscErrorCode dy_data_load(MPI_Comm comm, const DyConfig *cfg, DyData *data);
 /* Collective: prints the plan (trajectories, frames, features, pairs per rank) on rank 0. */
 PetscErrorCode dy_data_print_plan(MPI_Comm comm, const DyData *data, FILE *fp);
-/* Decodes a global pair id into (trajectory, t). */
+/* Decodes a global pair id 0 <= g < pair_offset[ntraj] into (trajectory, t). */
 void dy_data_pair_locate(const DyData *data, int64_t g, int *traj, int64_t *t);
+/* Frees everything and zeroes the struct; safe on a zeroed or partly loaded struct. */
 void dy_data_free(DyData *data);
