@@ -75,8 +75,10 @@ static PetscErrorCode check_too_many(int d, int64_t n, const dy_real *z, double 
   ierr = dy_cluster_serial(d, n, z, d_min, Kmax - 1, &K, c);
   PetscCall(PetscPopErrorHandler());
   CHECK(ierr == DY_ERR_INPUT, "serial with max_centers = %d < %d returned %d", Kmax - 1, Kmax, (int)ierr);
-  CHECK(strstr(dy_test_message, "raise cluster.d_min") && strstr(dy_test_message, "max_centers"),
-        "message does not tell what to do: '%s'", dy_test_message);
+  char expect[96];
+  snprintf(expect, sizeof expect, "cluster.max_centers = %d centres at cluster.d_min = %g", Kmax - 1, d_min);
+  CHECK(strstr(dy_test_message, "raise cluster.d_min") && strstr(dy_test_message, expect),
+        "message does not give the numbers or tell what to do: '%s'", dy_test_message);
 
   /* The same proposal cap in both runs makes them identical up to the overflow. */
   const int64_t m = dy_test_spread(comm, DY_SPREAD_HASH, d, n, z, zl);
