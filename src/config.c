@@ -187,12 +187,21 @@ static const char *dy_word_suggest(const char *const *words, const char *word) {
   return best;
 }
 
-/* " (did you mean 'train.batch_size'?)" or "". */
-static void dy_did_you_mean(const DyKey *k, char *buf, size_t n) {
-  if (k)
+/* What to tell about the unknown key section.name (section NULL: outside any section): the nearest
+ * known key, else the keys of its section, else nothing. */
+static void dy_key_hint(const char *section, const char *name, char *buf, size_t n) {
+  const DyKey *k = dy_key_suggest(section, name);
+  size_t w = 0;
+
+  buf[0] = '\0';
+  if (k) {
     snprintf(buf, n, " (did you mean '%s.%s'?)", k->section, k->name);
-  else if (n)
-    buf[0] = '\0';
+    return;
+  }
+  for (int i = 0; section && i < DY_NKEYS && w < n; i++)
+    if (!strcmp(dy_keys[i].section, section))
+      w += (size_t)snprintf(buf + w, n - w, "%s%s", w ? ", " : " (known keys of this section: ", dy_keys[i].name);
+  if (w && w < n) snprintf(buf + w, n - w, ")");
 }
 
 static const DyKey *dy_key_find(const char *section, const char *name) {
@@ -280,7 +289,7 @@ static PetscErrorCode dy_config_read(MPI_Comm comm, const char *path, char **tex
 
 /* Records every key of the parsed input file; unknown sections and keys are errors. */
 static PetscErrorCode dy_config_take_file(DyLoad *ld, const DyTomlValue *root) {
-  char hint[128];
+  char hint[256];
 
   PetscFunctionBegin;
   for (size_t i = 0; i < root->n; i++) {
@@ -291,10 +300,13 @@ static PetscErrorCode dy_config_take_file(DyLoad *ld, const DyTomlValue *root) {
     if (!dy_section_known(sec)) {
       if (tab->type == DY_TOML_TABLE) {
         const char *s = dy_word_suggest(dy_sections, sec);
-        return dy_config_fail(ld->comm, &o, "unknown section [%s]%s%s%s", sec, s ? " (did you mean [" : "", s ? s : "",
-                              s ? "]?)" : "");
+        if (s) return dy_config_fail(ld->comm, &o, "unknown section [%s] (did you mean [%s]?)", sec, s);
+        return dy_config_fail(ld->comm, &o,
+                              "unknown section [%s] (the sections are [data], [model], [loss], [cluster], [train], "
+                              "[output])",
+                              sec);
       }
-      dy_did_you_mean(dy_key_suggest(NULL, sec), hint, sizeof hint);
+      dy_key_hint(NULL, sec, hint, sizeof hint);
       return dy_config_fail(ld->comm, &o, "unknown key '%s' outside any section%s", sec, hint);
     }
     if (tab->type != DY_TOML_TABLE)
@@ -304,7 +316,7 @@ static PetscErrorCode dy_config_take_file(DyLoad *ld, const DyTomlValue *root) {
       const DyKey *k = dy_key_find(sec, tab->keys[j]);
       DyOrigin ok = {ld->path, tab->key_lines[j] ? tab->key_lines[j] : tab->items[j]->line, NULL};
       if (!k) {
-        dy_did_you_mean(dy_key_suggest(sec, tab->keys[j]), hint, sizeof hint);
+        dy_key_hint(sec, tab->keys[j], hint, sizeof hint);
         return dy_config_fail(ld->comm, &ok, "unknown key '%s.%s'%s", sec, tab->keys[j], hint);
       }
       ld->slot[k - dy_keys].value = tab->items[j];
@@ -342,14 +354,14 @@ static void dy_toml_escape(const char *s, size_t len, char *buf, size_t n) {
 static PetscErrorCode dy_config_take_set(DyLoad *ld, const char *arg) {
   const DyOrigin o = {ld->path, 0, arg};
   const char *eq = strchr(arg, '=');
-  char name[128], hint[128], err[256];
+  char name[128], hint[256], err[256];
   const char *value, *dot;
   const DyKey *k = NULL;
   DyTomlValue *doc;
   size_t n;
 
   PetscFunctionBegin;
-  PetscCheck(eq, ld->comm, PETSC_ERR_ARG_WRONG, "--set %s: no '='", arg); /* dy_args_parse checked it */
+  if (!eq) return dy_config_fail(ld->comm, &o, "expected section.key=value");
   while (*arg == ' ' || *arg == '\t')
     arg++;
   n = (size_t)(eq - arg);
@@ -364,9 +376,9 @@ static PetscErrorCode dy_config_take_set(DyLoad *ld, const char *arg) {
     memcpy(sec, name, (size_t)(dot - name));
     sec[dot - name] = '\0';
     k = dy_key_find(sec, dot + 1);
-    if (!k) dy_did_you_mean(dy_key_suggest(sec, dot + 1), hint, sizeof hint);
+    if (!k) dy_key_hint(sec, dot + 1, hint, sizeof hint);
   } else
-    dy_did_you_mean(dy_key_suggest(NULL, name), hint, sizeof hint);
+    dy_key_hint(NULL, name, hint, sizeof hint);
   if (!k) return dy_config_fail(ld->comm, &o, "unknown key '%s'%s", name, hint);
 
   value = eq + 1;
@@ -429,12 +441,28 @@ static PetscErrorCode dy_config_take_defaults(DyLoad *ld) {
 
 /* ---- checking and storing ---------------------------------------------------------------- */
 
+/* x as a TOML float that reads back exactly: whole numbers as "10.0", others in the fewest
+ * digits that round-trip ("0.001", "1e+300", "inf"). */
+static void dy_format_real(double x, char *buf, size_t n) {
+  if (x == floor(x) && fabs(x) < 1e15) {
+    snprintf(buf, n, "%.1f", x);
+    return;
+  }
+  for (int p = 1; p <= 17; p++) {
+    snprintf(buf, n, "%.*g", p, x);
+    if (strtod(buf, NULL) == x) break;
+  }
+}
+
 /* "string \"abc\"", "integer 5", "array", ... for messages. */
 static void dy_describe(const DyTomlValue *v, char *buf, size_t n) {
   switch (v->type) {
   case DY_TOML_STRING: snprintf(buf, n, "string \"%.60s%s\"", v->str, strlen(v->str) > 60 ? "..." : ""); break;
   case DY_TOML_INTEGER: snprintf(buf, n, "integer %" PRId64, v->integer); break;
-  case DY_TOML_FLOAT: snprintf(buf, n, "float %g", v->real); break;
+  case DY_TOML_FLOAT:
+    snprintf(buf, n, "float ");
+    dy_format_real(v->real, buf + 6, n - 6);
+    break;
   case DY_TOML_BOOL: snprintf(buf, n, "bool %s", v->boolean ? "true" : "false"); break;
   case DY_TOML_DATETIME:
   case DY_TOML_DATETIME_LOCAL:
@@ -587,8 +615,13 @@ static PetscErrorCode dy_config_store(DyLoad *ld, const DyKey *k, DyConfig *cfg)
     else
       return dy_config_fail(ld->comm, o, "%s must be a number, found %s", what, found);
     dy_range_text(k, range, sizeof range);
-    if (!isfinite(x)) return dy_config_fail(ld->comm, o, "%s must be a finite number %s (found %g)", what, range, x);
-    if (!dy_in_range(k, x)) return dy_config_fail(ld->comm, o, "%s must be %s (found %g)", what, range, x);
+    if (v->type == DY_TOML_INTEGER)
+      snprintf(found, sizeof found, "%" PRId64, v->integer);
+    else
+      dy_format_real(x, found, sizeof found);
+    if (!isfinite(x))
+      return dy_config_fail(ld->comm, o, "%s must be a finite number %s (found %s)", what, range, found);
+    if (!dy_in_range(k, x)) return dy_config_fail(ld->comm, o, "%s must be %s (found %s)", what, range, found);
     *(double *)field = x;
     break;
   }
@@ -730,18 +763,9 @@ static void dy_text_string(DyText *t, const char *s) {
   free(esc);
 }
 
-/* x as a TOML float that reads back exactly: whole numbers as "10.0", others in the fewest
- * digits that round-trip. */
 static void dy_text_real(DyText *t, double x) {
   char buf[40];
-  if (x == floor(x) && fabs(x) < 1e15) {
-    dy_text_add(t, "%.1f", x);
-    return;
-  }
-  for (int p = 1; p <= 17; p++) {
-    snprintf(buf, sizeof buf, "%.*g", p, x);
-    if (strtod(buf, NULL) == x) break;
-  }
+  dy_format_real(x, buf, sizeof buf);
   dy_text_add(t, "%s", buf);
 }
 

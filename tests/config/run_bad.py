@@ -33,7 +33,9 @@ CASES = [
     ("section_typo", INPUT + "\n[trian]\nlr = 0.1\n", [],
      ["section_typo.toml:4:", "unknown section [trian]", "did you mean [train]?"]),
     ("unknown_key", INPUT + "[model]\nflux_capacitor = 1\n", [],
-     ["unknown_key.toml:4:", "unknown key 'model.flux_capacitor'"]),
+     ["unknown_key.toml:4:", "unknown key 'model.flux_capacitor'", "known keys of this section: type, latent_dim,"]),
+    ("unknown_section", INPUT + "[optimizer]\nlr = 1\n", [],
+     ["unknown_section.toml:3:", "unknown section [optimizer]", "the sections are [data]"]),
     ("outside_section", "lr = 0.1\n" + INPUT, [],
      ["outside_section.toml:1:", "'lr' outside any section", "did you mean 'train.lr'?"]),
     ("not_a_section", "train = 5\n" + INPUT, [],
@@ -42,6 +44,7 @@ CASES = [
      ["case_typo.toml:4:", "train.LR", "did you mean 'train.lr'?"]),
     # wrong types
     rule("int_got_float", "train", "epochs", "2.5", "must be an integer, found float 2.5"),
+    rule("int_got_whole_float", "loss", "projections", "50.0", "must be an integer, found float 50.0"),
     rule("float_got_string", "train", "lr", '"0.001"', 'must be a number, found string "0.001"'),
     rule("bool_got_int", "output", "quiet", "1", "must be true or false, found integer 1"),
     rule("list_got_int", "model", "encoder", "32", "must be an array of integers"),
@@ -92,6 +95,7 @@ CASES = [
     # TOML syntax
     ("syntax", INPUT + "[train]\nlr = = 1\n", [], ["syntax.toml:4:"]),
     ("duplicate", INPUT + "[train]\nlr = 1e-3\nlr = 2e-3\n", [], ["duplicate.toml:5:"]),
+    ("integer_overflow", INPUT + "[train]\nseed = 99999999999999999999\n", [], ["integer_overflow.toml:4:", "64 bits"]),
     ("unterminated", INPUT + '[output]\ndir = "results\n', [], ["unterminated.toml:4:"]),
     ("duplicate_section", INPUT + "[train]\nepochs = 2\n[train]\nseed = 1\n", [], ["duplicate_section.toml:5:"]),
     # --set
@@ -127,7 +131,7 @@ def main(argv):
     i = 1
     while i < len(argv):
         if argv[i] == "--exe":
-            exe, i = argv[i + 1], i + 2
+            exe, i = os.path.abspath(argv[i + 1]), i + 2
         elif argv[i] == "--dir":
             scratch, i = argv[i + 1], i + 2
         elif argv[i] == "--launcher":
