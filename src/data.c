@@ -19,6 +19,24 @@
 /* The plan lists every trajectory and rank up to these counts, then only a summary. */
 #define DY_PLAN_LIST_MAX 8
 
+/* Phases of -log_view. */
+static PetscLogEvent dy_ev_check, dy_ev_read, dy_ev_scatter;
+
+static PetscErrorCode dy_data_register_events(void)
+{
+  static int done = 0;
+  PetscClassId cid;
+
+  PetscFunctionBegin;
+  if (done) PetscFunctionReturn(0);
+  PetscCall(PetscClassIdRegister("dynae-mpi data", &cid));
+  PetscCall(PetscLogEventRegister("DyDataCheck", cid, &dy_ev_check));
+  PetscCall(PetscLogEventRegister("DyDataRead", cid, &dy_ev_read));
+  PetscCall(PetscLogEventRegister("DyDataScatter", cid, &dy_ev_scatter));
+  done = 1;
+  PetscFunctionReturn(0);
+}
+
 /* What rank 0 learns about one dataset before anything is read. */
 typedef struct {
   int64_t frames;   /* rows */
@@ -342,7 +360,7 @@ static PetscErrorCode dy_pairs_scatter(MPI_Comm comm, uint64_t seed, double test
   const size_t rec = sizeof(int64_t) + 2 * xb + 2 * yb;
   int size, rank, *scount, *sdispl, *rcount, *rdispl, *fill;
   int64_t nsend = 0, nrecv = 0, ntest = 0, k, counts[2];
-  char *sbuf, *rbuf;
+  char *sbuf, *rbuf, msg[256];
   DyPairSlot *slot;
   MPI_Datatype rtype;
 
@@ -356,7 +374,8 @@ static PetscErrorCode dy_pairs_scatter(MPI_Comm comm, uint64_t seed, double test
   PetscCall(PetscCalloc1(size, &rdispl));
   PetscCall(PetscCalloc1(size, &fill));
 
-  /* Pass 1: count pairs per destination. Pair (t, t + lag) belongs to the owner of frame t. */
+  /* Pass 1: count pairs per destination. Pair (t, t + lag) is formed by the owner of frame t
+   * (nsend may overflow an int count only on absurdly large ranks, checked below). */
   for (int i = 0; i < n; i++) {
     const DyTrajBlock *b = &data->block[i];
     const int64_t tend = DY_MIN(b->start + b->count, data->frames[i] - lag);
@@ -367,12 +386,12 @@ static PetscErrorCode dy_pairs_scatter(MPI_Comm comm, uint64_t seed, double test
       nsend++;
     }
   }
-  PetscCheck(nsend <= INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP,
-             "%lld pairs on one rank exceed what one all-to-all can send; use more ranks", (long long)nsend);
   PetscCallMPI(MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, comm));
   for (int r = 0; r < size; r++) nrecv += rcount[r];
-  PetscCheck(nrecv <= INT_MAX, PETSC_COMM_SELF, PETSC_ERR_SUP,
-             "%lld pairs for one rank exceed what one all-to-all can receive; use more ranks", (long long)nrecv);
+  /* Counts and displacements are ints of whole records: fine below 2^31 pairs per rank. */
+  snprintf(msg, sizeof msg, "%lld pairs to send and %lld to receive on rank %d exceed one all-to-all; use more ranks",
+           (long long)nsend, (long long)nrecv, rank);
+  PetscCall(dy_agree_error(comm, nsend > INT_MAX || nrecv > INT_MAX, PETSC_ERR_SUP, msg));
   for (int r = 1; r < size; r++) {
     sdispl[r] = sdispl[r - 1] + scount[r - 1];
     rdispl[r] = rdispl[r - 1] + rcount[r - 1];
@@ -454,6 +473,7 @@ static PetscErrorCode dy_data_load_checked(MPI_Comm comm, const DyConfig *cfg, D
   int size, rank;
   DyEntryInfo *info;
   DyVerdict verdict;
+  PetscErrorCode ierr;
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_size(comm, &size));
@@ -465,10 +485,12 @@ static PetscErrorCode dy_data_load_checked(MPI_Comm comm, const DyConfig *cfg, D
   if (cfg->lag < 1) PetscCall(dy_input_error(comm, "data.lag: must be >= 1, got %d", cfg->lag));
 
   /* Validation: rank 0 reads only metadata, everyone learns the verdict. */
+  PetscCall(PetscLogEventBegin(dy_ev_check, 0, 0, 0, 0));
   PetscCall(PetscCalloc1(2 * n, &info));
   memset(&verdict, 0, sizeof verdict);
   if (rank == 0) verdict.bad = dy_entries_validate(cfg, info, verdict.msg, sizeof verdict.msg);
   PetscCallMPI(MPI_Bcast(&verdict, (int)sizeof verdict, MPI_BYTE, 0, comm));
+  PetscCall(PetscLogEventEnd(dy_ev_check, 0, 0, 0, 0));
   if (verdict.bad) {
     PetscCall(PetscFree(info));
     PetscCall(dy_input_error(comm, "%s", verdict.msg));
@@ -499,10 +521,15 @@ static PetscErrorCode dy_data_load_checked(MPI_Comm comm, const DyConfig *cfg, D
     b->nread = b->count ? DY_MIN(b->count + cfg->lag, b->frames - b->start) : 0;
   }
 
-  PetscCall(dy_blocks_read(comm, cfg, info, 0, data));
-  if (data->has_target) PetscCall(dy_blocks_read(comm, cfg, info, 1, data));
+  PetscCall(PetscLogEventBegin(dy_ev_read, 0, 0, 0, 0));
+  ierr = dy_blocks_read(comm, cfg, info, 0, data);
+  if (!ierr && data->has_target) ierr = dy_blocks_read(comm, cfg, info, 1, data);
+  PetscCall(PetscLogEventEnd(dy_ev_read, 0, 0, 0, 0));
   PetscCall(PetscFree(info));
+  PetscCall(ierr);
+  PetscCall(PetscLogEventBegin(dy_ev_scatter, 0, 0, 0, 0));
   PetscCall(dy_pairs_scatter(comm, (uint64_t)cfg->seed, cfg->test_fraction, data));
+  PetscCall(PetscLogEventEnd(dy_ev_scatter, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
 
@@ -514,6 +541,7 @@ PetscErrorCode dy_data_load(MPI_Comm comm, const DyConfig *cfg, DyData *data)
 
   PetscFunctionBegin;
   memset(data, 0, sizeof *data);
+  PetscCall(dy_data_register_events());
   /* Users see our message, not HDF5's error stack; the previous handler is restored. */
   PetscCheck(H5Eget_auto2(H5E_DEFAULT, &func, &client) >= 0 && H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0,
              PETSC_COMM_SELF, PETSC_ERR_LIB, "cannot silence HDF5's error printing");
