@@ -396,26 +396,39 @@ static void test_ranks_agree(MPI_Comm comm) {
   dy_config_free(&cfg);
 }
 
+/* The example inputs shipped with the program must load. */
+static void test_shipped(MPI_Comm comm, int nfile, char **files) {
+  for (int i = 0; i < nfile; i++) {
+    DyConfig cfg;
+    CHECK(load(comm, files[i], 0, NULL, &cfg) == 0);
+    if (dy_is_root(comm)) printf("%s: loads (%d trajector%s)\n", files[i], cfg.ntraj, cfg.ntraj == 1 ? "y" : "ies");
+    dy_config_free(&cfg);
+  }
+}
+
 int main(int argc, char **argv) {
   MPI_Comm comm;
-  int failures = 0;
+  int failures = 0, shipped = argc >= 2 && !strcmp(argv[1], "load");
 
-  if (argc != 2) {
-    fprintf(stderr, "usage: config_test SCRATCH_DIR\n");
+  if (argc < 2 || (argc != 2 && !shipped)) {
+    fprintf(stderr, "usage: config_test SCRATCH_DIR | config_test load INPUT.toml...\n");
     return 1;
   }
   snprintf(scratch, sizeof scratch, "%s", argv[1]);
   if (PetscInitialize(&argc, &argv, NULL, NULL)) return 1;
   if (dy_error_handler_install()) return 1;
   comm = PETSC_COMM_WORLD;
-  if (dy_is_root(comm)) mkdir(scratch, 0755);
-  MPI_Barrier(comm);
-
-  test_defaults(comm);
-  test_relative_input(comm);
-  test_overrides(comm);
-  test_bad_once(comm);
-  test_ranks_agree(comm);
+  if (shipped) {
+    test_shipped(comm, argc - 2, argv + 2);
+  } else {
+    if (dy_is_root(comm)) mkdir(scratch, 0755);
+    MPI_Barrier(comm);
+    test_defaults(comm);
+    test_relative_input(comm);
+    test_overrides(comm);
+    test_bad_once(comm);
+    test_ranks_agree(comm);
+  }
 
   if (MPI_Allreduce(&nfail, &failures, 1, MPI_INT, MPI_SUM, comm) != MPI_SUCCESS) failures = 1;
   if (dy_is_root(comm)) printf("config_test: %d failed check%s\n", failures, failures == 1 ? "" : "s");
