@@ -26,6 +26,12 @@ enum {
 #define TOML_MAX_DEPTH 256
 #define TOML_MAX_KEY_PARTS 256
 
+/* One entry of the parser's key index. */
+typedef struct {
+  const DyTomlValue *table; /* the table holding the key; NULL for an empty slot */
+  size_t at;                /* position of the key in table->keys */
+} Slot;
+
 typedef struct {
   const char *s; /* the text */
   size_t len;    /* its length in bytes */
@@ -34,6 +40,9 @@ typedef struct {
   char *err;     /* where the first error is written */
   size_t errlen; /* size of err */
   int failed;    /* an error has been recorded */
+  Slot *slots;   /* (nslots) open-addressing index of every key read so far, by (table, key) */
+  size_t nslots; /* a power of two, or 0 */
+  size_t nkeys;  /* occupied slots */
 } Parser;
 
 /* A growable byte buffer, always NUL-terminated once anything was added. */
@@ -50,8 +59,9 @@ typedef struct {
 } KeyPart;
 
 typedef struct {
-  KeyPart part[TOML_MAX_KEY_PARTS]; /* (n) the parts in order */
-  size_t n;                         /* number of parts */
+  KeyPart *part; /* (n) the parts in order */
+  size_t n;      /* number of parts */
+  size_t cap;    /* allocated parts */
 } Key;
 
 /* ---------------------------------------------------------------- errors and buffers */
@@ -138,11 +148,57 @@ void dy_toml_free(DyTomlValue *v) {
   free(v);
 }
 
-/* Index of key in table t, or -1. */
+/* Index of key in table t, or -1 (a linear search, for lookups after parsing). */
 static long table_find(const DyTomlValue *t, const char *key, size_t len) {
   for (size_t i = 0; i < t->n; i++)
     if (t->key_lens[i] == len && memcmp(t->keys[i], key, len) == 0) return (long)i;
   return -1;
+}
+
+/* While parsing, keys are found through a hash index over all tables instead, so that a large
+ * document (or a hostile one) does not cost time quadratic in the number of keys. */
+static size_t key_hash(const DyTomlValue *t, const char *key, size_t len) {
+  uint64_t h = 1469598103934665603u ^ (uint64_t)(uintptr_t)t; /* FNV-1a, seeded by the table */
+  for (size_t i = 0; i < len; i++) {
+    h ^= (unsigned char)key[i];
+    h *= 1099511628211u;
+  }
+  return (size_t)(h ^ (h >> 29));
+}
+
+static long index_find(const Parser *p, const DyTomlValue *t, const char *key, size_t len) {
+  if (!p->nslots) return -1;
+  const size_t mask = p->nslots - 1;
+  for (size_t h = key_hash(t, key, len) & mask;; h = (h + 1) & mask) {
+    const Slot *s = &p->slots[h];
+    if (!s->table) return -1;
+    if (s->table == t && t->key_lens[s->at] == len && memcmp(t->keys[s->at], key, len) == 0) return (long)s->at;
+  }
+}
+
+static void index_place(Slot *slots, size_t nslots, const DyTomlValue *t, size_t at) {
+  const size_t mask = nslots - 1;
+  size_t h = key_hash(t, t->keys[at], t->key_lens[at]) & mask;
+  while (slots[h].table)
+    h = (h + 1) & mask;
+  slots[h] = (Slot){t, at};
+}
+
+/* Records that key number at of table t exists; the index is kept at most half full. */
+static int index_add(Parser *p, const DyTomlValue *t, size_t at) {
+  if (2 * (p->nkeys + 1) > p->nslots) {
+    size_t n = p->nslots ? 2 * p->nslots : 64;
+    Slot *slots = calloc(n, sizeof *slots);
+    if (!slots) return -1;
+    for (size_t i = 0; i < p->nslots; i++)
+      if (p->slots[i].table) index_place(slots, n, p->slots[i].table, p->slots[i].at);
+    free(p->slots);
+    p->slots = slots;
+    p->nslots = n;
+  }
+  index_place(p->slots, p->nslots, t, at);
+  p->nkeys++;
+  return 0;
 }
 
 /* Makes room for one more entry in a table (with keys) or an array (without). */
@@ -181,7 +237,7 @@ static int table_put(Parser *p, DyTomlValue *t, const KeyPart *k, DyTomlValue *v
   t->key_lines[t->n] = line;
   t->items[t->n] = v;
   t->n++;
-  return 0;
+  return index_add(p, t, t->n - 1) ? fail(p, line, "out of memory") : 0;
 }
 
 static int array_push(Parser *p, DyTomlValue *a, DyTomlValue *v) {
@@ -423,18 +479,25 @@ static int parse_string(Parser *p, Buf *b, int allow_multiline) {
 
 /* ---------------------------------------------------------------- keys */
 
-static void key_clear(Key *k) {
+static void key_free(Key *k) {
   for (size_t i = 0; i < k->n; i++)
     free(k->part[i].s);
-  k->n = 0;
+  free(k->part);
+  *k = (Key){0};
 }
 
-/* A bare, quoted or dotted key; the cursor is on its first byte. */
+/* A bare, quoted or dotted key into k (empty on entry); the cursor is on its first byte. */
 static int parse_key(Parser *p, Key *k) {
-  k->n = 0;
   for (;;) {
     skip_ws(p);
     if (k->n == TOML_MAX_KEY_PARTS) return fail(p, p->line, "dotted key has more than %d parts", TOML_MAX_KEY_PARTS);
+    if (k->n == k->cap) {
+      size_t cap = k->cap ? 2 * k->cap : 4;
+      KeyPart *part = realloc(k->part, cap * sizeof *part);
+      if (!part) return fail(p, p->line, "out of memory");
+      k->part = part;
+      k->cap = cap;
+    }
     int c = at(p, 0);
     Buf b = {0};
     if (c == '"' || c == '\'') {
@@ -830,7 +893,7 @@ static const char *kind_name(const DyTomlValue *v) {
 /* key = value inside table (the current [section] or an inline table). */
 static int parse_keyval(Parser *p, DyTomlValue *table, int depth) {
   const int line = p->line;
-  Key k;
+  Key k = {0};
   char shown[128];
   int rc = -1;
   if (parse_key(p, &k)) goto done;
@@ -843,7 +906,7 @@ static int parse_keyval(Parser *p, DyTomlValue *table, int depth) {
   skip_ws(p);
   DyTomlValue *t = table;
   for (size_t i = 0; i + 1 < k.n; i++) {
-    long j = table_find(t, k.part[i].s, k.part[i].len);
+    long j = index_find(p, t, k.part[i].s, k.part[i].len);
     key_show(shown, sizeof shown, &k, i);
     if (j < 0) {
       DyTomlValue *sub = value_new(p, DY_TOML_TABLE, line, DEF_DOTTED);
@@ -864,7 +927,7 @@ static int parse_keyval(Parser *p, DyTomlValue *table, int depth) {
     t = sub;
   }
   const KeyPart *last = &k.part[k.n - 1];
-  long j = table_find(t, last->s, last->len);
+  long j = index_find(p, t, last->s, last->len);
   if (j >= 0) {
     key_show(shown, sizeof shown, &k, k.n);
     fail(p, line, "duplicate key '%s' (first defined on line %d)", shown, t->key_lines[j]);
@@ -874,7 +937,7 @@ static int parse_keyval(Parser *p, DyTomlValue *table, int depth) {
   if (!v || table_put(p, t, last, v, line)) goto done;
   rc = 0;
 done:
-  key_clear(&k);
+  key_free(&k);
   return rc;
 }
 
@@ -882,7 +945,7 @@ done:
 static int parse_header(Parser *p, DyTomlValue *root, DyTomlValue **current) {
   const int line = p->line;
   const int aot = at(p, 1) == '[';
-  Key k;
+  Key k = {0};
   char shown[128];
   int rc = -1;
   p->pos += aot ? 2 : 1;
@@ -895,7 +958,7 @@ static int parse_header(Parser *p, DyTomlValue *root, DyTomlValue **current) {
   DyTomlValue *t = root;
   for (size_t i = 0; i < k.n; i++) {
     const int final = i + 1 == k.n;
-    long j = table_find(t, k.part[i].s, k.part[i].len);
+    long j = index_find(p, t, k.part[i].s, k.part[i].len);
     DyTomlValue *v;
     key_show(shown, sizeof shown, &k, i);
     if (j < 0) {
@@ -934,7 +997,7 @@ static int parse_header(Parser *p, DyTomlValue *root, DyTomlValue **current) {
   *current = t;
   rc = 0;
 done:
-  key_clear(&k);
+  key_free(&k);
   return rc;
 }
 
@@ -967,6 +1030,7 @@ int dy_toml_parse(const char *text, size_t len, DyTomlValue **root, char *err, s
       break;
     }
   }
+  free(p.slots);
   if (p.failed) {
     dy_toml_free(top);
     return -1;
