@@ -158,10 +158,15 @@ static PetscErrorCode dy_train_step(DyTrainer *t, int nb, const int64_t *idx, co
     red[i] *= inv;
     finite &= isfinite(red[i]);
   }
-  PetscCheck(finite, t->comm, DY_ERR_DIVERGED,
-             "epoch %d, step %" PRId64 ": the loss or its gradient is not finite (L_rec %g, L_sw %g, L_prior %g); "
-             "lower train.lr, train.prior_lr or loss.beta, or check the data's scale",
-             epoch, step, (double)red[np + DY_RED_REC], (double)red[np + DY_RED_SW], (double)red[np + DY_RED_PRIOR]);
+  if (!finite) {
+    char what[128]; /* PETSc's own %g formatting would print "inf." */
+    snprintf(what, sizeof what, "L_rec %g, L_sw %g, L_prior %g", (double)red[np + DY_RED_REC],
+             (double)red[np + DY_RED_SW], (double)red[np + DY_RED_PRIOR]);
+    SETERRQ(t->comm, DY_ERR_DIVERGED,
+            "epoch %d, step %" PRId64 ": the loss or its gradient is not finite (%s); lower the learning rates "
+            "(train.%s, train.prior_lr) or loss.beta, or rescale the data",
+            epoch, step, what, epoch == 0 ? "warmup_lr" : "lr");
+  }
   sum->rec += red[np + DY_RED_REC];
   sum->sw += red[np + DY_RED_SW];
   sum->prior += red[np + DY_RED_PRIOR];
