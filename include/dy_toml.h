@@ -42,10 +42,13 @@ struct DyTomlValue {
 
 /* Parses text (len bytes; it need not be NUL-terminated). On success returns 0 and *root is the
  * root table (free with dy_toml_free). On error returns non-zero, *root is NULL, and err holds
- * "line N: what is wrong" (at most errlen bytes, NUL-terminated). Never crashes on bad input. */
+ * "line N: what is wrong" (at most errlen bytes, NUL-terminated; err may be NULL if errlen is 0).
+ * Never crashes on bad input. Beyond TOML 1.0 itself: integers outside int64 and floats that
+ * overflow a double are errors (never clamped); values may nest at most 256 deep and a dotted key
+ * have at most 256 parts. A leading UTF-8 byte order mark is skipped. */
 int dy_toml_parse(const char *text, size_t len, DyTomlValue **root, char *err, size_t errlen);
 void dy_toml_free(DyTomlValue *v);
-/* The value of key in a table, or NULL. */
+/* The value of key in a table, or NULL (also when table is NULL or not a table). */
 const DyTomlValue *dy_toml_get(const DyTomlValue *table, const char *key);
 /* Line of key's definition in table, or 0. For a table defined by a [header] after being
  * created implicitly (e.g. by [a.b] before [a]), the line of its own header. */

@@ -106,17 +106,27 @@ static char *buf_take(Buf *b) {
   return d;
 }
 
-/* Writes at most max bytes of a key for a message, with control bytes shown as '?'. */
+/* Parts 0..upto of a key, joined by dots, for a message (outlen > 0): control bytes are shown as
+ * '?', and a cut never splits a UTF-8 sequence. */
 static void key_show(char *out, size_t outlen, const Key *k, size_t upto) {
   size_t o = 0;
-  for (size_t i = 0; i <= upto && i < k->n; i++) {
-    if (i && o + 1 < outlen) out[o++] = '.';
-    for (size_t j = 0; j < k->part[i].len && o + 1 < outlen; j++) {
-      unsigned char c = (unsigned char)k->part[i].s[j];
+  int cut = 0;
+  for (size_t i = 0; i <= upto && i < k->n && !cut; i++) {
+    for (size_t j = i ? 0 : 1; j <= k->part[i].len; j++) { /* j == 0: the dot before part i */
+      if (o + 1 >= outlen) {
+        cut = 1;
+        break;
+      }
+      unsigned char c = j ? (unsigned char)k->part[i].s[j - 1] : '.';
       out[o++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
     }
   }
-  if (outlen) out[o < outlen ? o : outlen - 1] = '\0';
+  if (cut) {
+    while (o > 0 && ((unsigned char)out[o - 1] & 0xc0) == 0x80)
+      o--;
+    if (o > 0 && ((unsigned char)out[o - 1] & 0xc0) == 0xc0) o--;
+  }
+  out[o] = '\0';
 }
 
 /* ---------------------------------------------------------------- values and tables */

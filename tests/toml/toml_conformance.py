@@ -2,7 +2,7 @@
 
 usage: toml_conformance.py DECODER CORPUS_DIR
 Valid cases must decode to the expected tagged JSON; invalid ones must be rejected with a
-non-zero exit (a crash is a failure). Exits 77 when the corpus is absent, 1 on any failure."""
+non-zero exit and a "line N: ..." message (a crash is a failure). Exits 77 when the corpus is absent, 1 on any failure."""
 import json
 import math
 import os
@@ -127,8 +127,11 @@ def main():
                 valid_ok += 1
         else:
             ninvalid += 1
-            if r.returncode > 0:
+            message = r.stderr.decode(errors="replace")
+            if r.returncode > 0 and re.match(r"line [1-9][0-9]*: \S", message):
                 invalid_ok += 1
+            elif r.returncode > 0:
+                failures[case] = f"rejected without a 'line N: ...' message: {message.strip()[:120]!r}"
             elif r.returncode < 0:
                 failures[case] = f"crashed with signal {-r.returncode}"
             else:

@@ -47,6 +47,17 @@ static void expect_error(const char *text, int line, const char *what) {
   CHECK(strstr(err, what) != NULL, "error '%s' should mention '%s'", err, what);
 }
 
+/* Whole UTF-8 sequences only (enough to check a message was not cut inside one). */
+static int utf8_ok(const char *s) {
+  for (const unsigned char *u = (const unsigned char *)s; *u;) {
+    int n = *u < 0x80 ? 0 : *u >= 0xf0 ? 3 : *u >= 0xe0 ? 2 : *u >= 0xc0 ? 1 : -1;
+    if (n < 0) return 0;
+    for (u++; n > 0; n--, u++)
+      if ((*u & 0xc0) != 0x80) return 0;
+  }
+  return 1;
+}
+
 /* Follows a dotted path of plain keys (no dots inside keys) from the root. */
 static const DyTomlValue *path(const DyTomlValue *t, const char *dotted) {
   char buf[128];
@@ -143,8 +154,16 @@ static void test_error_lines(void) {
   expect_error("k\n", 1, "expected '='");
   /* errors inside a multi-line construct name the line where the problem is */
   expect_error("s = \"\"\"\nline\n\\q\"\"\"\n", 3, "invalid escape");
-  /* a tiny or empty error buffer must be safe */
+  /* a long non-ASCII key is cut in the message without splitting a character */
+  char key[700] = "", doc[1600], err[256];
+  for (int i = 0; i < 300; i++)
+    strcat(key, "\xc3\xa9");
+  snprintf(doc, sizeof doc, "\"%s\".x = 1\n\"%s\".x = 2\n", key, key);
   DyTomlValue *root;
+  CHECK(dy_toml_parse(doc, strlen(doc), &root, err, sizeof err) != 0 && strncmp(err, "line 2: duplicate", 17) == 0,
+        "long key: %s", err);
+  CHECK(utf8_ok(err), "message cut inside a UTF-8 sequence");
+  /* a tiny or empty error buffer must be safe */
   char small[8];
   CHECK(dy_toml_parse("a = ", 4, &root, small, sizeof small) != 0 && strlen(small) < sizeof small, "small buffer");
   CHECK(dy_toml_parse("a = ", 4, &root, NULL, 0) != 0 && root == NULL, "no buffer");
