@@ -6,7 +6,6 @@
  * tables only extended by [[header]]) are enforced with the flags kept on each table and array. */
 #include "dy_toml.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -571,6 +570,7 @@ static int digits_value(const char *s, size_t n, int base, uint64_t limit, uint6
 
 /* An integer or float token t (n bytes) into v; returns NULL or what is wrong. */
 static const char *number_value(const char *t, size_t n, DyTomlValue *v) {
+  if (n == 0) return "expected a number";
   size_t i = 0;
   int neg = 0;
   if (t[0] == '+' || t[0] == '-') {
@@ -630,7 +630,7 @@ static const char *number_value(const char *t, size_t n, DyTomlValue *v) {
     if (t[c] != '_') plain[m++] = t[c];
   plain[m] = '\0';
   char *end;
-  double x = strtod(plain, &end);
+  double x = strtod(plain, &end); /* the token is checked above; the program keeps the C locale */
   int whole = end == plain + m;
   if (plain != small) free(plain);
   if (!whole) return "invalid float";
