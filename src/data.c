@@ -15,7 +15,11 @@
 #define DY_MSG_MAX 2048 /* PetscError keeps at most this much of a message */
 /* Rows of one collective read are capped at this many bytes per rank so that no MPI-IO request
  * of one rank exceeds what an int can count; every rank makes the same number of reads. */
+#ifndef DY_READ_PIECE_BYTES /* tests shrink it to exercise several pieces */
 #define DY_READ_PIECE_BYTES ((int64_t)1 << 30)
+#endif
+/* Opening fails on file systems without locks unless HDF5 is told not to lock. */
+#define DY_LOCK_HINT " (if the file system has no file locking, set HDF5_USE_FILE_LOCKING=FALSE)"
 /* The plan lists every trajectory and rank up to these counts, then only a summary. */
 #define DY_PLAN_LIST_MAX 8
 
@@ -101,7 +105,7 @@ static int dy_entry_inspect(const DyDataRef *ref, const char *label, DyEntryInfo
     return 1;
   }
   if ((file = H5Fopen(ref->file, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
-    snprintf(msg, len, "%s: cannot open the HDF5 file", label);
+    snprintf(msg, len, "%s: cannot open the HDF5 file%s", label, DY_LOCK_HINT);
     goto done;
   }
   if ((dset = H5Dopen2(file, ref->dataset, H5P_DEFAULT)) < 0) {
@@ -210,12 +214,14 @@ static int dy_entry_read(MPI_Comm comm, const DyDataRef *ref, const char *label,
   hid_t dxpl = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
   int bad = 0;
 
+  /* Collective metadata reads: one rank reads the file's metadata and broadcasts it. */
   if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0 ||
+      H5Pset_all_coll_metadata_ops(fapl, 1) < 0 ||
       (dxpl = H5Pcreate(H5P_DATASET_XFER)) < 0 || H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0) {
     snprintf(msg, len, "%s: cannot set up parallel HDF5 access", label);
     bad = 1;
   } else if ((file = H5Fopen(ref->file, H5F_ACC_RDONLY, fapl)) < 0) {
-    snprintf(msg, len, "%s: cannot open the file with MPI-IO", label);
+    snprintf(msg, len, "%s: cannot open the file with MPI-IO%s", label, DY_LOCK_HINT);
     bad = 1;
   } else if ((dset = H5Dopen2(file, ref->dataset, H5P_DEFAULT)) < 0 || (fspace = H5Dget_space(dset)) < 0) {
     snprintf(msg, len, "%s: cannot open the dataset", label);
@@ -274,15 +280,19 @@ static PetscErrorCode dy_blocks_read(MPI_Comm comm, const DyConfig *cfg, const D
   const int64_t piece = DY_MAX((int64_t)1, DY_READ_PIECE_BYTES / (ncol * (int64_t)sizeof(double)));
   char label[DY_MSG_MAX / 4], msg[DY_MSG_MAX];
   int64_t *first;
+  int size;
 
   PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(comm, &size));
   for (int i = 0; i < n; i++) {
     DyTrajBlock *b = &data->block[i];
     dy_real **dst = which ? &b->y : &b->x;
-    int64_t npieces = (b->nread + piece - 1) / piece;
+    /* Rank 0 holds the largest block, so every rank knows how many reads it takes. */
+    int64_t start0, count0, npieces;
     int bad;
 
-    PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &npieces, 1, MPI_INT64_T, MPI_MAX, comm));
+    dy_block_range(b->frames, size, 0, &start0, &count0);
+    npieces = (DY_MIN(count0 + data->lag, b->frames) + piece - 1) / piece;
     PetscCall(PetscMalloc1(b->nread * ncol, dst));
     dy_entry_label(&refs[i], key, i, label, sizeof label);
     msg[0] = 0;

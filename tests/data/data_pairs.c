@@ -1,6 +1,6 @@
 /* The pairs seen by all ranks together are exactly the serial set.
  *
- *   data_pairs DIR [notarget]
+ *   data_pairs DIR [notarget | tiny]
  *
  * Rank 0 writes five trajectories of different lengths (one of exactly lag + 1 frames, one
  * shorter than the rank count at 4 ranks, float32 and float64, one chunked and compressed) and
@@ -8,7 +8,8 @@
  * the blocks partition every trajectory and hold the right frames, that every local pair lives
  * on its hashed rank with ids ascending and the right x0/x1/y0/y1 values, and (on rank 0) that
  * the union of all ranks' train and test ids equals the serial expectation with the same split:
- * no pair lost, duplicated or crossing trajectories. Exit code 0 when all checks pass. */
+ * no pair lost, duplicated or crossing trajectories. Exit code 0 when all checks pass.
+ * notarget: the same without targets; tiny: only one trajectory of lag + 1 frames (one pair). */
 #include "data_fixture.h"
 #include "dy_data.h"
 #include "dy_rng.h"
@@ -18,17 +19,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define NTRAJ 5
+#define MAXTRAJ 5
 #define LAG 2
 #define NX 5
 #define NY 2
 #define SEED 12345
 #define TEST_FRACTION 0.3
 
-static const int64_t frames[NTRAJ] = {101, LAG + 1, 38, 7, 55};
-static const char *const file_of[NTRAJ] = {"a.h5", "b.h5", "a.h5", "b.h5", "a.h5"};
-static const char *const dset_of[NTRAJ] = {"/traj0", "/traj1", "/group/traj2", "/traj3", "/chunked"};
-static const char *const target_of[NTRAJ] = {"/y0", "/y1", "/y2", "/y3", "/y4"};
+static int ntraj = MAXTRAJ; /* trajectories used: all, or only the first in the tiny case */
+static int64_t frames[MAXTRAJ] = {101, LAG + 1, 38, 7, 55};
+static const char *const file_of[MAXTRAJ] = {"a.h5", "b.h5", "a.h5", "b.h5", "a.h5"};
+static const char *const dset_of[MAXTRAJ] = {"/traj0", "/traj1", "/group/traj2", "/traj3", "/chunked"};
+static const char *const target_of[MAXTRAJ] = {"/y0", "/y1", "/y2", "/y3", "/y4"};
 
 
 static int write_inputs(const char *dir)
@@ -36,7 +38,7 @@ static int write_inputs(const char *dir)
   char path[4096];
   int bad = 0;
 
-  for (int i = 0; i < NTRAJ; i++) {
+  for (int i = 0; i < ntraj; i++) {
     const hid_t xt = (i % 2) ? H5T_IEEE_F64LE : H5T_IEEE_F32LE, yt = (i % 2) ? H5T_IEEE_F32LE : H5T_IEEE_F64LE;
 
     snprintf(path, sizeof path, "%s/%s", dir, file_of[i]);
@@ -52,8 +54,8 @@ static void locate(int64_t g, int *traj, int64_t *t)
 {
   int i = 0;
 
-  while (i < NTRAJ && g >= frames[i] - LAG) g -= frames[i++] - LAG;
-  *traj = i < NTRAJ && g >= 0 ? i : -1;
+  while (i < ntraj && g >= frames[i] - LAG) g -= frames[i++] - LAG;
+  *traj = i < ntraj && g >= 0 ? i : -1;
   *t = g;
 }
 
@@ -128,19 +130,24 @@ static PetscErrorCode check_union(MPI_Comm comm, const DyPairs *p, int want_test
 static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *mode)
 {
   const int has_target = !(mode && !strcmp(mode, "notarget"));
-  char files[NTRAJ][4096], targets[NTRAJ][4096];
-  DyDataRef in[NTRAJ], tg[NTRAJ];
+  char files[MAXTRAJ][4096], targets[MAXTRAJ][4096];
+  DyDataRef in[MAXTRAJ], tg[MAXTRAJ];
   DyConfig cfg;
   DyData data;
   int rank, size, bad = 0;
-  int64_t nall = 0, ntest = 0, (*blocks)[2] = NULL, mine[NTRAJ][2];
+  int64_t nall = 0, ntest = 0, (*blocks)[2] = NULL, mine[MAXTRAJ][2];
 
   PetscFunctionBegin;
+  if (mode && !strcmp(mode, "tiny")) {
+    /* One pair in all: most ranks send, receive and hold nothing. */
+    ntraj = 1;
+    frames[0] = LAG + 1;
+  }
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
   PetscCallMPI(MPI_Comm_size(comm, &size));
   if (rank == 0) {
     mkdir(dir, 0755);
-    for (int i = 0; i < NTRAJ; i++) {
+    for (int i = 0; i < ntraj; i++) {
       snprintf(files[0], sizeof files[0], "%s/%s", dir, file_of[i]);
       remove(files[0]);
     }
@@ -152,15 +159,15 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *mode)
   PetscCheck(!bad, comm, PETSC_ERR_FILE_WRITE, "cannot write the test inputs in %s", dir);
 
   memset(&cfg, 0, sizeof cfg);
-  for (int i = 0; i < NTRAJ; i++) {
+  for (int i = 0; i < ntraj; i++) {
     snprintf(files[i], sizeof files[i], "%s/%s", dir, file_of[i]);
     snprintf(targets[i], sizeof targets[i], "%s/targets.h5", dir);
     in[i] = (DyDataRef){.file = files[i], .dataset = (char *)dset_of[i], .text = NULL};
     tg[i] = (DyDataRef){.file = targets[i], .dataset = (char *)target_of[i], .text = NULL};
   }
-  cfg.ntraj = NTRAJ;
+  cfg.ntraj = ntraj;
   cfg.input = in;
-  cfg.ntarget = has_target ? NTRAJ : 0;
+  cfg.ntarget = has_target ? ntraj : 0;
   cfg.target = has_target ? tg : NULL;
   cfg.lag = LAG;
   cfg.test_fraction = TEST_FRACTION;
@@ -169,14 +176,14 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *mode)
   PetscCall(dy_data_print_plan(comm, &data, stdout));
 
   /* Dimensions and numbering. */
-  CHECK(data.ntraj == NTRAJ && data.D == NX && data.lag == LAG, "ntraj %d D %d lag %d", data.ntraj, data.D, data.lag);
+  CHECK(data.ntraj == ntraj && data.D == NX && data.lag == LAG, "ntraj %d D %d lag %d", data.ntraj, data.D, data.lag);
   CHECK(data.has_target == has_target && data.Dy == (has_target ? NY : NX), "Dy %d", data.Dy);
-  for (int i = 0; i < NTRAJ; i++) {
+  for (int i = 0; i < ntraj; i++) {
     CHECK(data.frames[i] == frames[i], "frames[%d] = %lld", i, (long long)data.frames[i]);
     CHECK(data.pair_offset[i] == nall, "pair_offset[%d] = %lld", i, (long long)data.pair_offset[i]);
     nall += frames[i] - LAG;
   }
-  CHECK(data.pair_offset[NTRAJ] == nall, "pair_offset[ntraj] = %lld", (long long)data.pair_offset[NTRAJ]);
+  CHECK(data.pair_offset[ntraj] == nall, "pair_offset[ntraj] = %lld", (long long)data.pair_offset[ntraj]);
   for (int64_t g = 0; g < nall; g++) {
     int i, j;
     int64_t t, u;
@@ -190,7 +197,7 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *mode)
         (long long)data.ntrain_global, (long long)data.ntest_global);
 
   /* Blocks: the right frames here, and a partition of every trajectory over the ranks. */
-  for (int i = 0; i < NTRAJ; i++) {
+  for (int i = 0; i < ntraj; i++) {
     const DyTrajBlock *b = &data.block[i];
 
     CHECK(b->frames == frames[i], "block %d frames", i);
@@ -206,14 +213,14 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *mode)
     mine[i][0] = b->start;
     mine[i][1] = b->count;
   }
-  if (rank == 0) PetscCall(PetscMalloc1(size * NTRAJ, &blocks));
-  PetscCallMPI(MPI_Gather(mine, 2 * NTRAJ, MPI_INT64_T, blocks, 2 * NTRAJ, MPI_INT64_T, 0, comm));
-  for (int i = 0; rank == 0 && i < NTRAJ; i++) {
+  if (rank == 0) PetscCall(PetscMalloc1(size * ntraj, &blocks));
+  PetscCallMPI(MPI_Gather(mine, 2 * ntraj, MPI_INT64_T, blocks, 2 * ntraj, MPI_INT64_T, 0, comm));
+  for (int i = 0; rank == 0 && i < ntraj; i++) {
     int64_t next = 0;
     for (int r = 0; r < size; r++) {
-      CHECK(blocks[r * NTRAJ + i][0] == next, "traj %d: block of rank %d starts at %lld, not %lld", i, r,
-            (long long)blocks[r * NTRAJ + i][0], (long long)next);
-      next += blocks[r * NTRAJ + i][1];
+      CHECK(blocks[r * ntraj + i][0] == next, "traj %d: block of rank %d starts at %lld, not %lld", i, r,
+            (long long)blocks[r * ntraj + i][0], (long long)next);
+      next += blocks[r * ntraj + i][1];
     }
     CHECK(next == frames[i], "traj %d: blocks cover %lld frames", i, (long long)next);
   }
@@ -229,4 +236,4 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *mode)
   PetscFunctionReturn(0);
 }
 
-int main(int argc, char **argv) { return dy_test_main(argc, argv, "data_pairs DIR [notarget]", run); }
+int main(int argc, char **argv) { return dy_test_main(argc, argv, "data_pairs DIR [notarget | tiny]", run); }
