@@ -9,16 +9,23 @@
 
 #include <stddef.h>
 
-/* --- linear layer: Y (n, out) = X (n, in) W^T + b ------------------------------------------- */
+/* --- linear layer: Y (n, out) = act(X (n, in) W^T + b) --------------------------------------- */
 
-/* Y = X W^T + b with the torch-layout W (out, in) and its transpose WT (in, out), both given so
- * that the kernel can run along whichever is contiguous; b may be NULL (no bias, e.g. for tangent
- * rows). Overwrites Y. */
+/* How a product's result r is stored into its output c. Forward (no H): SET c = r, ADD c += r,
+ * RELU c = max(r, 0), TANH c = tanh(r). Backward to a layer input through its activation (with H,
+ * the activation's output): RELU c = r [H > 0], TANH c = r (1 - H^2); SET and ADD as forward. */
+typedef enum { DY_EPI_SET = 0, DY_EPI_ADD = 1, DY_EPI_RELU = 2, DY_EPI_TANH = 3 } DyEpilogue;
+
+/* Y = act(X W^T + b) with the torch-layout W (out, in) and its transpose WT (in, out), both given
+ * so that the kernel can run along whichever is contiguous; b may be NULL (no bias, e.g. for
+ * tangent rows). */
 void dy_linear_forward(int n, int in, int out, const dy_real *X, const dy_real *W, const dy_real *WT, const dy_real *b,
-                       dy_real *Y);
-/* dX (n, in) += dY (n, out) W (out, in); WT as above. */
+                       DyEpilogue act, dy_real *Y);
+/* dX (n, in) = mode(dY (n, out) W (out, in)), WT as above: with mode ADD it accumulates; with
+ * RELU or TANH, H (n, in) is the layer input (output of the previous activation) and the result is
+ * the gradient of that activation's input. */
 void dy_linear_backward_input(int n, int in, int out, const dy_real *dY, const dy_real *W, const dy_real *WT,
-                              dy_real *dX);
+                              const dy_real *H, DyEpilogue mode, dy_real *dX);
 /* dW (out, in) += dY^T X. */
 void dy_linear_backward_weight(int n, int in, int out, const dy_real *X, const dy_real *dY, dy_real *dW);
 /* db (out) += column sums of dY (n, out). */
@@ -26,24 +33,18 @@ void dy_linear_backward_bias(int n, int out, const dy_real *dY, dy_real *db);
 /* WT (in, out) = W (out, in) transposed. */
 void dy_transpose(int out, int in, const dy_real *W, dy_real *WT);
 
-/* --- activations (in place on an (n, w) array, flattened to m = n w values) -------------------- */
+/* --- tanh and its forward-mode tangents (in place on (n, w) arrays) ---------------------------- */
 
-/* H = max(A, 0) in place. */
-void dy_relu_forward(size_t m, dy_real *H);
-/* dH *= (H > 0) in place: turns the gradient of the output into that of the input. */
-void dy_relu_backward(size_t m, const dy_real *H, dy_real *dH);
-/* H = tanh(A) in place. */
+/* H = tanh(H) for m values (the kernel the TANH epilogue uses). */
 void dy_tanh_forward(size_t m, dy_real *H);
-/* dH *= 1 - H^2 in place. */
-void dy_tanh_backward(size_t m, const dy_real *H, dy_real *dH);
 
 /* Forward-mode tangents through a tanh layer. The primal rows Hp (B, w) hold tanh(A) already;
  * T holds ntan blocks of B tangent rows (ntan B, w), each the pre-activation tangent on entry and
  * the post-activation tangent (1 - Hp^2) * T on exit; A_T keeps a copy of the entry values. */
 void dy_tanh_tangent_forward(int B, int w, int ntan, const dy_real *Hp, dy_real *T, dy_real *A_T);
-/* Backward of dy_tanh_forward on the primal rows together with dy_tanh_tangent_forward:
- * on entry dHp (B, w) and dT (ntan B, w) are gradients of the layer outputs; on exit they are the
- * gradients of the pre-activations (primal and tangent). */
+/* Backward of the tanh on the primal rows together with dy_tanh_tangent_forward: on entry dHp
+ * (B, w) and dT (ntan B, w) are gradients of the layer outputs; on exit they are the gradients of
+ * the pre-activations (primal and tangent). */
 void dy_tanh_tangent_backward(int B, int w, int ntan, const dy_real *Hp, const dy_real *A_T, dy_real *dHp, dy_real *dT);
 
 /* --- losses ------------------------------------------------------------------------------------ */
@@ -51,10 +52,11 @@ void dy_tanh_tangent_backward(int B, int w, int ntan, const dy_real *Hp, const d
 /* Sum over rows of |Yhat - Y|^2 for Yhat, Y (n, w); when dYhat is non-NULL adds scale 2 (Yhat - Y). */
 double dy_sqerr_loss(int n, int w, const dy_real *Yhat, const dy_real *Y, double scale, dy_real *dYhat);
 
+#define DY_SW_MAX_DIM 64 /* latent dimensions dy_sw_loss handles */
 /* Workspace of dy_sw_loss in bytes for B pairs. */
 size_t dy_sw_work_bytes(int B);
 /* Sliced Wasserstein of one bin: 1/(L B) sum_l sum_n (a_(n) - b_(n))^2 with a = theta_l . dz,
- * b = theta_l . dzp, each sorted. theta (L, d), dz and dzp (B, d). When gdz is non-NULL adds
+ * b = theta_l . dzp, each sorted. theta (L, d), dz and dzp (B, d), d <= DY_SW_MAX_DIM. When gdz is non-NULL adds
  * scale d/d(dz) into gdz (B, d) (dzp is a constant). work: dy_sw_work_bytes(B) bytes, 64-aligned. */
 double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, const dy_real *dzp, double scale,
                   dy_real *gdz, void *work);

@@ -44,108 +44,219 @@ static inline dy_real dy_value_of(dy_key u)
   return x;
 }
 
-/* The projections are sorted DY_SW_GROUP at a time by one bitonic network whose compare-exchange
- * acts on whole rows: row n holds the keys of a_n for the group's projections, then those of b_n, so
- * every lane is an independent sort and the network vectorises without shuffles. The keys of a
- * carry the row index in their low bits (the permutation is what the gradient needs); the few pairs
- * this puts out of order (values equal in all other bits) are put right afterwards by an insertion
- * pass on the true values. */
+/* The projections are sorted DY_SW_GROUP at a time by a bitonic network whose compare-exchange acts
+ * on whole rows: row n of a block holds the keys of a_n (or b_n) for the group's projections, so
+ * every lane is an independent sort and the network needs no shuffles. The last three stages of
+ * every merge work on eight rows held in registers. The keys of a carry the row index in their low
+ * bits (the permutation is what the gradient needs); the rare pairs this puts out of order (values
+ * equal in all other bits) are put right afterwards by an insertion pass on the true values. */
 #define DY_SW_GROUP 8
-#define DY_SW_LANES (2 * DY_SW_GROUP)
 typedef dy_key dy_kvec __attribute__((vector_size(32)));
-#define DY_SW_NKV ((int)(DY_SW_LANES * sizeof(dy_key) / 32)) /* vectors per row */
+#define DY_SW_NKV ((int)(DY_SW_GROUP * sizeof(dy_key) / 32)) /* vectors per row */
+
+#if defined(__AVX2__) && !defined(DY_REAL_DOUBLE)
+#include <immintrin.h>
+static inline __attribute__((always_inline)) void dy_kminmax(dy_kvec *a, dy_kvec *b)
+{
+  const __m256i x = (__m256i)*a, y = (__m256i)*b;
+  *a = (dy_kvec)_mm256_min_epu32(x, y);
+  *b = (dy_kvec)_mm256_max_epu32(x, y);
+}
+#else
+static inline __attribute__((always_inline)) void dy_kminmax(dy_kvec *a, dy_kvec *b)
+{
+  const dy_kvec x = *a, y = *b, m = (dy_kvec)(x < y);
+  *a = (x & m) | (y & ~m);
+  *b = (y & m) | (x & ~m);
+}
+#endif
+
+/* compare-exchange of rows i < j of r (rows of DY_SW_NKV vectors) */
+static inline __attribute__((always_inline)) void dy_sw_ce(dy_kvec *r, int i, int j)
+{
+  for (int v = 0; v < DY_SW_NKV; v++) dy_kminmax(&r[i * DY_SW_NKV + v], &r[j * DY_SW_NKV + v]);
+}
+#define DY_CE(r, i, j) dy_sw_ce(r, i, j)
+
+static inline __attribute__((always_inline)) void dy_sw_load8(const dy_kvec *rows, dy_kvec *r)
+{
+  for (int k = 0; k < 8 * DY_SW_NKV; k++) r[k] = rows[k];
+}
+
+static inline __attribute__((always_inline)) void dy_sw_store8(dy_kvec *rows, const dy_kvec *r)
+{
+  for (int k = 0; k < 8 * DY_SW_NKV; k++) rows[k] = r[k];
+}
+
+/* strides 4, 2, 1 of a merge on eight rows */
+static inline __attribute__((always_inline)) void dy_sw_tail8(dy_kvec *r)
+{
+  DY_CE(r, 0, 4), DY_CE(r, 1, 5), DY_CE(r, 2, 6), DY_CE(r, 3, 7);
+  DY_CE(r, 0, 2), DY_CE(r, 1, 3), DY_CE(r, 4, 6), DY_CE(r, 5, 7);
+  DY_CE(r, 0, 1), DY_CE(r, 2, 3), DY_CE(r, 4, 5), DY_CE(r, 6, 7);
+}
+
+/* Sorts every lane of rows (P, GROUP) ascending, P a power of two >= 8. Each merge starts by
+ * comparing mirrored rows, so every compare-exchange puts the minimum first. */
+static void dy_sw_sort_block(int P, dy_kvec *rows)
+{
+  dy_kvec r[8 * DY_SW_NKV];
+  for (int c = 0; c < P; c += 8) { /* merges of sizes 2, 4, 8 */
+    dy_sw_load8(rows + (size_t)c * DY_SW_NKV, r);
+    DY_CE(r, 0, 1), DY_CE(r, 2, 3), DY_CE(r, 4, 5), DY_CE(r, 6, 7);
+    DY_CE(r, 0, 3), DY_CE(r, 1, 2), DY_CE(r, 4, 7), DY_CE(r, 5, 6);
+    DY_CE(r, 0, 1), DY_CE(r, 2, 3), DY_CE(r, 4, 5), DY_CE(r, 6, 7);
+    DY_CE(r, 0, 7), DY_CE(r, 1, 6), DY_CE(r, 2, 5), DY_CE(r, 3, 4);
+    DY_CE(r, 0, 2), DY_CE(r, 1, 3), DY_CE(r, 4, 6), DY_CE(r, 5, 7);
+    DY_CE(r, 0, 1), DY_CE(r, 2, 3), DY_CE(r, 4, 5), DY_CE(r, 6, 7);
+    dy_sw_store8(rows + (size_t)c * DY_SW_NKV, r);
+  }
+  for (int size = 16; size <= P; size *= 2) {
+    for (int b0 = 0; b0 < P; b0 += size)
+      for (int t = 0; t < size / 2; t++) DY_CE(rows, b0 + t, b0 + size - 1 - t);
+    for (int stride = size / 4; stride >= 8; stride /= 2)
+      for (int b0 = 0; b0 < P; b0 += 2 * stride)
+        for (int t = 0; t < stride; t++) DY_CE(rows, b0 + t, b0 + t + stride);
+    for (int c = 0; c < P; c += 8) {
+      dy_sw_load8(rows + (size_t)c * DY_SW_NKV, r);
+      dy_sw_tail8(r);
+      dy_sw_store8(rows + (size_t)c * DY_SW_NKV, r);
+    }
+  }
+}
+
+/* Workspace layout of dy_sw_loss for B pairs and latent dimension up to d. */
+typedef struct {
+  dy_kvec *ka, *kb; /* (P, GROUP) keys of a and b */
+  dy_real *av;      /* (B, GROUP) true values of a */
+  dy_real *as;      /* (B, GROUP) a in sorted order */
+  int32_t *perm;    /* (B, GROUP) row of the k-th smallest a */
+  dy_real *ga;      /* (B, GROUP) d L_sw / d a, by row */
+} DySwWork;
 
 static int dy_pow2_at_least(int n)
 {
-  int p = 1;
+  int p = 8;
   while (p < n) p *= 2;
   return p;
 }
 
-static inline void dy_sw_exchange(dy_key *lo, dy_key *hi)
+static size_t dy_sw_layout(int B, char *base, DySwWork *w)
 {
-  for (int v = 0; v < DY_SW_NKV; v++) {
-    dy_kvec a, b;
-    memcpy(&a, lo + v * (32 / sizeof(dy_key)), 32);
-    memcpy(&b, hi + v * (32 / sizeof(dy_key)), 32);
-    const dy_kvec m = (dy_kvec)(a < b);
-    const dy_kvec mn = (a & m) | (b & ~m), mx = (b & m) | (a & ~m);
-    memcpy(lo + v * (32 / sizeof(dy_key)), &mn, 32);
-    memcpy(hi + v * (32 / sizeof(dy_key)), &mx, 32);
+  const size_t P = (size_t)dy_pow2_at_least(B), G = DY_SW_GROUP, kb = P * G * sizeof(dy_key);
+  const size_t rb = ((size_t)B * G * sizeof(dy_real) + 63) & ~(size_t)63;
+  const size_t ib = ((size_t)B * G * sizeof(int32_t) + 63) & ~(size_t)63;
+  if (w) {
+    w->ka = (dy_kvec *)base;
+    w->kb = (dy_kvec *)(base + kb);
+    w->av = (dy_real *)(base + 2 * kb);
+    w->as = (dy_real *)(base + 2 * kb + rb);
+    w->ga = (dy_real *)(base + 2 * kb + 2 * rb);
+    w->perm = (int32_t *)(base + 2 * kb + 3 * rb);
   }
+  return 2 * kb + 3 * rb + ib;
 }
 
-/* Sorts every lane of rows (P, DY_SW_LANES) ascending; P a power of two. Each merge starts by
- * comparing mirrored rows so that every compare-exchange puts the minimum first. */
-static void dy_sw_sort_rows(int P, dy_key *rows)
+size_t dy_sw_work_bytes(int B) { return dy_sw_layout(B, NULL, NULL); }
+
+/* keys of GROUP values, as dy_key_of, in a form the compiler vectorises */
+static inline void dy_keys_of(const dy_real *x, dy_key *k)
 {
-  for (int size = 2; size <= P; size *= 2) {
-    for (int b0 = 0; b0 < P; b0 += size)
-      for (int t = 0; t < size / 2; t++)
-        dy_sw_exchange(rows + (size_t)(b0 + t) * DY_SW_LANES, rows + (size_t)(b0 + size - 1 - t) * DY_SW_LANES);
-    for (int stride = size / 4; stride > 0; stride /= 2)
-      for (int b0 = 0; b0 < P; b0 += 2 * stride)
-        for (int t = 0; t < stride; t++)
-          dy_sw_exchange(rows + (size_t)(b0 + t) * DY_SW_LANES, rows + (size_t)(b0 + t + stride) * DY_SW_LANES);
-  }
+  memcpy(k, x, DY_SW_GROUP * sizeof *k);
+  for (int j = 0; j < DY_SW_GROUP; j++) k[j] ^= (dy_key)(-(k[j] >> (8 * sizeof(dy_key) - 1))) | DY_KEY_SIGN;
 }
 
-size_t dy_sw_work_bytes(int B)
+static inline void dy_values_of(const dy_key *k, dy_real *x)
 {
-  /* key rows, true values of a for a group, one permutation */
-  const size_t P = (size_t)dy_pow2_at_least(B);
-  return P * DY_SW_LANES * sizeof(dy_key) + (size_t)DY_SW_GROUP * B * sizeof(dy_real) + (size_t)B * sizeof(int32_t) +
-         128;
+  dy_key u[DY_SW_GROUP];
+  for (int j = 0; j < DY_SW_GROUP; j++) u[j] = k[j] ^ ((dy_key)((k[j] >> (8 * sizeof(dy_key) - 1)) - 1) | DY_KEY_SIGN);
+  memcpy(x, u, sizeof u);
+}
+
+/* insertion sort of n values v[k * stride] carrying idx[k * stride] (nearly sorted on entry) */
+static void dy_sw_insertion(int n, int stride, dy_real *v, int32_t *idx)
+{
+  for (int k = 1; k < n; k++) {
+    const dy_real x = v[(size_t)k * stride];
+    const int32_t i = idx[(size_t)k * stride];
+    int m = k;
+    for (; m > 0 && v[(size_t)(m - 1) * stride] > x; m--) {
+      v[(size_t)m * stride] = v[(size_t)(m - 1) * stride];
+      idx[(size_t)m * stride] = idx[(size_t)(m - 1) * stride];
+    }
+    v[(size_t)m * stride] = x;
+    idx[(size_t)m * stride] = i;
+  }
 }
 
 double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, const dy_real *dzp, double scale,
                   dy_real *gdz, void *work)
 {
+  enum { G = DY_SW_GROUP };
+  DySwWork w;
+  dy_sw_layout(B, work, &w);
   const int P = dy_pow2_at_least(B);
-  dy_key *rows = work;
-  dy_real *av = (dy_real *)(rows + (size_t)P * DY_SW_LANES); /* (GROUP, B) */
-  int32_t *perm = (int32_t *)(av + (size_t)DY_SW_GROUP * B);
+  dy_key *ka = (dy_key *)w.ka, *kb = (dy_key *)w.kb;
   dy_key imask = 0;
   while ((int)imask < B - 1) imask = 2 * imask + 1;
   const dy_real gscale = (dy_real)(2 * scale / ((double)L * B));
   double sum = 0;
-  for (int l0 = 0; l0 < L; l0 += DY_SW_GROUP) {
-    const int ng = DY_MIN(DY_SW_GROUP, L - l0);
+  for (int l0 = 0; l0 < L; l0 += G) {
+    const int ng = DY_MIN(G, L - l0);
+    /* the group's directions by component; lanes past the last projection get zero directions,
+     * so zero a, b and error */
+    dy_real thT[DY_SW_MAX_DIM][G];
+    for (int c = 0; c < d; c++)
+      for (int j = 0; j < G; j++) thT[c][j] = j < ng ? theta[(size_t)(l0 + j) * d + c] : 0;
     for (int n = 0; n < B; n++) {
-      dy_key *row = rows + (size_t)n * DY_SW_LANES;
-      for (int j = 0; j < DY_SW_GROUP; j++) {
-        dy_real a = 0, b = 0;
-        if (j < ng) {
-          const dy_real *th = theta + (size_t)(l0 + j) * d;
-          for (int k = 0; k < d; k++) {
-            a += th[k] * dz[(size_t)n * d + k];
-            b += th[k] * dzp[(size_t)n * d + k];
-          }
-        }
-        av[(size_t)j * B + n] = a;
-        row[j] = (dy_key_of(a) & ~imask) | (dy_key)n;
-        row[DY_SW_GROUP + j] = dy_key_of(b);
-      }
-    }
-    memset(rows + (size_t)B * DY_SW_LANES, 0xff, (size_t)(P - B) * DY_SW_LANES * sizeof *rows);
-    dy_sw_sort_rows(P, rows);
-    for (int j = 0; j < ng; j++) {
-      const dy_real *a = av + (size_t)j * B;
-      for (int k = 0; k < B; k++) {
-        int32_t i = (int32_t)(rows[(size_t)k * DY_SW_LANES + j] & imask), m = k;
-        for (; m > 0 && a[perm[m - 1]] > a[i]; m--) perm[m] = perm[m - 1];
-        perm[m] = i;
-      }
-      const dy_real *th = theta + (size_t)(l0 + j) * d;
-      for (int k = 0; k < B; k++) {
-        const dy_real e = a[perm[k]] - dy_value_of(rows[(size_t)k * DY_SW_LANES + DY_SW_GROUP + j]);
-        sum += (double)(e * e);
-        if (gdz) {
-          dy_real *g = gdz + (size_t)perm[k] * d;
-          for (int c = 0; c < d; c++) g[c] += gscale * e * th[c];
+      dy_real a[G] = {0}, b[G] = {0};
+      for (int c = 0; c < d; c++) {
+        const dy_real x = dz[(size_t)n * d + c], y = dzp[(size_t)n * d + c];
+        for (int j = 0; j < G; j++) {
+          a[j] += thT[c][j] * x;
+          b[j] += thT[c][j] * y;
         }
       }
+      dy_key *rka = ka + (size_t)n * G, *rkb = kb + (size_t)n * G;
+      memcpy(w.av + (size_t)n * G, a, sizeof a);
+      dy_keys_of(a, rka);
+      dy_keys_of(b, rkb);
+      for (int j = 0; j < G; j++) rka[j] = (rka[j] & ~imask) | (dy_key)n;
     }
+    memset(ka + (size_t)B * G, 0xff, (size_t)(P - B) * G * sizeof *ka);
+    memset(kb + (size_t)B * G, 0xff, (size_t)(P - B) * G * sizeof *kb);
+    dy_sw_sort_block(P, w.ka);
+    dy_sw_sort_block(P, w.kb);
+    /* a in sorted order with its rows; lanes that came out of order get an insertion pass */
+    dy_key disorder[G] = {0};
+    for (int k = 0; k < B; k++) {
+      int32_t *pk = w.perm + (size_t)k * G;
+      dy_real *ak = w.as + (size_t)k * G;
+      for (int j = 0; j < G; j++) pk[j] = (int32_t)(ka[(size_t)k * G + j] & imask);
+      for (int j = 0; j < G; j++) ak[j] = w.av[(size_t)pk[j] * G + j];
+      if (k)
+        for (int j = 0; j < G; j++) disorder[j] |= ak[j] < ak[j - G];
+    }
+    for (int j = 0; j < G; j++)
+      if (disorder[j]) dy_sw_insertion(B, G, w.as + j, w.perm + j);
+    /* loss and d L / d a_n, then back to dz through the directions */
+    for (int k = 0; k < B; k++) {
+      dy_real bv[G], e[G];
+      dy_values_of(kb + (size_t)k * G, bv);
+      for (int j = 0; j < G; j++) e[j] = w.as[(size_t)k * G + j] - bv[j];
+      double s = 0;
+      for (int j = 0; j < G; j++) s += (double)e[j] * e[j];
+      sum += s;
+      if (gdz)
+        for (int j = 0; j < G; j++) w.ga[(size_t)w.perm[(size_t)k * G + j] * G + j] = gscale * e[j];
+    }
+    if (gdz)
+      for (int n = 0; n < B; n++)
+        for (int c = 0; c < d; c++) {
+          dy_real g = 0;
+          for (int j = 0; j < G; j++) g += w.ga[(size_t)n * G + j] * thT[c][j];
+          gdz[(size_t)n * d + c] += g;
+        }
   }
   return sum / ((double)L * B);
 }

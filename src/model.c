@@ -153,6 +153,8 @@ PetscErrorCode dy_work_create(const DyModel *model, int B, int L, DyWork **work)
   PetscFunctionBeginUser;
   PetscCheck(B > 0 && L > 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "workspace needs B > 0 and L > 0 (B %d, L %d)",
              B, L);
+  PetscCheck(model->d <= DY_SW_MAX_DIM, PETSC_COMM_SELF, PETSC_ERR_SUP, "latent dimension %d above the %d supported",
+             model->d, DY_SW_MAX_DIM);
   DyWork *w;
   PetscCall(PetscCalloc1(1, &w));
   w->B = B;
@@ -201,15 +203,12 @@ static void dy_net_forward(const DyModel *model, DyWork *w, int k, int n, int nt
     const dy_real *X = l ? nb->h[l] : nb->in;
     dy_real *Y = nb->h[l + 1];
     const dy_real *W = model->params + off, *WT = w->wt + off;
-    dy_linear_forward(n, in, out, X, W, WT, W + (size_t)out * in, Y);
-    if (ntan) dy_linear_forward(ntan * n, in, out, X + (size_t)n * in, W, WT, NULL, Y + (size_t)n * out);
-    if (l == net->nlayer - 1) break;
-    if (net->act == DY_ACT_RELU) {
-      dy_relu_forward((size_t)n * out, Y);
-    } else {
-      dy_tanh_forward((size_t)n * out, Y);
-      if (ntan) dy_tanh_tangent_forward(n, out, ntan, Y, Y + (size_t)n * out, nb->at[l + 1]);
-    }
+    const int last = l == net->nlayer - 1;
+    const DyEpilogue act = last ? DY_EPI_SET : net->act == DY_ACT_RELU ? DY_EPI_RELU : DY_EPI_TANH;
+    dy_linear_forward(n, in, out, X, W, WT, W + (size_t)out * in, act, Y);
+    if (!ntan) continue;
+    dy_linear_forward(ntan * n, in, out, X + (size_t)n * in, W, WT, NULL, DY_EPI_SET, Y + (size_t)n * out);
+    if (!last) dy_tanh_tangent_forward(n, out, ntan, Y, Y + (size_t)n * out, nb->at[l + 1]);
   }
 }
 
@@ -221,26 +220,23 @@ static void dy_net_backward(DyModel *model, DyWork *w, int k, int n, int ntan, d
   const DyMlp *net = &model->net[k];
   const DyNetBuf *nb = &w->nb[k];
   const int rows = (1 + ntan) * n;
-  dy_real *cur = dout;
+  const DyEpilogue act = net->act == DY_ACT_RELU ? DY_EPI_RELU : DY_EPI_TANH;
+  dy_real *cur = dout; /* gradient of layer l's pre-activation output */
   for (int l = net->nlayer - 1; l >= 0; l--) {
     const int in = net->dims[l], out = net->dims[l + 1];
     const size_t off = net->offset + dy_layer_offset(net, l);
-    if (l < net->nlayer - 1) { /* through the activation of layer l's output */
-      const dy_real *H = nb->h[l + 1];
-      if (net->act == DY_ACT_RELU) dy_relu_backward((size_t)n * out, H, cur);
-      else if (ntan) dy_tanh_tangent_backward(n, out, ntan, H, nb->at[l + 1], cur, cur + (size_t)n * out);
-      else dy_tanh_backward((size_t)n * out, H, cur);
-    }
+    const dy_real *W = model->params + off, *WT = w->wt + off;
     const dy_real *X = l ? nb->h[l] : nb->in;
     dy_linear_backward_weight(rows, in, out, X, cur, model->grads + off);
     dy_linear_backward_bias(n, out, cur, model->grads + off + (size_t)out * in);
     if (l == 0) {
-      if (dinput) dy_linear_backward_input(rows, in, out, cur, model->params + off, w->wt + off, dinput);
+      if (dinput) dy_linear_backward_input(rows, in, out, cur, W, WT, NULL, DY_EPI_ADD, dinput);
       break;
     }
+    /* through the activation of layer l's input; with tangents the tanh is undone separately */
     dy_real *next = cur == w->g0 ? w->g1 : w->g0;
-    memset(next, 0, (size_t)rows * in * sizeof *next);
-    dy_linear_backward_input(rows, in, out, cur, model->params + off, w->wt + off, next);
+    dy_linear_backward_input(rows, in, out, cur, W, WT, X, ntan ? DY_EPI_SET : act, next);
+    if (ntan) dy_tanh_tangent_backward(n, in, ntan, X, nb->at[l], next, next + (size_t)n * in);
     cur = next;
   }
 }

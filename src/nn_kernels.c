@@ -20,6 +20,8 @@ typedef dy_real dy_uvec __attribute__((vector_size(DY_VBYTES), aligned(sizeof(dy
 
 DY_INLINE dy_vec dy_vload(const dy_real *p) { return *(const dy_uvec *)p; }
 DY_INLINE void dy_vstore(dy_real *p, dy_vec v) { *(dy_uvec *)p = v; }
+/* all lanes x (x - 0 is exactly x, so this folds to a broadcast; 0 + x would not, for x = -0) */
+DY_INLINE dy_vec dy_vbroadcast(dy_real x) { return x - (dy_vec){0}; }
 DY_INLINE dy_real dy_vsum(dy_vec v)
 {
   dy_real s = 0;
@@ -27,84 +29,186 @@ DY_INLINE dy_real dy_vsum(dy_vec v)
   return s;
 }
 
+/* Same-size integer vectors for masks and bit operations. */
+#if defined(DY_REAL_DOUBLE)
+typedef int64_t dy_ivec __attribute__((vector_size(DY_VBYTES)));
+#else
+typedef int32_t dy_ivec __attribute__((vector_size(DY_VBYTES)));
+#endif
+
+#if !defined(DY_REAL_DOUBLE)
+
+/* tanh of 8 floats without branches, relative error ~1e-7: an odd polynomial (least-squares fit of
+ * tanh(x)/x in x^2, error 4e-9) below 0.625, else 1 - 2 / (exp(2|x|) + 1) with exp from a Cody-Waite
+ * reduction and a degree-7 Taylor polynomial; |x| is clamped at 10, where tanh rounds to 1. */
+DY_INLINE dy_vec dy_tanh_vec(dy_vec x)
+{
+  const dy_ivec sign = (dy_ivec)x & ((dy_ivec){0} + INT32_MIN);
+  dy_vec ax = (dy_vec)((dy_ivec)x & ~sign);
+  const dy_ivec over = ax > 10.0f;
+  ax = (dy_vec)(((dy_ivec)ax & ~over) | ((dy_ivec)((dy_vec){0} + 10.0f) & over));
+  const dy_vec t = ax * ax;
+  dy_vec small = (dy_vec){0} - 5.6512080650e-03f;
+  small = small * t + 2.0581963347e-02f;
+  small = small * t - 5.3717754236e-02f;
+  small = small * t + 1.3331075977e-01f;
+  small = small * t - 3.3333257471e-01f;
+  small = small * t + 9.9999999567e-01f;
+  small *= ax;
+  const dy_vec y = 2 * ax;
+  const dy_ivec k = __builtin_convertvector(y * 1.4426950409f + 0.5f, dy_ivec);
+  const dy_vec kf = __builtin_convertvector(k, dy_vec);
+  const dy_vec r = (y - kf * 0.693359375f) + kf * 2.12194440e-4f; /* ln 2 in two parts */
+  dy_vec e = (dy_vec){0} + 1.0f / 5040;
+  e = e * r + 1.0f / 720;
+  e = e * r + 1.0f / 120;
+  e = e * r + 1.0f / 24;
+  e = e * r + 1.0f / 6;
+  e = e * r + 0.5f;
+  e = e * r + 1.0f;
+  e = e * r + 1.0f;
+  e *= (dy_vec)((k + 127) << 23);
+  const dy_vec big = 1.0f - 2.0f / (e + 1.0f);
+  const dy_ivec use_small = ax < 0.625f;
+  const dy_ivec res = ((dy_ivec)small & use_small) | ((dy_ivec)big & ~use_small);
+  return (dy_vec)(res | sign);
+}
+#endif
+
+/* What a product does with its result acc before storing it at c (see DyEpilogue); h is NULL in
+ * the forward direction (apply the activation) or the layer input (multiply by its derivative). */
+DY_INLINE dy_vec dy_epilogue(const DyEpilogue mode, dy_vec acc, const dy_real *c, const dy_real *h)
+{
+  switch (mode) {
+  case DY_EPI_ADD: return acc + dy_vload(c);
+  case DY_EPI_RELU:
+    if (h) return (dy_vec)((dy_ivec)acc & (dy_vload(h) > 0));
+    return (dy_vec)((dy_ivec)acc & (acc > 0));
+  case DY_EPI_TANH:
+    if (h) {
+      const dy_vec hv = dy_vload(h);
+      return acc * (1 - hv * hv);
+    }
+#if defined(DY_REAL_DOUBLE)
+    for (int i = 0; i < DY_VL; i++) acc[i] = tanh(acc[i]);
+    return acc;
+#else
+    return dy_tanh_vec(acc);
+#endif
+  default: return acc;
+  }
+}
+
+static dy_real dy_epilogue_scalar(DyEpilogue mode, dy_real acc, const dy_real *c, const dy_real *h)
+{
+  switch (mode) {
+  case DY_EPI_ADD: return acc + *c;
+  case DY_EPI_RELU: return h ? (*h > 0 ? acc : 0) : (acc > 0 ? acc : 0);
+  case DY_EPI_TANH:
+    if (h) return acc * (1 - *h * *h);
+#if defined(DY_REAL_DOUBLE)
+    return tanh(acc);
+#else
+    {
+      dy_real v[DY_VL] = {acc};
+      dy_vstore(v, dy_tanh_vec(dy_vload(v)));
+      return v[0];
+    }
+#endif
+  default: return acc;
+  }
+}
+
 /* Register tiles: R rows by NV vectors of columns. Row-major operands throughout. */
 enum { DY_TILE_NV = 2, DY_TILE_R = 6 };
 
-/* C (R, NV VL) = init + A (R, q) Bm (q, NV VL), init being C itself (accumulate), the bias row
- * (bias non-NULL) or zero. lda, ldb, ldc are row strides. */
+/* C (R, NV VL) = epilogue(bias + A (R, q) Bm (q, NV VL)); bias may be NULL; H, when non-NULL, has
+ * C's layout. lda, ldb, ldc are row strides. */
 DY_INLINE void dy_gemm_tile(const int R, const int NV, int q, const dy_real *A, int lda, const dy_real *Bm, int ldb,
-                            dy_real *C, int ldc, const dy_real *bias, int accumulate)
+                            dy_real *C, int ldc, const dy_real *bias, const DyEpilogue mode, const dy_real *H)
 {
   dy_vec acc[DY_TILE_R][DY_TILE_NV];
   for (int r = 0; r < R; r++)
-    for (int v = 0; v < NV; v++)
-      acc[r][v] = accumulate ? dy_vload(C + (size_t)r * ldc + v * DY_VL) : bias ? dy_vload(bias + v * DY_VL) : (dy_vec){0};
+    for (int v = 0; v < NV; v++) acc[r][v] = bias ? dy_vload(bias + v * DY_VL) : (dy_vec){0};
   for (int k = 0; k < q; k++) {
     dy_vec b[DY_TILE_NV];
     for (int v = 0; v < NV; v++) b[v] = dy_vload(Bm + (size_t)k * ldb + v * DY_VL);
     for (int r = 0; r < R; r++) {
-      const dy_vec a = (dy_vec){0} + A[(size_t)r * lda + k];
+      const dy_vec a = dy_vbroadcast(A[(size_t)r * lda + k]);
       for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
     }
   }
   for (int r = 0; r < R; r++)
-    for (int v = 0; v < NV; v++) dy_vstore(C + (size_t)r * ldc + v * DY_VL, acc[r][v]);
+    for (int v = 0; v < NV; v++) {
+      const size_t o = (size_t)r * ldc + v * DY_VL;
+      dy_vstore(C + o, dy_epilogue(mode, acc[r][v], C + o, H ? H + o : NULL));
+    }
 }
 
 /* All n rows for one block of NV vectors of columns. */
 DY_INLINE void dy_gemm_cols(const int NV, int n, int q, const dy_real *A, const dy_real *Bm, int p, dy_real *C,
-                            const dy_real *bias, int accumulate)
+                            const dy_real *bias, const DyEpilogue mode, const dy_real *H)
 {
   int r = 0;
   for (; r + DY_TILE_R <= n; r += DY_TILE_R)
-    dy_gemm_tile(DY_TILE_R, NV, q, A + (size_t)r * q, q, Bm, p, C + (size_t)r * p, p, bias, accumulate);
-  for (; r < n; r++) dy_gemm_tile(1, NV, q, A + (size_t)r * q, q, Bm, p, C + (size_t)r * p, p, bias, accumulate);
+    dy_gemm_tile(DY_TILE_R, NV, q, A + (size_t)r * q, q, Bm, p, C + (size_t)r * p, p, bias, mode,
+                 H ? H + (size_t)r * p : NULL);
+  for (; r < n; r++)
+    dy_gemm_tile(1, NV, q, A + (size_t)r * q, q, Bm, p, C + (size_t)r * p, p, bias, mode, H ? H + (size_t)r * p : NULL);
 }
 
-/* C (n, p) = init + A (n, q) Bm (q, p) with BmT (p, q) its transpose; init as in dy_gemm_tile.
- * Wide outputs vectorise along p; narrow ones (p < VL, e.g. the latent layer) along q as dot
- * products. */
+/* Rows r of C (n, p) for p < VL, as dot products along q with BmT (p, q). */
+static void dy_gemm_narrow(int n, int q, int p, const dy_real *A, const dy_real *BmT, dy_real *C, const dy_real *bias,
+                           DyEpilogue mode, const dy_real *H)
+{
+  const int qv = q - q % DY_VL;
+  for (int r = 0; r < n; r++) {
+    const dy_real *a = A + (size_t)r * q;
+    for (int c = 0; c < p; c++) {
+      const dy_real *bt = BmT + (size_t)c * q;
+      dy_vec acc = {0};
+      for (int k = 0; k < qv; k += DY_VL) acc += dy_vload(a + k) * dy_vload(bt + k);
+      dy_real s = dy_vsum(acc) + (bias ? bias[c] : 0);
+      for (int k = qv; k < q; k++) s += a[k] * bt[k];
+      const size_t o = (size_t)r * p + c;
+      C[o] = dy_epilogue_scalar(mode, s, C + o, H ? H + o : NULL);
+    }
+  }
+}
+
+/* C (n, p) = epilogue(bias + A (n, q) Bm (q, p)) with BmT (p, q) the transpose of Bm. Wide outputs
+ * vectorise along p; narrow ones (p < VL, e.g. the latent layer) along q. */
 static void dy_gemm(int n, int q, int p, const dy_real *A, const dy_real *Bm, const dy_real *BmT, dy_real *C,
-                    const dy_real *bias, int accumulate)
+                    const dy_real *bias, DyEpilogue mode, const dy_real *H)
 {
   if (p < DY_VL) {
-    const int qv = q - q % DY_VL;
-    for (int r = 0; r < n; r++) {
-      const dy_real *a = A + (size_t)r * q;
-      for (int c = 0; c < p; c++) {
-        const dy_real *bt = BmT + (size_t)c * q;
-        dy_vec acc = {0};
-        for (int k = 0; k < qv; k += DY_VL) acc += dy_vload(a + k) * dy_vload(bt + k);
-        dy_real s = dy_vsum(acc);
-        for (int k = qv; k < q; k++) s += a[k] * bt[k];
-        dy_real *y = C + (size_t)r * p + c;
-        *y = s + (accumulate ? *y : bias ? bias[c] : 0);
-      }
-    }
+    dy_gemm_narrow(n, q, p, A, BmT, C, bias, mode, H);
     return;
   }
   int c = 0;
   for (; c + DY_TILE_NV * DY_VL <= p; c += DY_TILE_NV * DY_VL)
-    dy_gemm_cols(DY_TILE_NV, n, q, A, Bm + c, p, C + c, bias ? bias + c : NULL, accumulate);
-  for (; c + DY_VL <= p; c += DY_VL) dy_gemm_cols(1, n, q, A, Bm + c, p, C + c, bias ? bias + c : NULL, accumulate);
+    dy_gemm_cols(DY_TILE_NV, n, q, A, Bm + c, p, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL);
+  for (; c + DY_VL <= p; c += DY_VL)
+    dy_gemm_cols(1, n, q, A, Bm + c, p, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL);
   for (; c < p; c++) /* columns beyond the last full vector */
     for (int r = 0; r < n; r++) {
-      dy_real s = accumulate ? C[(size_t)r * p + c] : bias ? bias[c] : 0;
+      dy_real s = bias ? bias[c] : 0;
       for (int k = 0; k < q; k++) s += A[(size_t)r * q + k] * Bm[(size_t)k * p + c];
-      C[(size_t)r * p + c] = s;
+      const size_t o = (size_t)r * p + c;
+      C[o] = dy_epilogue_scalar(mode, s, C + o, H ? H + o : NULL);
     }
 }
 
 void dy_linear_forward(int n, int in, int out, const dy_real *X, const dy_real *W, const dy_real *WT, const dy_real *b,
-                       dy_real *Y)
+                       DyEpilogue act, dy_real *Y)
 {
-  dy_gemm(n, in, out, X, WT, W, Y, b, 0);
+  dy_gemm(n, in, out, X, WT, W, Y, b, act, NULL);
 }
 
 void dy_linear_backward_input(int n, int in, int out, const dy_real *dY, const dy_real *W, const dy_real *WT,
-                              dy_real *dX)
+                              const dy_real *H, DyEpilogue mode, dy_real *dX)
 {
-  dy_gemm(n, out, in, dY, W, WT, dX, NULL, 1);
+  dy_gemm(n, out, in, dY, W, WT, dX, NULL, mode, H);
 }
 
 /* C (P, Q) += A^T B over n rows, A (n, P), B (n, Q), for a tile of RP rows of C and NV vectors
@@ -119,7 +223,7 @@ DY_INLINE void dy_gemm_tn_tile(const int RP, const int NV, int n, const dy_real 
     dy_vec b[DY_TILE_NV];
     for (int v = 0; v < NV; v++) b[v] = dy_vload(B + (size_t)r * Q + v * DY_VL);
     for (int i = 0; i < RP; i++) {
-      const dy_vec a = (dy_vec){0} + A[(size_t)r * P + i];
+      const dy_vec a = dy_vbroadcast(A[(size_t)r * P + i]);
       for (int v = 0; v < NV; v++) acc[i][v] += a * b[v];
     }
   }
@@ -174,56 +278,6 @@ void dy_linear_backward_bias(int n, int out, const dy_real *dY, dy_real *db)
     for (int o = 0; o < out; o++) db[o] += dY[(size_t)r * out + o];
 }
 
-void dy_relu_forward(size_t m, dy_real *H)
-{
-  for (size_t k = 0; k < m; k++) H[k] = H[k] > 0 ? H[k] : 0;
-}
-
-void dy_relu_backward(size_t m, const dy_real *H, dy_real *dH)
-{
-  for (size_t k = 0; k < m; k++) dH[k] = H[k] > 0 ? dH[k] : 0;
-}
-
-#if !defined(DY_REAL_DOUBLE)
-typedef int32_t dy_ivec __attribute__((vector_size(DY_VBYTES)));
-
-/* tanh of 8 floats without branches, relative error ~1e-7: an odd polynomial (least-squares fit of
- * tanh(x)/x in x^2, error 4e-9) below 0.625, else 1 - 2 / (exp(2|x|) + 1) with exp from a Cody-Waite
- * reduction and a degree-7 Taylor polynomial; |x| is clamped at 10, where tanh rounds to 1. */
-DY_INLINE dy_vec dy_tanh_vec(dy_vec x)
-{
-  const dy_ivec sign = (dy_ivec)x & ((dy_ivec){0} + INT32_MIN);
-  dy_vec ax = (dy_vec)((dy_ivec)x & ~sign);
-  const dy_ivec over = ax > 10.0f;
-  ax = (dy_vec)(((dy_ivec)ax & ~over) | ((dy_ivec)((dy_vec){0} + 10.0f) & over));
-  const dy_vec t = ax * ax;
-  dy_vec small = (dy_vec){0} - 5.6512080650e-03f;
-  small = small * t + 2.0581963347e-02f;
-  small = small * t - 5.3717754236e-02f;
-  small = small * t + 1.3331075977e-01f;
-  small = small * t - 3.3333257471e-01f;
-  small = small * t + 9.9999999567e-01f;
-  small *= ax;
-  const dy_vec y = 2 * ax;
-  const dy_ivec k = __builtin_convertvector(y * 1.4426950409f + 0.5f, dy_ivec);
-  const dy_vec kf = __builtin_convertvector(k, dy_vec);
-  const dy_vec r = (y - kf * 0.693359375f) + kf * 2.12194440e-4f; /* ln 2 in two parts */
-  dy_vec e = (dy_vec){0} + 1.0f / 5040;
-  e = e * r + 1.0f / 720;
-  e = e * r + 1.0f / 120;
-  e = e * r + 1.0f / 24;
-  e = e * r + 1.0f / 6;
-  e = e * r + 0.5f;
-  e = e * r + 1.0f;
-  e = e * r + 1.0f;
-  e *= (dy_vec)((k + 127) << 23);
-  const dy_vec big = 1.0f - 2.0f / (e + 1.0f);
-  const dy_ivec use_small = ax < 0.625f;
-  const dy_ivec res = ((dy_ivec)small & use_small) | ((dy_ivec)big & ~use_small);
-  return (dy_vec)(res | sign);
-}
-#endif
-
 void dy_tanh_forward(size_t m, dy_real *H)
 {
 #if defined(DY_REAL_DOUBLE)
@@ -238,11 +292,6 @@ void dy_tanh_forward(size_t m, dy_real *H)
     memcpy(H + k, tmp, (m - k) * sizeof *tmp);
   }
 #endif
-}
-
-void dy_tanh_backward(size_t m, const dy_real *H, dy_real *dH)
-{
-  for (size_t k = 0; k < m; k++) dH[k] *= 1 - H[k] * H[k];
 }
 
 void dy_tanh_tangent_forward(int B, int w, int ntan, const dy_real *Hp, dy_real *T, dy_real *A_T)
