@@ -57,13 +57,14 @@ static PetscErrorCode dy_train_register_events(void)
   PetscFunctionReturn(0);
 }
 
+/* Everything one rank needs to train; identical on every rank except the data and own stream. */
 typedef struct {
-  MPI_Comm comm;
-  int rank, size;
-  const DyConfig *cfg;
-  DyData *data;
+  MPI_Comm comm;               /* the ranks training together */
+  int rank, size;              /* as MPI says, on comm */
+  const DyConfig *cfg;         /* the run's configuration */
+  DyData *data;                /* this rank's pairs and trajectory blocks */
   int B, L, d, D, Dy;          /* batch per rank, projections, latent, input and target features */
-  DyModel model;
+  DyModel model;               /* weights and gradients, the same on every rank */
   DyWork *work;                /* workspace for B pairs and L projections */
   DyAdam rep, prior;           /* encoder+decoder and force+log-diffusion optimisers */
   DyRng shared;                /* same sequence on every rank: projections */
@@ -231,7 +232,8 @@ static PetscErrorCode dy_train_bins(DyTrainer *t)
   PetscFunctionReturn(0);
 }
 
-/* Collective: one epoch (0 is the warm-up); appends its row to the history. */
+/* Collective: one epoch (0 is the warm-up): the mean training losses over its steps, then the
+ * test losses. */
 static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, DyLosses *train, DyLosses *test)
 {
   const DyConfig *cfg = t->cfg;
