@@ -540,6 +540,13 @@ static PetscErrorCode dy_data_load_checked(MPI_Comm comm, const DyConfig *cfg, D
   PetscCall(PetscLogEventBegin(dy_ev_scatter, 0, 0, 0, 0));
   PetscCall(dy_pairs_scatter(comm, (uint64_t)cfg->seed, cfg->test_fraction, data));
   PetscCall(PetscLogEventEnd(dy_ev_scatter, 0, 0, 0, 0));
+  /* Caught here so that --check refuses it too. */
+  if (data->ntrain_global == 0)
+    PetscCall(dy_input_error(comm,
+                             "data: no pair is left for training (%lld of %lld drawn as test pairs; lower "
+                             "data.test_fraction = %g or data.lag, or give longer trajectories)",
+                             (long long)data->ntest_global, (long long)data->pair_offset[data->ntraj],
+                             cfg->test_fraction));
   PetscFunctionReturn(0);
 }
 

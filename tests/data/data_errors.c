@@ -10,6 +10,7 @@
  * 50 (in the second rank's block at 2 ranks) and frame 30 of a target. */
 #include "data_fixture.h"
 #include "dy_data.h"
+#include "dy_rng.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -54,6 +55,7 @@ static const ErrorCase cases[] = {
   {"Inf in target", 2, 2, {"good.h5:/x", "good.h5:/x2"}, {"good.h5:/inf_y", "other.h5:/y2"},
    {"data.target[0]", "dataset /inf_y", "non-finite", "at frame 30, feature 0"}},
   {"one target per input", 2, 1, {"good.h5:/x", "good.h5:/x2"}, {"good.h5:/y"}, {"data.target: 1 entry for 2"}},
+  {"no training pair", 1, 0, {"good.h5:/tiny"}, {0}, {"no pair is left for training (1 of 1 drawn", "data.test_fraction = 0.2"}},
   {"good", 2, 2, {"good.h5:/x", "good.h5:/x2"}, {"good.h5:/y", "other.h5:/y2"}, {0}},
 };
 
@@ -92,6 +94,7 @@ static int write_fixture(const char *dir)
   bad |= dy_test_write_traj(good, "/int", 50, 3, H5T_STD_I32LE, 0, 0, 0);
   bad |= dy_test_write_traj(good, "/four_feat", 20, 4, H5T_IEEE_F32LE, 0, 0, 0);
   bad |= dy_test_write_traj(good, "/short", LAG, 3, H5T_IEEE_F32LE, 0, 0, 0);
+  bad |= dy_test_write_traj(good, "/tiny", LAG + 1, 3, H5T_IEEE_F32LE, 0, 0, 0);
   bad |= dy_test_write_traj(good, "/y_short", 49, 2, H5T_IEEE_F32LE, 0, 1, 0);
   bad |= dy_test_write_traj(good, "/y_3feat", 20, 3, H5T_IEEE_F32LE, 0, 1, 0);
   {
@@ -147,6 +150,7 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *unused)
 {
   char before[4096], after[4096], files[2 * MAXREF][4096], outdir[4096];
   int rank, bad = 0;
+  int64_t seed = 0;
   struct stat st;
 
   PetscFunctionBegin;
@@ -159,6 +163,8 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *unused)
   PetscCallMPI(MPI_Bcast(&bad, 1, MPI_INT, 0, comm));
   PetscCheck(!bad, comm, PETSC_ERR_FILE_WRITE, "cannot write the test inputs in %s", dir);
   listing(dir, before, sizeof before);
+  /* A seed that makes pair 0 a test pair, so that /tiny (one pair) leaves nothing to train on. */
+  while (dy_hash_uniform((uint64_t)seed, DY_STREAM_SPLIT, 0) >= 0.2) seed++;
   snprintf(outdir, sizeof outdir, "%s/out", dir);
 
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -178,6 +184,7 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *unused)
     cfg.target = tg;
     cfg.lag = LAG;
     cfg.test_fraction = 0.2;
+    cfg.seed = seed;
     cfg.dir = outdir;
     captured[0] = 0;
     PetscCall(PetscPushErrorHandler(capture, NULL));
