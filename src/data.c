@@ -48,7 +48,7 @@ typedef struct {
   int64_t bytes;    /* 4 (float32) or 8 (float64) */
 } DyEntryInfo;
 
-/* Everything rank 0 broadcasts after the validation. */
+/* Rank 0's verdict on the entries, broadcast before anything is read. */
 typedef struct {
   int bad;                /* 1 when the data are invalid; msg says why */
   char msg[DY_MSG_MAX];   /* the user-facing message */
