@@ -130,7 +130,7 @@ typedef struct {
   dy_kvec *ka, *kb; /* (P, GROUP) keys of a and b */
   dy_real *av;      /* (B, GROUP) true values of a */
   dy_real *as;      /* (B, GROUP) a in sorted order */
-  int32_t *perm;    /* (B, GROUP) row of the k-th smallest a */
+  dy_key *perm;     /* (B, GROUP) row of the k-th smallest a */
   dy_real *ga;      /* (B, GROUP) d L_sw / d a, by row */
 } DySwWork;
 
@@ -145,48 +145,99 @@ static size_t dy_sw_layout(int B, char *base, DySwWork *w)
 {
   const size_t P = (size_t)dy_pow2_at_least(B), G = DY_SW_GROUP, kb = P * G * sizeof(dy_key);
   const size_t rb = ((size_t)B * G * sizeof(dy_real) + 63) & ~(size_t)63;
-  const size_t ib = ((size_t)B * G * sizeof(int32_t) + 63) & ~(size_t)63;
+  const size_t ib = ((size_t)B * G * sizeof(dy_key) + 63) & ~(size_t)63;
   if (w) {
     w->ka = (dy_kvec *)base;
     w->kb = (dy_kvec *)(base + kb);
     w->av = (dy_real *)(base + 2 * kb);
     w->as = (dy_real *)(base + 2 * kb + rb);
     w->ga = (dy_real *)(base + 2 * kb + 2 * rb);
-    w->perm = (int32_t *)(base + 2 * kb + 3 * rb);
+    w->perm = (dy_key *)(base + 2 * kb + 3 * rb);
   }
   return 2 * kb + 3 * rb + ib;
 }
 
 size_t dy_sw_work_bytes(int B) { return dy_sw_layout(B, NULL, NULL); }
 
-/* keys of GROUP values, as dy_key_of, in a form the compiler vectorises */
-static inline void dy_keys_of(const dy_real *x, dy_key *k)
+/* One vector of values and their keys, as dy_key_of / dy_value_of lane by lane. */
+typedef dy_real dy_rvec __attribute__((vector_size(32)));
+typedef dy_key dy_ukvec __attribute__((vector_size(32), aligned(sizeof(dy_key)), may_alias));
+#define DY_SW_VL ((int)(32 / sizeof(dy_real)))
+#define DY_SW_NVG (DY_SW_GROUP / DY_SW_VL) /* vectors per group */
+typedef double dy_dvec __attribute__((vector_size(DY_SW_VL * sizeof(double))));
+
+static inline dy_kvec dy_keys_of(dy_rvec x)
 {
-  memcpy(k, x, DY_SW_GROUP * sizeof *k);
-  for (int j = 0; j < DY_SW_GROUP; j++) k[j] ^= (dy_key)(-(k[j] >> (8 * sizeof(dy_key) - 1))) | DY_KEY_SIGN;
+  const dy_kvec u = (dy_kvec)x, neg = u >> (8 * sizeof(dy_key) - 1); /* 1 for negatives */
+  return u ^ (-neg | DY_KEY_SIGN);
 }
 
-static inline void dy_values_of(const dy_key *k, dy_real *x)
+static inline dy_rvec dy_values_of(dy_kvec k)
 {
-  dy_key u[DY_SW_GROUP];
-  for (int j = 0; j < DY_SW_GROUP; j++) u[j] = k[j] ^ ((dy_key)((k[j] >> (8 * sizeof(dy_key) - 1)) - 1) | DY_KEY_SIGN);
-  memcpy(x, u, sizeof u);
+  const dy_kvec pos = k >> (8 * sizeof(dy_key) - 1); /* 1 for keys of non-negatives */
+  return (dy_rvec)(k ^ ((pos - 1) | DY_KEY_SIGN));
 }
 
-/* insertion sort of n values v[k * stride] carrying idx[k * stride] (nearly sorted on entry) */
-static void dy_sw_insertion(int n, int stride, dy_real *v, int32_t *idx)
+/* For one group: the order of a from its sorted keys ka, rows into w->perm and true values into
+ * w->as. Packed keys order values equal in their upper bits by row; such rare pairs are put right
+ * here by moving the value back within its lane (the rows before it are already in order). */
+static void dy_sw_order(int B, dy_key imask, const dy_key *ka, const DySwWork *w)
 {
-  for (int k = 1; k < n; k++) {
-    const dy_real x = v[(size_t)k * stride];
-    const int32_t i = idx[(size_t)k * stride];
-    int m = k;
-    for (; m > 0 && v[(size_t)(m - 1) * stride] > x; m--) {
-      v[(size_t)m * stride] = v[(size_t)(m - 1) * stride];
-      idx[(size_t)m * stride] = idx[(size_t)(m - 1) * stride];
+  enum { G = DY_SW_GROUP };
+  for (int k = 0; k < B; k++)
+    for (int v = 0; v < DY_SW_NVG; v++) {
+      const size_t o = (size_t)k * G + v * DY_SW_VL;
+      dy_kvec pk;
+      dy_rvec as;
+      memcpy(&pk, ka + o, sizeof pk);
+      pk &= imask;
+      for (int j = 0; j < DY_SW_VL; j++) as[j] = w->av[(size_t)pk[j] * G + v * DY_SW_VL + j];
+      memcpy(w->perm + o, &pk, sizeof pk);
+      memcpy(w->as + o, &as, sizeof as);
+      if (!k) continue;
+      dy_rvec prev;
+      memcpy(&prev, w->as + o - G, sizeof prev);
+      const dy_kvec bad = (dy_kvec)(as < prev);
+      int any = 0;
+      for (int j = 0; j < DY_SW_VL; j++) any |= bad[j] != 0;
+      if (!any) continue;
+      for (int j = 0; j < DY_SW_VL; j++) {
+        if (!bad[j]) continue;
+        dy_real *a = w->as + v * DY_SW_VL + j;
+        dy_key *p = w->perm + v * DY_SW_VL + j;
+        const dy_real x = a[(size_t)k * G];
+        const dy_key i = p[(size_t)k * G];
+        int m = k;
+        for (; m > 0 && a[(size_t)(m - 1) * G] > x; m--) {
+          a[(size_t)m * G] = a[(size_t)(m - 1) * G];
+          p[(size_t)m * G] = p[(size_t)(m - 1) * G];
+        }
+        a[(size_t)m * G] = x;
+        p[(size_t)m * G] = i;
+      }
     }
-    v[(size_t)m * stride] = x;
-    idx[(size_t)m * stride] = i;
-  }
+}
+
+/* For one group in the order of w->perm / w->as: the squared errors against the sorted b (summed
+ * per lane into *sum) and, with grad, gscale times the errors by row into w->ga. */
+static void dy_sw_errors(int B, dy_real gscale, const dy_key *kb, const DySwWork *w, int grad, dy_dvec *sum)
+{
+  enum { G = DY_SW_GROUP };
+  dy_dvec s = *sum;
+  for (int k = 0; k < B; k++)
+    for (int v = 0; v < DY_SW_NVG; v++) {
+      const size_t o = (size_t)k * G + v * DY_SW_VL;
+      dy_kvec keyb, pk;
+      dy_rvec as;
+      memcpy(&pk, w->perm + o, sizeof pk);
+      memcpy(&as, w->as + o, sizeof as);
+      memcpy(&keyb, kb + o, sizeof keyb);
+      const dy_rvec e = as - dy_values_of(keyb), ge = gscale * e;
+      s += __builtin_convertvector(e * e, dy_dvec);
+      if (grad)
+        for (int j = 0; j < DY_SW_VL; j++) w->ga[(size_t)pk[j] * G + v * DY_SW_VL + j] = ge[j];
+    }
+  *sum = s;
 }
 
 double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, const dy_real *dzp, double scale,
@@ -200,7 +251,7 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
   dy_key imask = 0;
   while ((int)imask < B - 1) imask = 2 * imask + 1;
   const dy_real gscale = (dy_real)(2 * scale / ((double)L * B));
-  double sum = 0;
+  dy_dvec sumv = {0}; /* per-lane sums of squared errors */
   for (int l0 = 0; l0 < L; l0 += G) {
     const int ng = DY_MIN(G, L - l0);
     /* the group's directions by component; lanes past the last projection get zero directions,
@@ -208,48 +259,28 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
     dy_real thT[DY_SW_MAX_DIM][G];
     for (int c = 0; c < d; c++)
       for (int j = 0; j < G; j++) thT[c][j] = j < ng ? theta[(size_t)(l0 + j) * d + c] : 0;
-    for (int n = 0; n < B; n++) {
-      dy_real a[G] = {0}, b[G] = {0};
-      for (int c = 0; c < d; c++) {
-        const dy_real x = dz[(size_t)n * d + c], y = dzp[(size_t)n * d + c];
-        for (int j = 0; j < G; j++) {
-          a[j] += thT[c][j] * x;
-          b[j] += thT[c][j] * y;
+    for (int n = 0; n < B; n++)
+      for (int v = 0; v < DY_SW_NVG; v++) {
+        dy_rvec a = {0}, b = {0};
+        for (int c = 0; c < d; c++) {
+          dy_rvec t;
+          memcpy(&t, &thT[c][v * DY_SW_VL], sizeof t);
+          a += t * (dz[(size_t)n * d + c] - (dy_rvec){0});
+          b += t * (dzp[(size_t)n * d + c] - (dy_rvec){0});
         }
+        const size_t o = (size_t)n * G + v * DY_SW_VL;
+        memcpy(w.av + o, &a, sizeof a);
+        const dy_kvec keya = (dy_keys_of(a) & ~imask) | (dy_key)n, keyb = dy_keys_of(b);
+        memcpy(ka + o, &keya, sizeof keya);
+        memcpy(kb + o, &keyb, sizeof keyb);
       }
-      dy_key *rka = ka + (size_t)n * G, *rkb = kb + (size_t)n * G;
-      memcpy(w.av + (size_t)n * G, a, sizeof a);
-      dy_keys_of(a, rka);
-      dy_keys_of(b, rkb);
-      for (int j = 0; j < G; j++) rka[j] = (rka[j] & ~imask) | (dy_key)n;
-    }
     memset(ka + (size_t)B * G, 0xff, (size_t)(P - B) * G * sizeof *ka);
     memset(kb + (size_t)B * G, 0xff, (size_t)(P - B) * G * sizeof *kb);
     dy_sw_sort_block(P, w.ka);
     dy_sw_sort_block(P, w.kb);
-    /* a in sorted order with its rows; lanes that came out of order get an insertion pass */
-    dy_key disorder[G] = {0};
-    for (int k = 0; k < B; k++) {
-      int32_t *pk = w.perm + (size_t)k * G;
-      dy_real *ak = w.as + (size_t)k * G;
-      for (int j = 0; j < G; j++) pk[j] = (int32_t)(ka[(size_t)k * G + j] & imask);
-      for (int j = 0; j < G; j++) ak[j] = w.av[(size_t)pk[j] * G + j];
-      if (k)
-        for (int j = 0; j < G; j++) disorder[j] |= ak[j] < ak[j - G];
-    }
-    for (int j = 0; j < G; j++)
-      if (disorder[j]) dy_sw_insertion(B, G, w.as + j, w.perm + j);
-    /* loss and d L / d a_n, then back to dz through the directions */
-    for (int k = 0; k < B; k++) {
-      dy_real bv[G], e[G];
-      dy_values_of(kb + (size_t)k * G, bv);
-      for (int j = 0; j < G; j++) e[j] = w.as[(size_t)k * G + j] - bv[j];
-      double s = 0;
-      for (int j = 0; j < G; j++) s += (double)e[j] * e[j];
-      sum += s;
-      if (gdz)
-        for (int j = 0; j < G; j++) w.ga[(size_t)w.perm[(size_t)k * G + j] * G + j] = gscale * e[j];
-    }
+    /* a in sorted order with its rows, then the loss terms and d L / d a_n by row */
+    dy_sw_order(B, imask, ka, &w);
+    dy_sw_errors(B, gscale, kb, &w, gdz != NULL, &sumv);
     if (gdz)
       for (int n = 0; n < B; n++)
         for (int c = 0; c < d; c++) {
@@ -258,6 +289,8 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
           gdz[(size_t)n * d + c] += g;
         }
   }
+  double sum = 0;
+  for (int j = 0; j < DY_SW_VL; j++) sum += sumv[j];
   return sum / ((double)L * B);
 }
 
