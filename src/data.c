@@ -348,20 +348,66 @@ static void dy_pairs_free(DyPairs *p)
   memset(p, 0, sizeof *p);
 }
 
-/* One received pair record: its id and where it sits in the receive buffer. */
-typedef struct {
-  int64_t id;  /* global pair id g */
-  int64_t pos; /* record index in the receive buffer */
-} DyPairSlot;
-
-static int dy_slot_cmp(const void *a, const void *b)
+static int64_t dy_record_id(const char *buf, size_t rec, int64_t k)
 {
-  const int64_t x = ((const DyPairSlot *)a)->id, y = ((const DyPairSlot *)b)->id;
-  return (x > y) - (x < y);
+  int64_t id;
+
+  memcpy(&id, buf + (size_t)k * rec, sizeof id);
+  return id;
+}
+
+/* Restores the heap order (smallest key[heap[.]] on top) below position i. */
+static void dy_heap_down(int *heap, int nh, const int64_t *key, int i)
+{
+  for (int c = 2 * i + 1; c < nh; i = c, c = 2 * i + 1) {
+    int tmp;
+
+    if (c + 1 < nh && key[heap[c + 1]] < key[heap[c]]) c++;
+    if (key[heap[i]] <= key[heap[c]]) return;
+    tmp = heap[i];
+    heap[i] = heap[c];
+    heap[c] = tmp;
+  }
+}
+
+/* The received records (rank r's in [rdispl[r], rdispl[r] + rcount[r])) in ascending id order:
+ * each source sends its records sorted by id, so a heap merge of the runs takes n log(size). */
+static PetscErrorCode dy_runs_merge(const char *buf, size_t rec, int size, const int *rcount, const int *rdispl,
+                                    int64_t *order)
+{
+  int *heap, nh = 0;
+  int64_t *next, *key, k = 0, last = -1;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc1(size, &heap));
+  PetscCall(PetscMalloc1(size, &next));
+  PetscCall(PetscMalloc1(size, &key));
+  for (int r = 0; r < size; r++) {
+    if (!rcount[r]) continue;
+    next[r] = rdispl[r];
+    key[r] = dy_record_id(buf, rec, next[r]);
+    heap[nh++] = r;
+  }
+  for (int i = nh / 2 - 1; i >= 0; i--) dy_heap_down(heap, nh, key, i);
+  while (nh > 0) {
+    const int r = heap[0];
+
+    PetscCheck(key[r] > last, PETSC_COMM_SELF, PETSC_ERR_PLIB, "pair %lld arrived out of order or twice",
+               (long long)key[r]);
+    last = key[r];
+    order[k++] = next[r]++;
+    if (next[r] < (int64_t)rdispl[r] + rcount[r]) key[r] = dy_record_id(buf, rec, next[r]);
+    else heap[0] = heap[--nh];
+    dy_heap_down(heap, nh, key, 0);
+  }
+  PetscCall(PetscFree(heap));
+  PetscCall(PetscFree(next));
+  PetscCall(PetscFree(key));
+  PetscFunctionReturn(0);
 }
 
 /* Collective: forms this rank's pairs from its blocks, sends each pair record (id, x0, x1[, y0,
- * y1]) to its destination rank with one all-to-all, then splits and sorts what arrived. */
+ * y1]) to its destination rank with one all-to-all, then orders what arrived by id and splits it. */
 static PetscErrorCode dy_pairs_scatter(MPI_Comm comm, uint64_t seed, double test_fraction, DyData *data)
 {
   const int n = data->ntraj, D = data->D, Dy = data->Dy, lag = data->lag, yt = data->has_target;
@@ -370,8 +416,9 @@ static PetscErrorCode dy_pairs_scatter(MPI_Comm comm, uint64_t seed, double test
   const size_t rec = sizeof(int64_t) + 2 * xb + 2 * yb;
   int size, rank, *scount, *sdispl, *rcount, *rdispl, *fill;
   int64_t nsend = 0, nrecv = 0, ntest = 0, k, counts[2];
-  char *sbuf, *rbuf, msg[256];
-  DyPairSlot *slot;
+  int64_t *order; /* (nrecv) received records in ascending id order */
+  int *dest;      /* (nsend) destination rank of each local pair */
+  char *sbuf, *rbuf, *is_test, msg[256];
   MPI_Datatype rtype;
 
   PetscFunctionBegin;
@@ -386,14 +433,17 @@ static PetscErrorCode dy_pairs_scatter(MPI_Comm comm, uint64_t seed, double test
 
   /* Pass 1: count pairs per destination. Pair (t, t + lag) is formed by the owner of frame t
    * (nsend may overflow an int count only on absurdly large ranks, checked below). */
+  for (int i = 0; i < n; i++)
+    nsend += DY_MAX((int64_t)0, DY_MIN(data->block[i].count, data->frames[i] - lag - data->block[i].start));
+  PetscCall(PetscMalloc1(nsend, &dest));
+  k = 0;
   for (int i = 0; i < n; i++) {
     const DyTrajBlock *b = &data->block[i];
     const int64_t tend = DY_MIN(b->start + b->count, data->frames[i] - lag);
 
-    for (int64_t t = b->start; t < tend; t++) {
-      const uint64_t g = (uint64_t)(data->pair_offset[i] + t);
-      scount[dy_hash_u64(seed, DY_STREAM_SCATTER, g) % (uint64_t)size]++;
-      nsend++;
+    for (int64_t t = b->start; t < tend; t++, k++) {
+      dest[k] = (int)(dy_hash_u64(seed, DY_STREAM_SCATTER, (uint64_t)(data->pair_offset[i] + t)) % (uint64_t)size);
+      scount[dest[k]]++;
     }
   }
   PetscCallMPI(MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, comm));
@@ -409,14 +459,14 @@ static PetscErrorCode dy_pairs_scatter(MPI_Comm comm, uint64_t seed, double test
 
   /* Pass 2: pack contiguous per-destination records, in ascending g within each destination. */
   PetscCall(PetscMalloc1(nsend * rec, &sbuf));
+  k = 0;
   for (int i = 0; i < n; i++) {
     const DyTrajBlock *b = &data->block[i];
     const int64_t tend = DY_MIN(b->start + b->count, data->frames[i] - lag);
 
-    for (int64_t t = b->start; t < tend; t++) {
+    for (int64_t t = b->start; t < tend; t++, k++) {
       const int64_t g = data->pair_offset[i] + t, row = t - b->start;
-      const int dest = (int)(dy_hash_u64(seed, DY_STREAM_SCATTER, (uint64_t)g) % (uint64_t)size);
-      char *p = sbuf + (size_t)(sdispl[dest] + fill[dest]++) * rec;
+      char *p = sbuf + ((size_t)sdispl[dest[k]] + (size_t)fill[dest[k]]++) * rec;
 
       memcpy(p, &g, sizeof g);
       p += sizeof g;
@@ -436,25 +486,26 @@ static PetscErrorCode dy_pairs_scatter(MPI_Comm comm, uint64_t seed, double test
   PetscCallMPI(MPI_Alltoallv(sbuf, scount, sdispl, rtype, rbuf, rcount, rdispl, rtype, comm));
   PetscCallMPI(MPI_Type_free(&rtype));
   PetscCall(PetscFree(sbuf));
+  PetscCall(PetscFree(dest));
 
-  /* Sort by id, split, unpack. */
-  PetscCall(PetscMalloc1(nrecv, &slot));
+  /* Order by id, split, unpack. */
+  PetscCall(PetscMalloc1(nrecv, &order));
+  PetscCall(PetscMalloc1(nrecv, &is_test));
+  PetscCall(dy_runs_merge(rbuf, rec, size, rcount, rdispl, order));
   for (k = 0; k < nrecv; k++) {
-    memcpy(&slot[k].id, rbuf + (size_t)k * rec, sizeof(int64_t));
-    slot[k].pos = k;
-    if (dy_hash_uniform(seed, DY_STREAM_SPLIT, (uint64_t)slot[k].id) < test_fraction) ntest++;
+    is_test[k] = dy_hash_uniform(seed, DY_STREAM_SPLIT, (uint64_t)dy_record_id(rbuf, rec, k)) < test_fraction;
+    ntest += is_test[k];
   }
-  qsort(slot, (size_t)nrecv, sizeof *slot, dy_slot_cmp);
   PetscCall(dy_pairs_alloc(&data->train, nrecv - ntest, D, Dy, yt));
   PetscCall(dy_pairs_alloc(&data->test, ntest, D, Dy, yt));
   data->train.n = data->test.n = 0;
   for (k = 0; k < nrecv; k++) {
-    const int64_t g = slot[k].id;
-    const char *p = rbuf + (size_t)slot[k].pos * rec + sizeof(int64_t);
-    DyPairs *s = dy_hash_uniform(seed, DY_STREAM_SPLIT, (uint64_t)g) < test_fraction ? &data->test : &data->train;
+    const char *p = rbuf + (size_t)order[k] * rec;
+    DyPairs *s = is_test[order[k]] ? &data->test : &data->train;
     const int64_t j = s->n++;
 
-    s->id[j] = g;
+    memcpy(&s->id[j], p, sizeof(int64_t));
+    p += sizeof(int64_t);
     memcpy(s->x0 + j * D, p, xb);
     memcpy(s->x1 + j * D, p + xb, xb);
     if (yt) {
@@ -462,7 +513,8 @@ static PetscErrorCode dy_pairs_scatter(MPI_Comm comm, uint64_t seed, double test
       memcpy(s->y1 + j * Dy, p + 2 * xb + yb, yb);
     }
   }
-  PetscCall(PetscFree(slot));
+  PetscCall(PetscFree(order));
+  PetscCall(PetscFree(is_test));
   PetscCall(PetscFree(rbuf));
   counts[0] = data->train.n;
   counts[1] = data->test.n;
