@@ -38,40 +38,32 @@ typedef int32_t dy_ivec __attribute__((vector_size(DY_VBYTES)));
 
 #if !defined(DY_REAL_DOUBLE)
 
-/* tanh of 8 floats without branches, relative error ~1e-7: an odd polynomial (least-squares fit of
- * tanh(x)/x in x^2, error 4e-9) below 0.625, else 1 - 2 / (exp(2|x|) + 1) with exp from a Cody-Waite
- * reduction and a degree-7 Taylor polynomial; |x| is clamped at 10, where tanh rounds to 1. */
+/* tanh of 8 floats without branches, relative error ~2e-7: tanh|x| = m / (m + 2) with
+ * m = expm1(2|x|) = 2^k expm1(r) + 2^k - 1 after a Cody-Waite reduction 2|x| = k ln 2 + r, and
+ * expm1(r) a degree-8 Taylor polynomial (exact enough near 0, where k = 0 and m = expm1(r));
+ * |x| is clamped at 10, where tanh rounds to 1. */
 DY_INLINE dy_vec dy_tanh_vec(dy_vec x)
 {
   const dy_ivec sign = (dy_ivec)x & ((dy_ivec){0} + INT32_MIN);
   dy_vec ax = (dy_vec)((dy_ivec)x & ~sign);
   const dy_ivec over = ax > 10.0f;
   ax = (dy_vec)(((dy_ivec)ax & ~over) | ((dy_ivec)((dy_vec){0} + 10.0f) & over));
-  const dy_vec t = ax * ax;
-  dy_vec small = (dy_vec){0} - 5.6512080650e-03f;
-  small = small * t + 2.0581963347e-02f;
-  small = small * t - 5.3717754236e-02f;
-  small = small * t + 1.3331075977e-01f;
-  small = small * t - 3.3333257471e-01f;
-  small = small * t + 9.9999999567e-01f;
-  small *= ax;
   const dy_vec y = 2 * ax;
   const dy_ivec k = __builtin_convertvector(y * 1.4426950409f + 0.5f, dy_ivec);
   const dy_vec kf = __builtin_convertvector(k, dy_vec);
   const dy_vec r = (y - kf * 0.693359375f) + kf * 2.12194440e-4f; /* ln 2 in two parts */
-  dy_vec e = (dy_vec){0} + 1.0f / 5040;
-  e = e * r + 1.0f / 720;
-  e = e * r + 1.0f / 120;
-  e = e * r + 1.0f / 24;
-  e = e * r + 1.0f / 6;
-  e = e * r + 0.5f;
-  e = e * r + 1.0f;
-  e = e * r + 1.0f;
-  e *= (dy_vec)((k + 127) << 23);
-  const dy_vec big = 1.0f - 2.0f / (e + 1.0f);
-  const dy_ivec use_small = ax < 0.625f;
-  const dy_ivec res = ((dy_ivec)small & use_small) | ((dy_ivec)big & ~use_small);
-  return (dy_vec)(res | sign);
+  dy_vec q = (dy_vec){0} + 1.0f / 40320;
+  q = q * r + 1.0f / 5040;
+  q = q * r + 1.0f / 720;
+  q = q * r + 1.0f / 120;
+  q = q * r + 1.0f / 24;
+  q = q * r + 1.0f / 6;
+  q = q * r + 0.5f;
+  q = q * r + 1.0f;
+  q *= r; /* expm1(r) */
+  const dy_vec scale = (dy_vec)((k + 127) << 23);
+  const dy_vec m = scale * q + (scale - 1.0f);
+  return (dy_vec)((dy_ivec)(m / (m + 2.0f)) | sign);
 }
 #endif
 
@@ -157,12 +149,50 @@ DY_INLINE void dy_gemm_cols(const int NV, int n, int q, const dy_real *A, const 
     dy_gemm_tile(1, NV, q, A + (size_t)r * q, q, Bm, p, C + (size_t)r * p, p, bias, mode, H ? H + (size_t)r * p : NULL);
 }
 
-/* Rows r of C (n, p) for p < VL, as dot products along q with BmT (p, q). */
+/* Lane i of the result is the sum of the lanes of x[i] (a transposing reduction tree). */
+DY_INLINE dy_vec dy_vsum_lanes(const dy_vec *x)
+{
+#if defined(DY_REAL_DOUBLE)
+  const dy_ivec lo = {0, 4, 2, 6}, hi = {1, 5, 3, 7}, l2 = {0, 1, 4, 5}, h2 = {2, 3, 6, 7};
+  const dy_vec t0 = __builtin_shuffle(x[0], x[1], lo) + __builtin_shuffle(x[0], x[1], hi);
+  const dy_vec t1 = __builtin_shuffle(x[2], x[3], lo) + __builtin_shuffle(x[2], x[3], hi);
+  return __builtin_shuffle(t0, t1, l2) + __builtin_shuffle(t0, t1, h2);
+#else
+  const dy_ivec lo = {0, 8, 2, 10, 4, 12, 6, 14}, hi = {1, 9, 3, 11, 5, 13, 7, 15};
+  const dy_ivec l2 = {0, 1, 8, 9, 4, 5, 12, 13}, h2 = {2, 3, 10, 11, 6, 7, 14, 15};
+  const dy_ivec l4 = {0, 1, 2, 3, 8, 9, 10, 11}, h4 = {4, 5, 6, 7, 12, 13, 14, 15};
+  dy_vec t[4], u[2];
+  for (int i = 0; i < 4; i++)
+    t[i] = __builtin_shuffle(x[2 * i], x[2 * i + 1], lo) + __builtin_shuffle(x[2 * i], x[2 * i + 1], hi);
+  for (int i = 0; i < 2; i++)
+    u[i] = __builtin_shuffle(t[2 * i], t[2 * i + 1], l2) + __builtin_shuffle(t[2 * i], t[2 * i + 1], h2);
+  return __builtin_shuffle(u[0], u[1], l4) + __builtin_shuffle(u[0], u[1], h4);
+#endif
+}
+
+/* C (n, p) for p < VL, as dot products along q with BmT (p, q): VL rows at a time, their VL
+ * partial-sum vectors reduced together. */
 static void dy_gemm_narrow(int n, int q, int p, const dy_real *A, const dy_real *BmT, dy_real *C, const dy_real *bias,
                            DyEpilogue mode, const dy_real *H)
 {
   const int qv = q - q % DY_VL;
-  for (int r = 0; r < n; r++) {
+  int r0 = 0;
+  if (q % DY_VL == 0)
+    for (; r0 + DY_VL <= n; r0 += DY_VL)
+      for (int c = 0; c < p; c++) {
+        dy_vec acc[DY_VL];
+        for (int i = 0; i < DY_VL; i++) acc[i] = (dy_vec){0};
+        for (int k = 0; k < q; k += DY_VL) {
+          const dy_vec bt = dy_vload(BmT + (size_t)c * q + k);
+          for (int i = 0; i < DY_VL; i++) acc[i] += dy_vload(A + (size_t)(r0 + i) * q + k) * bt;
+        }
+        const dy_vec sums = dy_vsum_lanes(acc);
+        for (int i = 0; i < DY_VL; i++) {
+          const size_t o = (size_t)(r0 + i) * p + c;
+          C[o] = dy_epilogue_scalar(mode, sums[i] + (bias ? bias[c] : 0), C + o, H ? H + o : NULL);
+        }
+      }
+  for (int r = r0; r < n; r++) {
     const dy_real *a = A + (size_t)r * q;
     for (int c = 0; c < p; c++) {
       const dy_real *bt = BmT + (size_t)c * q;
@@ -274,8 +304,25 @@ void dy_linear_backward_weight(int n, int in, int out, const dy_real *X, const d
 
 void dy_linear_backward_bias(int n, int out, const dy_real *dY, dy_real *db)
 {
-  for (int r = 0; r < n; r++)
-    for (int o = 0; o < out; o++) db[o] += dY[(size_t)r * out + o];
+  /* column sums in registers, four rows at a time (the rows are independent chains) */
+  int c = 0;
+  for (; c + DY_VL <= out; c += DY_VL) {
+    dy_vec s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    int r = 0;
+    for (; r + 4 <= n; r += 4) {
+      s0 += dy_vload(dY + (size_t)r * out + c);
+      s1 += dy_vload(dY + (size_t)(r + 1) * out + c);
+      s2 += dy_vload(dY + (size_t)(r + 2) * out + c);
+      s3 += dy_vload(dY + (size_t)(r + 3) * out + c);
+    }
+    for (; r < n; r++) s0 += dy_vload(dY + (size_t)r * out + c);
+    dy_vstore(db + c, dy_vload(db + c) + ((s0 + s1) + (s2 + s3)));
+  }
+  for (; c < out; c++) {
+    dy_real s = 0;
+    for (int r = 0; r < n; r++) s += dY[(size_t)r * out + c];
+    db[c] += s;
+  }
 }
 
 void dy_tanh_forward(size_t m, dy_real *H)
