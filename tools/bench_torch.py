@@ -40,8 +40,8 @@ def main(argv):
     rng = np.random.default_rng(0)
     nets = torch_oracle.build_layout(args.D, args.D, args.d, args.encoder, args.decoder, args.prior)
     params = torch_oracle.init_params(rng, nets)
-    model = torch_oracle.Model(torch, nets, params, nets[2]["offset"], torch.float32)
-    opts = torch_oracle.make_optimisers(torch, model, 1e-3, 1e-3)
+    model = torch_oracle.Model(nets, params, nets[2]["offset"], torch.float32)
+    opts = torch_oracle.make_optimisers(model, 1e-3, 1e-3)
     learned = args.diffusion == "learned"
     x = torch.randn(4096, args.D)  # a pool of frames; pairs are drawn from it each step
 
@@ -51,7 +51,7 @@ def main(argv):
         theta /= theta.norm(dim=1, keepdim=True)
         x0, x1 = x[idx], x[idx + 1]
         batch = {"x0": x0, "x1": x1, "y0": x0, "y1": x1, "theta": theta, "eps": torch.randn(args.B, args.d)}
-        torch_oracle.train_step(torch, model, opts, batch, args.beta, learned)
+        torch_oracle.train_step(model, opts, batch, args.beta, learned)
 
     for _ in range(args.warmup):
         step()

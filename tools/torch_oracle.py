@@ -36,7 +36,13 @@ import argparse
 import math
 import sys
 
-import numpy as np
+try:
+    import numpy as np
+    import h5py
+    import torch
+except ImportError as missing:  # the parity tests must fail, not pass or skip, without the oracle
+    sys.exit("torch_oracle.py: cannot import %s with %s (run it with /usr/bin/python3; on Debian install "
+             "python3-torch python3-h5py python3-numpy)" % (missing.name, sys.executable))
 
 NET_NAMES = ("encoder", "decoder", "force", "logdiff")
 MAX_LAYERS = 16  # DY_MAX_LAYERS
@@ -103,8 +109,7 @@ def draw_batch(rng, B, D, Dy, L, d, target_is_input):
 class Model:
     """The four nets as views into two flat leaf tensors (representation, prior)."""
 
-    def __init__(self, torch, nets, params, nparam_rep, dtype):
-        self.torch = torch
+    def __init__(self, nets, params, nparam_rep, dtype):
         self.nets = nets
         self.nparam_rep = nparam_rep
         flat = torch.tensor(params, dtype=dtype)
@@ -112,7 +117,7 @@ class Model:
         self.p_prior = flat[nparam_rep:].clone().requires_grad_(True)
 
     def flat(self):
-        return self.torch.cat([self.p_rep.detach(), self.p_prior.detach()]).double().numpy()
+        return torch.cat([self.p_rep.detach(), self.p_prior.detach()]).double().numpy()
 
     def apply(self, k, x):
         net = self.nets[k]
@@ -121,13 +126,13 @@ class Model:
         for i, (nin, nout, w_off, b_off) in enumerate(net["layers"]):
             W = buf[w_off - base: w_off - base + nout * nin].view(nout, nin)
             b = buf[b_off - base: b_off - base + nout]
-            x = self.torch.addmm(b, x, W.t())
+            x = torch.addmm(b, x, W.t())
             if i < nl - 1:
-                x = self.torch.relu(x) if net["act"] == "relu" else self.torch.tanh(x)
+                x = torch.relu(x) if net["act"] == "relu" else torch.tanh(x)
         return x
 
 
-def losses(torch, model, batch, beta, learned, dzp_fixed=None):
+def losses(model, batch, beta, learned, dzp_fixed=None):
     """SPEC section 3. Returns (L_rec, L_sw, L_prior, L_rep, extras). dzp_fixed replaces the prior
     moves (they are constants of L_sw, but depend on the encoder through z0)."""
     x0, x1, y0, y1, theta, eps = (batch[k] for k in ("x0", "x1", "y0", "y1", "theta", "eps"))
@@ -167,16 +172,16 @@ def losses(torch, model, batch, beta, learned, dzp_fixed=None):
     return rec, sw, prior, rep, extras
 
 
-def make_optimisers(torch, model, lr, prior_lr):
+def make_optimisers(model, lr, prior_lr):
     opt_rep = torch.optim.Adam([model.p_rep], lr=lr, betas=(0.9, 0.999), eps=1e-8)
     opt_prior = torch.optim.Adam([model.p_prior], lr=prior_lr, betas=(0.9, 0.999), eps=1e-8)
     return opt_rep, opt_prior
 
 
-def train_step(torch, model, opts, batch, beta, learned):
+def train_step(model, opts, batch, beta, learned):
     """Both losses on one batch, then the representation update, then the prior one."""
     opt_rep, opt_prior = opts
-    rec, sw, prior, rep, extras = losses(torch, model, batch, beta, learned)
+    rec, sw, prior, rep, extras = losses(model, batch, beta, learned)
     (g_rep,) = torch.autograd.grad(rep, model.p_rep)
     (g_prior,) = torch.autograd.grad(prior, model.p_prior)
     model.p_rep.grad = g_rep
@@ -186,13 +191,13 @@ def train_step(torch, model, opts, batch, beta, learned):
     return rec, sw, prior, g_rep, g_prior, extras
 
 
-def self_check(torch, nets, params, nparam_rep, batch, beta, learned, rng):
+def self_check(nets, params, nparam_rep, batch, beta, learned, rng):
     """Directional central differences of both losses in float64: guards the oracle itself,
     in particular the second-order term of the prior gradient. Returns the worst relative error."""
-    model = Model(torch, nets, params, nparam_rep, torch.float64)
+    model = Model(nets, params, nparam_rep, torch.float64)
     # 16 pairs: few ReLU kinks and near-ties in the sorts for a difference step to straddle
     tb = {k: torch.tensor(v if k == "theta" else v[:16], dtype=torch.float64) for k, v in batch.items()}
-    _, _, prior, rep, extras = losses(torch, model, tb, beta, learned)
+    _, _, prior, rep, extras = losses(model, tb, beta, learned)
     (g_rep,) = torch.autograd.grad(rep, model.p_rep)
     (g_prior,) = torch.autograd.grad(prior, model.p_prior)
     worst = 0.0
@@ -209,7 +214,7 @@ def self_check(torch, nets, params, nparam_rep, batch, beta, learned, rng):
                 for sign in (1.0, -1.0):
                     with torch.no_grad():
                         leaf += sign * h * u
-                    out = losses(torch, model, tb, beta, learned, extras["dzp"])
+                    out = losses(model, tb, beta, learned, extras["dzp"])
                     vals.append((out[3] if which == 0 else out[2]).item())
                     with torch.no_grad():
                         leaf -= sign * h * u
@@ -248,12 +253,6 @@ def arguments(argv):
 
 def main(argv):
     args = arguments(argv)
-    try:
-        import torch
-        import h5py
-    except ImportError as e:  # the parity tests must not pass silently without the oracle
-        sys.exit("torch_oracle.py: cannot import %s with %s (run it with /usr/bin/python3; on Debian "
-                 "install python3-torch python3-h5py)" % (e.name, sys.executable))
     torch.set_num_threads(1)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     learned = args.diffusion == "learned"
@@ -266,11 +265,11 @@ def main(argv):
     nparam = params0.size
     batches = [draw_batch(rng, args.B, args.D, args.Dy, args.L, args.d, target_is_input) for _ in range(args.steps)]
 
-    fd_err = self_check(torch, nets, params0, nparam_rep, batches[0], args.beta, learned, rng)
+    fd_err = self_check(nets, params0, nparam_rep, batches[0], args.beta, learned, rng)
     if fd_err > 1e-5:
         sys.exit("torch_oracle.py: autograd and central differences disagree (relative error %.3g)" % fd_err)
-    model = Model(torch, nets, params0, nparam_rep, dtype)
-    opts = make_optimisers(torch, model, args.lr, args.prior_lr)
+    model = Model(nets, params0, nparam_rep, dtype)
+    opts = make_optimisers(model, args.lr, args.prior_lr)
     loss_hist = np.zeros((args.steps, 3))
     grads = np.zeros((args.steps, nparam))
     traj = np.zeros((args.steps + 1, nparam))
@@ -278,7 +277,7 @@ def main(argv):
     step0 = None
     for s, batch in enumerate(batches):
         tb = {k: torch.tensor(v, dtype=dtype) for k, v in batch.items()}
-        rec, sw, prior, g_rep, g_prior, extras = train_step(torch, model, opts, tb, args.beta, learned)
+        rec, sw, prior, g_rep, g_prior, extras = train_step(model, opts, tb, args.beta, learned)
         loss_hist[s] = (rec.item(), sw.item(), prior.item())
         grads[s] = torch.cat([g_rep, g_prior]).double().numpy()
         traj[s + 1] = model.flat()
