@@ -125,13 +125,15 @@ static void dy_sw_sort_block(int P, dy_kvec *rows)
   }
 }
 
-/* Workspace layout of dy_sw_loss for B pairs and latent dimension up to d. */
+/* Workspace layout of dy_sw_loss for B pairs, L projections (Lp: rounded up to whole groups),
+ * latent dimension d. */
 typedef struct {
   dy_kvec *ka, *kb; /* (P, GROUP) keys of a and b */
   dy_real *av;      /* (B, GROUP) true values of a */
   dy_real *as;      /* (B, GROUP) a in sorted order */
   dy_key *perm;     /* (B, GROUP) row of the k-th smallest a */
-  dy_real *ga;      /* (B, GROUP) d L_sw / d a, by row */
+  dy_real *ga;      /* (B, Lp) d L_sw / d a_n for every projection, by row */
+  dy_real *thT;     /* (d, Lp) the directions by component, zero past L */
 } DySwWork;
 
 static int dy_pow2_at_least(int n)
@@ -141,30 +143,38 @@ static int dy_pow2_at_least(int n)
   return p;
 }
 
-static size_t dy_sw_layout(int B, char *base, DySwWork *w)
+static int dy_sw_lp(int L) { return (L + DY_SW_GROUP - 1) / DY_SW_GROUP * DY_SW_GROUP; }
+
+static size_t dy_sw_layout(int B, int L, int d, char *base, DySwWork *w)
 {
-  const size_t P = (size_t)dy_pow2_at_least(B), G = DY_SW_GROUP, kb = P * G * sizeof(dy_key);
+  const size_t P = (size_t)dy_pow2_at_least(B), G = DY_SW_GROUP, kb = P * G * sizeof(dy_key), Lp = (size_t)dy_sw_lp(L);
   const size_t rb = ((size_t)B * G * sizeof(dy_real) + 63) & ~(size_t)63;
   const size_t ib = ((size_t)B * G * sizeof(dy_key) + 63) & ~(size_t)63;
+  const size_t gb = ((size_t)B * Lp * sizeof(dy_real) + 63) & ~(size_t)63;
+  const size_t tb = ((size_t)d * Lp * sizeof(dy_real) + 63) & ~(size_t)63;
   if (w) {
     w->ka = (dy_kvec *)base;
     w->kb = (dy_kvec *)(base + kb);
     w->av = (dy_real *)(base + 2 * kb);
     w->as = (dy_real *)(base + 2 * kb + rb);
-    w->ga = (dy_real *)(base + 2 * kb + 2 * rb);
-    w->perm = (dy_key *)(base + 2 * kb + 3 * rb);
+    w->perm = (dy_key *)(base + 2 * kb + 2 * rb);
+    w->ga = (dy_real *)(base + 2 * kb + 2 * rb + ib);
+    w->thT = (dy_real *)(base + 2 * kb + 2 * rb + ib + gb);
   }
-  return 2 * kb + 3 * rb + ib;
+  return 2 * kb + 2 * rb + ib + gb + tb;
 }
 
-size_t dy_sw_work_bytes(int B) { return dy_sw_layout(B, NULL, NULL); }
+size_t dy_sw_work_bytes(int B, int L, int d) { return dy_sw_layout(B, L, d, NULL, NULL); }
 
 /* One vector of values and their keys, as dy_key_of / dy_value_of lane by lane. */
 typedef dy_real dy_rvec __attribute__((vector_size(32)));
 typedef dy_key dy_ukvec __attribute__((vector_size(32), aligned(sizeof(dy_key)), may_alias));
 #define DY_SW_VL ((int)(32 / sizeof(dy_real)))
 #define DY_SW_NVG (DY_SW_GROUP / DY_SW_VL) /* vectors per group */
-typedef double dy_dvec __attribute__((vector_size(DY_SW_VL * sizeof(double))));
+/* Squared errors are summed in double, per lane, in 4-double vectors (one register each). */
+typedef double dy_dvec __attribute__((vector_size(32)));
+typedef dy_real dy_hvec __attribute__((vector_size(4 * sizeof(dy_real)))); /* 4 lanes */
+#define DY_SW_NH (DY_SW_VL / 4) /* 4-lane parts of a vector */
 
 static inline dy_kvec dy_keys_of(dy_rvec x)
 {
@@ -198,9 +208,9 @@ static void dy_sw_order(int B, dy_key imask, const dy_key *ka, const DySwWork *w
       dy_rvec prev;
       memcpy(&prev, w->as + o - G, sizeof prev);
       const dy_kvec bad = (dy_kvec)(as < prev);
-      int any = 0;
-      for (int j = 0; j < DY_SW_VL; j++) any |= bad[j] != 0;
-      if (!any) continue;
+      uint64_t q[4];
+      memcpy(q, &bad, sizeof q);
+      if (!(q[0] | q[1] | q[2] | q[3])) continue;
       for (int j = 0; j < DY_SW_VL; j++) {
         if (!bad[j]) continue;
         dy_real *a = w->as + v * DY_SW_VL + j;
@@ -219,11 +229,13 @@ static void dy_sw_order(int B, dy_key imask, const dy_key *ka, const DySwWork *w
 }
 
 /* For one group in the order of w->perm / w->as: the squared errors against the sorted b (summed
- * per lane into *sum) and, with grad, gscale times the errors by row into w->ga. */
-static void dy_sw_errors(int B, dy_real gscale, const dy_key *kb, const DySwWork *w, int grad, dy_dvec *sum)
+ * per lane into sum) and, with grad, gscale times the errors into w->ga (row, l0 + lane). */
+static void dy_sw_errors(int B, int Lp, int l0, dy_real gscale, const dy_key *kb, const DySwWork *w, int grad,
+                         dy_dvec sum[DY_SW_NH])
 {
   enum { G = DY_SW_GROUP };
-  dy_dvec s = *sum;
+  dy_dvec s[DY_SW_NH];
+  for (int h = 0; h < DY_SW_NH; h++) s[h] = sum[h];
   for (int k = 0; k < B; k++)
     for (int v = 0; v < DY_SW_NVG; v++) {
       const size_t o = (size_t)k * G + v * DY_SW_VL;
@@ -233,11 +245,16 @@ static void dy_sw_errors(int B, dy_real gscale, const dy_key *kb, const DySwWork
       memcpy(&as, w->as + o, sizeof as);
       memcpy(&keyb, kb + o, sizeof keyb);
       const dy_rvec e = as - dy_values_of(keyb), ge = gscale * e;
-      s += __builtin_convertvector(e * e, dy_dvec);
+      const dy_rvec e2 = e * e;
+      for (int h = 0; h < DY_SW_NH; h++) {
+        dy_hvec part;
+        memcpy(&part, (const dy_real *)&e2 + 4 * h, sizeof part);
+        s[h] += __builtin_convertvector(part, dy_dvec);
+      }
       if (grad)
-        for (int j = 0; j < DY_SW_VL; j++) w->ga[(size_t)pk[j] * G + v * DY_SW_VL + j] = ge[j];
+        for (int j = 0; j < DY_SW_VL; j++) w->ga[(size_t)pk[j] * Lp + l0 + v * DY_SW_VL + j] = ge[j];
     }
-  *sum = s;
+  for (int h = 0; h < DY_SW_NH; h++) sum[h] = s[h];
 }
 
 double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, const dy_real *dzp, double scale,
@@ -245,26 +262,24 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
 {
   enum { G = DY_SW_GROUP };
   DySwWork w;
-  dy_sw_layout(B, work, &w);
-  const int P = dy_pow2_at_least(B);
+  dy_sw_layout(B, L, d, work, &w);
+  const int P = dy_pow2_at_least(B), Lp = dy_sw_lp(L);
   dy_key *ka = (dy_key *)w.ka, *kb = (dy_key *)w.kb;
   dy_key imask = 0;
   while ((int)imask < B - 1) imask = 2 * imask + 1;
   const dy_real gscale = (dy_real)(2 * scale / ((double)L * B));
-  dy_dvec sumv = {0}; /* per-lane sums of squared errors */
+  /* directions by component; lanes past the last projection get zero directions, so zero a, b,
+   * error and gradient */
+  for (int c = 0; c < d; c++)
+    for (int l = 0; l < Lp; l++) w.thT[(size_t)c * Lp + l] = l < L ? theta[(size_t)l * d + c] : 0;
+  dy_dvec sumv[DY_SW_NH] = {{0}}; /* per-lane sums of squared errors */
   for (int l0 = 0; l0 < L; l0 += G) {
-    const int ng = DY_MIN(G, L - l0);
-    /* the group's directions by component; lanes past the last projection get zero directions,
-     * so zero a, b and error */
-    dy_real thT[DY_SW_MAX_DIM][G];
-    for (int c = 0; c < d; c++)
-      for (int j = 0; j < G; j++) thT[c][j] = j < ng ? theta[(size_t)(l0 + j) * d + c] : 0;
     for (int n = 0; n < B; n++)
       for (int v = 0; v < DY_SW_NVG; v++) {
         dy_rvec a = {0}, b = {0};
         for (int c = 0; c < d; c++) {
           dy_rvec t;
-          memcpy(&t, &thT[c][v * DY_SW_VL], sizeof t);
+          memcpy(&t, w.thT + (size_t)c * Lp + l0 + v * DY_SW_VL, sizeof t);
           a += t * (dz[(size_t)n * d + c] - (dy_rvec){0});
           b += t * (dzp[(size_t)n * d + c] - (dy_rvec){0});
         }
@@ -280,17 +295,26 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
     dy_sw_sort_block(P, w.kb);
     /* a in sorted order with its rows, then the loss terms and d L / d a_n by row */
     dy_sw_order(B, imask, ka, &w);
-    dy_sw_errors(B, gscale, kb, &w, gdz != NULL, &sumv);
-    if (gdz)
-      for (int n = 0; n < B; n++)
-        for (int c = 0; c < d; c++) {
-          dy_real g = 0;
-          for (int j = 0; j < G; j++) g += w.ga[(size_t)n * G + j] * thT[c][j];
-          gdz[(size_t)n * d + c] += g;
-        }
+    dy_sw_errors(B, Lp, l0, gscale, kb, &w, gdz != NULL, sumv);
   }
+  /* back to dz through the directions: gdz (B, d) += ga (B, Lp) thT^T */
+  if (gdz)
+    for (int n = 0; n < B; n++)
+      for (int c = 0; c < d; c++) {
+        dy_rvec acc = {0};
+        for (int l = 0; l < Lp; l += DY_SW_VL) {
+          dy_rvec x, t;
+          memcpy(&x, w.ga + (size_t)n * Lp + l, sizeof x);
+          memcpy(&t, w.thT + (size_t)c * Lp + l, sizeof t);
+          acc += x * t;
+        }
+        dy_real g = 0;
+        for (int j = 0; j < DY_SW_VL; j++) g += acc[j];
+        gdz[(size_t)n * d + c] += g;
+      }
   double sum = 0;
-  for (int j = 0; j < DY_SW_VL; j++) sum += sumv[j];
+  for (int h = 0; h < DY_SW_NH; h++)
+    for (int j = 0; j < 4; j++) sum += sumv[h][j];
   return sum / ((double)L * B);
 }
 

@@ -98,7 +98,7 @@ struct DyWork {
   dy_real *df, *dJ;           /* (B, d) gradients of L_prior with respect to f and J */
   dy_real *dg;                /* ((1 + d) B, d) output gradient of the log-diffusion net */
   dy_real *g0, *g1;           /* (maxrows, maxwidth) ping-pong gradient scratch */
-  void *sw;                   /* dy_sw_work_bytes(B) */
+  void *sw;                   /* dy_sw_work_bytes(B, L, d) */
   const dy_real *dzp_fixed;   /* (B, d) prior moves to use instead of sampling, or NULL */
 };
 
@@ -143,8 +143,7 @@ static size_t dy_work_layout(const DyModel *model, int B, int L, DyWork *w, char
   w->dg = dy_carve(base, &p, (size_t)(1 + d) * B * d);
   w->g0 = dy_carve(base, &p, maxg);
   w->g1 = dy_carve(base, &p, maxg);
-  w->sw = dy_carve(base, &p, dy_sw_work_bytes(B) / sizeof(dy_real) + 1);
-  (void)L;
+  w->sw = dy_carve(base, &p, dy_sw_work_bytes(B, L, d) / sizeof(dy_real) + 1);
   return p;
 }
 

@@ -44,7 +44,7 @@ static int check(int B, int L, int d, uint64_t seed)
     for (int c = 0; c < d; c++) theta[l * d + c] = 0;
     theta[l * d + l % d] = (l / d) % 2 ? -1 : 1;
   }
-  void *work = aligned_alloc(64, (dy_sw_work_bytes(B) + 63) / 64 * 64);
+  void *work = aligned_alloc(64, (dy_sw_work_bytes(B, L, d) + 63) / 64 * 64);
   const double loss = dy_sw_loss(L, B, d, theta, dz, dzp, 1.0, g, work);
 
   double ref = 0;
