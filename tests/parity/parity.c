@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Tolerances. Double: everything 1e-5 (the differences measured are rounding, ~1e-8 at most).
+/* Tolerances. Double: everything 1e-5 (the differences measured are rounding, 1e-12 at most).
  * Single, step 0: 1e-3 for losses and gradients, except element-wise for the encoder (tol_enc_elem,
  * 2e-2): L_sw pairs the sorted projections of B moves, and at B = 256 a few neighbours in a sort
  * order are closer than float rounding, so their order flips; the gradient, which reaches only the
@@ -58,6 +58,24 @@ typedef struct {
 
 static int failures = 0;
 static double worst_ratio = 0; /* largest error / tolerance seen */
+
+/* Kinds of check, for the summary line of each. */
+typedef enum {
+  CHK_FORWARD,    /* encoder / decoder outputs and step-0 intermediates */
+  CHK_LOSS0,      /* losses of step 0 */
+  CHK_GRAD_NORM,  /* step-0 gradients per tensor, norm-wise */
+  CHK_GRAD_ELEM,  /* step-0 gradients per tensor, element-wise, decoder and prior nets */
+  CHK_GRAD_ENC,   /* step-0 gradients per tensor, element-wise, encoder */
+  CHK_TRAJ_LOSS,  /* losses of steps 1.. */
+  CHK_TRAJ_GRAD,  /* gradients of steps 1.., norm-wise per net */
+  CHK_FINAL_NORM, /* final parameters per tensor, norm-wise against the displacement */
+  CHK_FINAL_ELEM, /* final parameters per tensor, element-wise against the displacement */
+  CHK_NKIND
+} CheckKind;
+static const char *kind_names[CHK_NKIND] = {"forward and intermediates", "losses, step 0", "gradients, norm-wise",
+                                            "gradients, element-wise", "encoder gradients, element-wise", "losses, steps 1..", "gradients, steps 1..",
+                                            "final parameters, norm-wise", "final parameters, element-wise"};
+static double kind_max[CHK_NKIND], kind_tol[CHK_NKIND]; /* largest error and tolerance per kind */
 
 static PetscErrorCode read_attr(hid_t file, const char *name, hid_t type, void *value)
 {
@@ -174,12 +192,21 @@ static PetscErrorCode fixture_free(Fixture *fx)
 }
 
 /* Records one check: prints it when it fails or when verbose. */
-static void verdict(const char *what, double err, double tol, int verbose)
+static void verdict(CheckKind kind, const char *what, double err, double tol, int verbose)
 {
   const int bad = !(err <= tol); /* NaN fails */
   if (err / tol > worst_ratio || err != err) worst_ratio = err != err ? INFINITY : err / tol;
+  if (err > kind_max[kind] || err != err) kind_max[kind] = err;
+  kind_tol[kind] = fmax(kind_tol[kind], tol);
   failures += bad;
   if (bad || verbose) printf("  %-40s %10.3e  (tol %.0e)%s\n", what, err, tol, bad ? "  FAIL" : "");
+}
+
+static void summary(void)
+{
+  printf("largest errors by kind:\n");
+  for (int k = 0; k < CHK_NKIND; k++)
+    if (kind_tol[k] > 0) printf("  %-32s %10.3e  (tol %.0e)\n", kind_names[k], kind_max[k], kind_tol[k]);
 }
 
 /* Norm-wise and element-wise relative errors of got against ref over n values, with floors. */
@@ -249,9 +276,10 @@ static void check_grads_step0(const DyModel *m, const Fixture *fx)
       rel_errors(n, &m->grads[off], &fx->grads[off], 1e-3 * net_norm + 1e-300, 1e-2 * max_abs(n, &fx->grads[off]) + 1e-300, &en,
                  &ee);
       snprintf(what, sizeof what, "grad %s layer %lld %s norm", names[row[0]], row[1], t ? "b" : "W");
-      verdict(what, en, tol_step0, 1);
+      verdict(CHK_GRAD_NORM, what, en, tol_step0, 1);
       snprintf(what, sizeof what, "grad %s layer %lld %s elem", names[row[0]], row[1], t ? "b" : "W");
-      verdict(what, ee, row[0] == DY_NET_ENCODER ? tol_enc_elem : tol_step0, 0);
+      if (row[0] == DY_NET_ENCODER) verdict(CHK_GRAD_ENC, what, ee, tol_enc_elem, 0);
+      else verdict(CHK_GRAD_ELEM, what, ee, tol_step0, 0);
     }
   }
 }
@@ -278,9 +306,9 @@ static PetscErrorCode check_final_params(const DyModel *m, const Fixture *fx)
       const double scale = norm2(n, &moved[off]), scale_max = max_abs(n, &moved[off]);
       char what[96];
       snprintf(what, sizeof what, "final %s layer %lld %s norm", names[row[0]], row[1], t ? "b" : "W");
-      verdict(what, scale > 0 ? sqrt(num) / scale : sqrt(num), tol_traj, 1);
+      verdict(CHK_FINAL_NORM, what, scale > 0 ? sqrt(num) / scale : sqrt(num), tol_traj, 1);
       snprintf(what, sizeof what, "final %s layer %lld %s elem", names[row[0]], row[1], t ? "b" : "W");
-      verdict(what, scale_max > 0 ? emax / scale_max : emax, tol_traj, 0);
+      verdict(CHK_FINAL_ELEM, what, scale_max > 0 ? emax / scale_max : emax, tol_traj, 0);
     }
   }
   PetscCall(PetscFree(moved));
@@ -299,7 +327,8 @@ static void check_losses(const char *tag, int s, const DyLosses *got, const Fixt
     for (int t = 0; t < fx->steps; ++t) scale = fmax(scale, fabs(fx->losses[3 * t + k]));
     char what[96];
     snprintf(what, sizeof what, "%s step %d %s (%.6g)", tag, s, names[k], ref[k]);
-    verdict(what, fabs(v[k] - ref[k]) / fmax(fmax(fabs(ref[k]), 0.1 * scale), 1e-300), tol, s == 0 || k == 2);
+    verdict(s == 0 ? CHK_LOSS0 : CHK_TRAJ_LOSS, what, fabs(v[k] - ref[k]) / fmax(fmax(fabs(ref[k]), 0.1 * scale), 1e-300),
+            tol, s == 0 || k == 2);
   }
 }
 
@@ -313,7 +342,7 @@ static void check_array(const char *what, size_t n, const dy_real *got, const do
 {
   double en, ee;
   rel_errors(n, got, ref, 1e-300, 1e-2 * max_abs(n, ref) + 1e-300, &en, &ee);
-  verdict(what, ee, tol_step0, 1);
+  verdict(CHK_FORWARD, what, ee, tol_step0, 1);
 }
 
 /* Encoder and decoder alone at the initial parameters. */
@@ -411,7 +440,7 @@ static PetscErrorCode run(const char *path, int perturb)
         char what[96];
         rel_errors(net->nparam, &m.grads[net->offset], &gref[net->offset], 1e-300, 1e-300, &en, &ee);
         snprintf(what, sizeof what, "trajectory step %d grad net %d norm", s, k);
-        verdict(what, en, tol_traj, 0);
+        verdict(CHK_TRAJ_GRAD, what, en, tol_traj, 0);
       }
     }
     dy_adam_update(&adam_rep, m.params, m.grads);
@@ -437,6 +466,7 @@ int main(int argc, char **argv)
   PetscCall(PetscInitializeNoArguments());
   const int perturb = argc == 3;
   PetscCall(run(argv[1], perturb));
+  summary();
   printf("%s: %d check(s) failed; largest error/tolerance %.3g\n", failures ? "FAIL" : "PASS", failures, worst_ratio);
   if (perturb) printf("%s\n", failures ? "the perturbation was detected" : "ERROR: the perturbation went unnoticed");
   PetscCall(PetscFinalize());
