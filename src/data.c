@@ -100,7 +100,11 @@ static int dy_entry_inspect(const DyDataRef *ref, const char *label, DyEntryInfo
     snprintf(msg, len, "%s: cannot read the file (%s)", label, strerror(errno));
     return 1;
   }
+#if H5_VERSION_GE(1, 12, 0)
+  if (H5Fis_accessible(ref->file, H5P_DEFAULT) <= 0) {
+#else
   if (H5Fis_hdf5(ref->file) <= 0) {
+#endif
     snprintf(msg, len, "%s: not an HDF5 file", label);
     return 1;
   }
