@@ -114,9 +114,10 @@ static double measured_peak_gflops(void)
   return best;
 }
 
-/* CPU model and nominal MHz from /proc/cpuinfo. */
+/* CPU model (name, family, model number) and nominal MHz from /proc/cpuinfo. */
 static void cpu_info(char *model, size_t n, double *mhz)
 {
+  char family[32] = "?", number[32] = "?";
   snprintf(model, n, "unknown");
   *mhz = 0;
   FILE *f = fopen("/proc/cpuinfo", "r");
@@ -132,9 +133,15 @@ static void cpu_info(char *model, size_t n, double *mhz)
       have_model = 1;
     } else if (*mhz == 0 && !strncmp(line, "cpu MHz", 7)) {
       *mhz = atof(colon + 1);
+    } else if (!strncmp(line, "cpu family", 10)) {
+      snprintf(family, sizeof family, "%d", atoi(colon + 1));
+    } else if (!strncmp(line, "model\t", 6)) {
+      snprintf(number, sizeof number, "%d", atoi(colon + 1));
     }
   }
   fclose(f);
+  const size_t len = strlen(model);
+  snprintf(model + len, n - len, " (family %s, model %s)", family, number);
 }
 
 static void draw_inputs(DyRng *rng, const BenchOptions *o, const dy_real *frames, BenchInputs *in)
@@ -210,10 +217,10 @@ static double run_torch(const BenchOptions *o, double *min_us)
 
 /* Times `reps` steps after `warmup`; fresh = 1 draws the inputs inside the timed region. */
 static void time_steps(DyModel *m, DyWork *w, DyAdam *rep, DyAdam *pri, const BenchOptions *o, BenchInputs *ring,
-                       const dy_real *frames, DyRng *rng, int fresh, double *times)
+                       const dy_real *frames, DyRng *rng, int fresh, double *times, DyLosses *last)
 {
   const DyLossOptions lo = {.beta = 10.0, .diffusion = o->diffusion};
-  DyLosses losses;
+  DyLosses losses = {0};
   for (int s = 0; s < o->warmup + o->reps; ++s) {
     BenchInputs *in = &ring[s % NRING];
     double t0 = now_us();
@@ -224,6 +231,7 @@ static void time_steps(DyModel *m, DyWork *w, DyAdam *rep, DyAdam *pri, const Be
     double t1 = now_us();
     if (s >= o->warmup) times[s - o->warmup] = t1 - t0;
   }
+  *last = losses;
 }
 
 static void report(const char *what, double *times, int reps, double flops, double peak, double *median, double *min)
@@ -287,10 +295,17 @@ int main(int argc, char **argv)
   printf("  FLOPs per step (matrix products, analytic): %.3f M\n", flops * 1e-6);
 
   double med_core, med_fresh, min_core, min_fresh;
-  time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 0, times);
+  DyLosses last;
+  time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 0, times, &last);
   report("step (inputs pre-drawn)", times, o.reps, flops, peak, &med_core, &min_core);
-  time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 1, times);
+  time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 1, times, &last);
   report("step + drawing inputs", times, o.reps, flops, peak, &med_fresh, &min_fresh);
+  printf("  losses of the last step (training on random frames): rec %.4g sw %.4g prior %.4g\n", last.rec, last.sw,
+         last.prior);
+  if (!isfinite(last.rec + last.sw + last.prior)) {
+    fprintf(stderr, "bench_step: non-finite losses\n");
+    return 1;
+  }
 
   if (o.torch) {
     double tmin = 0, tmed = run_torch(&o, &tmin);
