@@ -169,7 +169,7 @@ static int dy_entries_validate(const DyConfig *cfg, DyEntryInfo *info, char *msg
   for (int i = 0; i < n; i++) {
     dy_entry_label(&cfg->input[i], "data.input", i, a, sizeof a);
     if (info[i].frames < (int64_t)lag + 1) {
-      snprintf(msg, len, "%s: has %lld frames, fewer than lag + 1 = %d, so it gives no pair", a,
+      snprintf(msg, len, "%s: has %lld frames, fewer than data.lag + 1 = %d, so it gives no pair", a,
                (long long)info[i].frames, lag + 1);
       return 1;
     }

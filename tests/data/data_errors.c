@@ -44,7 +44,7 @@ static const ErrorCase cases[] = {
   {"features disagree", 2, 0, {"good.h5:/x", "good.h5:/four_feat"}, {0},
    {"feature counts disagree", "dataset /x has 3", "data.input[1]: file", "dataset /four_feat has 4"}},
   {"shorter than lag + 1", 2, 0, {"good.h5:/x", "good.h5:/short"}, {0},
-   {"data.input[1]", "dataset /short", "2 frames", "lag + 1 = 3"}},
+   {"data.input[1]", "dataset /short", "2 frames", "data.lag + 1 = 3"}},
   {"NaN", 2, 0, {"good.h5:/x", "good.h5:/nan"}, {0},
    {"data.input[1]", "dataset /nan", "non-finite", "at frame 40, feature 1"}},
   {"Inf in float64", 1, 0, {"good.h5:/inf64"}, {0}, {"dataset /inf64", "non-finite", "at frame 26, feature 2"}},
