@@ -347,10 +347,11 @@ double dy_prior_nll(int B, int d, const dy_real *dz, const dy_real *f, const dy_
   double sum = 0;
   for (size_t k = 0; k < m; k++) {
 #if defined(DY_REAL_DOUBLE)
-    const dy_real M = exp(g[k]), iM = exp(-g[k]);
+    const dy_real M = exp(g[k]);
 #else
-    const dy_real M = expf(g[k]), iM = expf(-g[k]);
+    const dy_real M = expf(g[k]);
 #endif
+    const dy_real iM = 1 / M;
     const dy_real s = f[k] + J[k], r = dz[k] - M * s, q = (dy_real)0.5 * r * r * iM;
     sum += (double)((dy_real)0.5 * (g[k] + q));
     if (df) {
