@@ -153,11 +153,13 @@ int main(int argc, char **argv)
   DyModelShape s2 = {.D = 5, .Dy = 2, .d = 3, .nhidden = {1, 3, 3, 2}, .hidden = {{7}, {4, 6, 3}, {4, 5, 3}, {5, 4}}};
   /* widths past two vectors and L past one sort group reach every kernel path */
   DyModelShape s3 = {.D = 3, .Dy = 3, .d = 2, .nhidden = {2, 1, 2, 2}, .hidden = {{17, 9}, {9}, {10, 8}, {10, 8}}};
-  const DyModelShape *shapes[3] = {&s1, &s2, &s3};
-  const int Bs[3] = {11, 13, 21}, Ls[3] = {6, 7, 10};
+  /* nets without hidden layers (a linear force, log-diffusion and decoder) */
+  DyModelShape s4 = {.D = 2, .Dy = 2, .d = 2, .nhidden = {1, 0, 0, 0}, .hidden = {{6}}};
+  const DyModelShape *shapes[4] = {&s1, &s2, &s3, &s4};
+  const int Bs[4] = {11, 13, 21, 9}, Ls[4] = {6, 7, 10, 3};
   int bad = 0;
   double worst = 0;
-  for (int s = 0; s < 3; s++)
+  for (int s = 0; s < 4; s++)
     for (int diff = 0; diff < 2; diff++) {
       printf("shape %d, %s diffusion\n", s + 1, diff ? "learned" : "constant");
       const double w = check_case(shapes[s], diff ? DY_DIFFUSION_LEARNED : DY_DIFFUSION_CONSTANT, Bs[s], Ls[s],
