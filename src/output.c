@@ -129,7 +129,8 @@ static PetscErrorCode dy_h5_write_rows(hid_t parent, const char *name, hid_t typ
     DY_H5_CHECK(H5Sselect_none(fspace));
     DY_H5_CHECK(H5Sselect_none(mspace));
   }
-  DY_H5_CHECK(H5Dwrite(dset, type, mspace, fspace, dxpl, buf));
+  /* An empty dataset has no storage to write to (the same decision on every rank). */
+  if (nrows > 0) DY_H5_CHECK(H5Dwrite(dset, type, mspace, fspace, dxpl, buf));
 cleanup:
   dy_h5_close(&mspace, H5Sclose);
   dy_h5_close(&dset, H5Dclose);

@@ -16,14 +16,17 @@
 #include "dy_output.h"
 #include "dy_resample.h"
 #include "dy_rng.h"
+#include "dy_runctl.h"
+#include "dy_trainstate.h"
 
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Values appended to the gradient buffer in the allreduce. */
-enum { DY_RED_COUNT = 0, DY_RED_REC, DY_RED_SW, DY_RED_PRIOR, DY_RED_EXTRA };
+/* Values appended to the gradient buffer in the allreduce: the contributor count, the losses, and
+ * the ranks that caught a stop signal (so all ranks stop after the same step). */
+enum { DY_RED_COUNT = 0, DY_RED_REC, DY_RED_SW, DY_RED_PRIOR, DY_RED_STOP, DY_RED_EXTRA };
 
 /* Stream of the test-loss draws (re-seeded every epoch, plus the rank); beyond dy_rng.h's purposes. */
 #define DY_STREAM_TEST_EVAL ((uint64_t)1 << 32)
@@ -84,6 +87,12 @@ typedef struct {
   int64_t *counts;             /* (max_centers) global training pairs per bin */
   double *quota;               /* (max_centers) well-tempered pairs per bin */
   DyHistory hist;              /* one row per finished epoch */
+  dy_real *params_epoch_start; /* (nparam) weights when the current epoch began (its bins' encoder) */
+  DyTrainPosition pos;         /* where the run stands, as a checkpoint records it */
+  DyTrainState state;          /* what a checkpoint saves: pointers into this struct */
+  int same_layout;             /* restarted from a checkpoint written at this rank count */
+  int dir_ready;               /* output.dir created and locked */
+  DyRunLock lock;              /* keeps other runs out of output.dir */
 } DyTrainer;
 
 /* Copies the rows idx (nb) of the pairs into the batch buffers; returns the target pointers. */
@@ -118,9 +127,10 @@ static void dy_train_draw_normals(DyRng *rng, size_t n, dy_real *eps)
 }
 
 /* One optimiser step on every rank: nb (0 or B) local pairs idx of the training set. Adds the
- * globally averaged losses into sum. */
+ * globally averaged losses into the position's sums; *stop is 1 on every rank when any rank caught
+ * a stop signal. */
 static PetscErrorCode dy_train_step(DyTrainer *t, int nb, const int64_t *idx, const DyLossOptions *lopt, int epoch,
-                                    int64_t step, DyLosses *sum)
+                                    int64_t step, int *stop)
 {
   const size_t np = t->model.nparam;
   dy_real *red = t->red;
@@ -144,6 +154,7 @@ static PetscErrorCode dy_train_step(DyTrainer *t, int nb, const int64_t *idx, co
   } else {
     memset(red, 0, sizeof(dy_real) * (np + DY_RED_EXTRA));
   }
+  red[np + DY_RED_STOP] = dy_signal_pending() != 0;
   PetscCall(PetscLogEventEnd(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
 
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
@@ -152,6 +163,7 @@ static PetscErrorCode dy_train_step(DyTrainer *t, int nb, const int64_t *idx, co
 
   /* Every rank holds the same sums now, so every rank takes the same decisions below. */
   const dy_real count = red[np + DY_RED_COUNT];
+  *stop = red[np + DY_RED_STOP] > 0;
   PetscCheck(count >= 1, t->comm, PETSC_ERR_PLIB, "epoch %d, step %" PRId64 ": no rank contributed to the step", epoch,
              step);
   const dy_real inv = (dy_real)1 / count;
@@ -168,9 +180,9 @@ static PetscErrorCode dy_train_step(DyTrainer *t, int nb, const int64_t *idx, co
             "(train.%s, train.prior_lr) or loss.beta, or rescale the data",
             epoch, step, what, epoch == 0 ? "warmup_lr" : "lr");
   }
-  sum->rec += red[np + DY_RED_REC];
-  sum->sw += red[np + DY_RED_SW];
-  sum->prior += red[np + DY_RED_PRIOR];
+  t->pos.loss_sum[0] += red[np + DY_RED_REC];
+  t->pos.loss_sum[1] += red[np + DY_RED_SW];
+  t->pos.loss_sum[2] += red[np + DY_RED_PRIOR];
 
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_OPTIMIZER], 0, 0, 0, 0));
   dy_adam_update(&t->rep, t->model.params, red);
@@ -232,57 +244,132 @@ static PetscErrorCode dy_train_bins(DyTrainer *t)
   PetscFunctionReturn(0);
 }
 
-/* Collective: one epoch (0 is the warm-up): the mean training losses over its steps, then the
- * test losses. */
-static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, DyLosses *train, DyLosses *test)
+/* Collective: output.dir and its lock, taken before the first file is written (so nothing is
+ * created before training has started, nor for a run that fails early). */
+static PetscErrorCode dy_train_claim_dir(DyTrainer *t)
+{
+  PetscFunctionBegin;
+  if (t->dir_ready) PetscFunctionReturn(0);
+  PetscCall(dy_output_mkdir(t->comm, t->cfg->dir));
+  PetscCall(dy_runlock_acquire(t->comm, t->cfg->dir, &t->lock));
+  t->dir_ready = 1;
+  PetscFunctionReturn(0);
+}
+
+/* Whether a checkpoint can be written now: the checkpoint writer cannot store empty arrays yet,
+ * so there is none before the first clustering (during and right after the warm-up epoch). */
+static int dy_train_can_checkpoint(const DyTrainer *t) { return t->K > 0 && t->hist.n > 0; }
+
+/* Collective: checkpoint.h5 at the current position, and with `results` also results.h5; nothing
+ * when no checkpoint can be written yet. */
+static PetscErrorCode dy_train_save(DyTrainer *t, int results)
+{
+  PetscFunctionBegin;
+  if (!dy_train_can_checkpoint(t)) PetscFunctionReturn(0);
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_IO], 0, 0, 0, 0));
+  PetscCall(dy_train_claim_dir(t));
+  /* A checkpoint holds one copy of what is replicated: rank 0's clock stands for all. */
+  PetscCallMPI(MPI_Bcast(&t->pos.seconds, 1, MPI_DOUBLE, 0, t->comm));
+  PetscCall(dy_trainstate_save(t->comm, t->cfg->dir, &t->state, t->cfg->effective ? t->cfg->effective : ""));
+  if (results) {
+    const DyOutputClusters clusters = {.K = t->K, .d = t->d, .center = t->centers, .count = t->counts};
+    PetscCall(dy_output_write_results(t->comm, t->cfg, t->data, &t->model, t->work, &clusters, &t->hist));
+  }
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_IO], 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/* Collective: one epoch (0 is the warm-up), from the step the position holds (non-zero after a
+ * restart inside the epoch); fills its history row. */
+static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
 {
   const DyConfig *cfg = t->cfg;
   const int64_t n = t->data->train.n;
+  DyTrainPosition *pos = &t->pos;
+  const int resume = pos->step > 0;
   DyLossOptions lopt = {.beta = cfg->beta, .diffusion = cfg->diffusion};
-  DyLosses sum = {0, 0, 0};
+  DyLosses test = {0, 0, 0};
   int K = 1;
+  int64_t first = 0;
   double one = (double)t->data->ntrain_global;
   const double *quota = &one;
+  const double start = MPI_Wtime() - pos->seconds;
 
   PetscFunctionBegin;
+  if (!resume) {
+    PetscCall(PetscArraycpy(t->params_epoch_start, t->model.params, t->model.nparam));
+    pos->loss_sum[0] = pos->loss_sum[1] = pos->loss_sum[2] = 0;
+  }
   if (epoch == 0) {
     /* Warm-up: one bin holding every pair, gentle beta and learning rate. */
     lopt.beta = cfg->beta * cfg->warmup_beta_scale;
     t->rep.lr = cfg->warmup_lr;
     for (int64_t i = 0; i < n; i++) t->bin[i] = 0;
   } else {
-    if (epoch == 1) {
-      t->rep.lr = cfg->lr;
-      dy_adam_reset(&t->rep);
-    }
-    PetscCall(dy_train_bins(t));
+    t->rep.lr = cfg->lr;
+    if (epoch == 1 && !resume) dy_adam_reset(&t->rep);
+    /* The bins come from the encoder as the epoch began, also when resuming inside it. */
+    dy_real *now = t->model.params;
+    t->model.params = t->params_epoch_start;
+    PetscErrorCode ierr = dy_train_bins(t);
+    t->model.params = now;
+    PetscCall(ierr);
     K = t->K;
     quota = t->quota;
   }
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_RESAMPLE], 0, 0, 0, 0));
   PetscCall(dy_sampler_plan(t->comm, K, quota, n, t->bin, t->B, (uint64_t)cfg->seed, epoch, &t->sampler));
-  PetscCall(PetscLogEventEnd(dy_events[DY_EV_RESAMPLE], 0, 0, 0, 0));
-
   const int64_t nsteps = t->sampler.nsteps;
-  for (int64_t s = 0; s < nsteps; s++) {
-    int bin, nb;
-    PetscCall(dy_sampler_next(&t->sampler, &bin, &nb, t->idx));
-    PetscCall(dy_train_step(t, nb, t->idx, &lopt, epoch, s, &sum));
+  if (resume) {
+    /* At another rank count the epoch has another number of steps: keep the fraction done. */
+    first = t->same_layout || pos->nsteps <= 0 ? pos->step : (int64_t)llround((double)pos->step * nsteps / pos->nsteps);
+    first = DY_MIN(first, nsteps);
+    PetscCall(dy_sampler_seek(&t->sampler, first));
   }
-  train->rec = sum.rec / nsteps;
-  train->sw = sum.sw / nsteps;
-  train->prior = sum.prior / nsteps;
-  PetscCall(dy_train_test_losses(t, &lopt, test));
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_RESAMPLE], 0, 0, 0, 0));
+  pos->nsteps = nsteps;
+
+  for (int64_t s = first; s < nsteps; s++) {
+    int bin, nb, stop = 0;
+    PetscCall(dy_sampler_next(&t->sampler, &bin, &nb, t->idx));
+    PetscCall(dy_train_step(t, nb, t->idx, &lopt, epoch, s, &stop));
+    pos->step = s + 1;
+    pos->seconds = MPI_Wtime() - start;
+    if (stop) {
+      PetscCheck(dy_train_can_checkpoint(t), t->comm, DY_ERR_STOPPED,
+                 "stopped by a signal in epoch %d, before the first checkpoint: start the run afresh (without --restart)",
+                 epoch);
+      PetscCall(dy_train_save(t, 0));
+      SETERRQ(t->comm, DY_ERR_STOPPED,
+              "stopped by a signal after epoch %d, step %" PRId64 " of %" PRId64 "; the checkpoint is in %s: resume "
+              "with --restart",
+              epoch, s + 1, nsteps, t->cfg->dir);
+    }
+    if (cfg->checkpoint_steps > 0 && (s + 1) % cfg->checkpoint_steps == 0 && s + 1 < nsteps)
+      PetscCall(dy_train_save(t, 0));
+  }
+  PetscCall(dy_train_test_losses(t, &lopt, &test));
+  row[DY_HIST_EPOCH] = epoch;
+  row[DY_HIST_REC_TRAIN] = pos->loss_sum[0] / nsteps;
+  row[DY_HIST_SW_TRAIN] = pos->loss_sum[1] / nsteps;
+  row[DY_HIST_PRIOR_TRAIN] = pos->loss_sum[2] / nsteps;
+  row[DY_HIST_REC_TEST] = test.rec;
+  row[DY_HIST_SW_TEST] = test.sw;
+  row[DY_HIST_PRIOR_TEST] = test.prior;
+  row[DY_HIST_BINS] = epoch == 0 ? 0 : t->K;
+  /* Rank 0's clock for all, so that the history is the same on every rank (checkpoints rely on it). */
+  row[DY_HIST_SECONDS] = MPI_Wtime() - start;
+  PetscCallMPI(MPI_Bcast(&row[DY_HIST_SECONDS], 1, MPI_DOUBLE, 0, t->comm));
   PetscFunctionReturn(0);
 }
 
 /* Rank 0: one progress line. */
-static void dy_train_progress(const DyTrainer *t, int epoch, const double *row, double elapsed)
+static void dy_train_progress(const DyTrainer *t, int epoch, int first, const double *row, double elapsed)
 {
   const double sec = row[DY_HIST_SECONDS];
   /* Each pair passes two frames through the encoder. */
   const double frames = 2.0 * (double)t->sampler.nsteps * t->size * t->B / DY_MAX(sec, 1e-9);
-  const double eta = elapsed / (epoch + 1) * (t->cfg->epochs - epoch - 1);
+  const double eta = elapsed / (epoch + 1 - first) * (t->cfg->epochs - epoch - 1);
   printf("epoch %3d/%d  train rec %.4e sw %.4e prior %.4e  test rec %.4e sw %.4e prior %.4e  bins %3d (%3d kept)"
          "  %.1f s  %.3g frames/s  ETA %.0f s\n",
          epoch, t->cfg->epochs - 1, row[DY_HIST_REC_TRAIN], row[DY_HIST_SW_TRAIN], row[DY_HIST_PRIOR_TRAIN],
@@ -331,11 +418,29 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
                          (size_t)cfg->max_centers * t->d, &t->centers, (size_t)cfg->max_centers, &t->counts,
                          (size_t)cfg->max_centers, &t->quota));
   PetscCall(dy_history_create(cfg->epochs, &t->hist));
+  PetscCall(PetscMalloc1(t->model.nparam, &t->params_epoch_start));
+  PetscCall(PetscArraycpy(t->params_epoch_start, t->model.params, t->model.nparam));
+  t->lock.fd = -1;
+  t->state = (DyTrainState){.model = &t->model,
+                            .params_epoch_start = t->params_epoch_start,
+                            .rep = &t->rep,
+                            .prior = &t->prior,
+                            .shared = &t->shared,
+                            .own = &t->own,
+                            .hist = &t->hist,
+                            .K = &t->K,
+                            .d = t->d,
+                            .max_centers = cfg->max_centers,
+                            .centers = t->centers,
+                            .counts = t->counts,
+                            .pos = &t->pos};
   PetscFunctionReturn(0);
 }
 
 static void dy_trainer_destroy(DyTrainer *t)
 {
+  if (t->dir_ready) dy_runlock_release(&t->lock);
+  PetscFree(t->params_epoch_start);
   dy_history_destroy(&t->hist);
   PetscFree6(t->idx, t->z0, t->bin, t->centers, t->counts, t->quota);
   PetscFree7(t->bx0, t->bx1, t->by0, t->by1, t->theta, t->eps, t->red);
@@ -346,43 +451,52 @@ static void dy_trainer_destroy(DyTrainer *t)
   dy_model_destroy(&t->model);
 }
 
+/* Collective: the epochs from the position on; checkpoints (with results.h5) at the end of every
+ * output.checkpoint_every epochs. */
+static PetscErrorCode dy_train_loop(DyTrainer *t, const DyRunOptions *opt)
+{
+  const DyConfig *cfg = t->cfg;
+  const double start = MPI_Wtime();
+  const int first = (int)t->pos.epoch;
+  int saved = 0;
+
+  PetscFunctionBegin;
+  for (int epoch = first; epoch < cfg->epochs; epoch++) {
+    double row[DY_NHIST];
+    PetscCall(dy_train_epoch(t, epoch, row));
+    PetscCall(dy_history_append(&t->hist, row));
+    if (!opt->quiet && t->rank == 0) dy_train_progress(t, epoch, first, row, MPI_Wtime() - start);
+    t->pos = (DyTrainPosition){.epoch = epoch + 1};
+    saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && dy_train_can_checkpoint(t);
+    if (saved) PetscCall(dy_train_save(t, 1));
+  }
+  if (!saved) {
+    PetscCall(PetscLogEventBegin(dy_events[DY_EV_IO], 0, 0, 0, 0));
+    PetscCall(dy_train_claim_dir(t));
+    const DyOutputClusters clusters = {.K = t->K, .d = t->d, .center = t->centers, .count = t->counts};
+    PetscCall(dy_output_write_results(t->comm, cfg, t->data, &t->model, t->work, &clusters, &t->hist));
+    PetscCall(PetscLogEventEnd(dy_events[DY_EV_IO], 0, 0, 0, 0));
+  }
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, const DyRunOptions *opt)
 {
   DyTrainer t;
   PetscErrorCode ierr;
-  double start;
 
   PetscFunctionBegin;
-  PetscCheck(!opt->restart, comm, DY_ERR_INPUT, "--restart: resuming from a checkpoint is not supported by this build");
   PetscCall(dy_train_register_events());
+  PetscCall(dy_signal_install());
   memset(&t, 0, sizeof t);
   ierr = dy_trainer_setup(comm, cfg, data, &t);
-  start = MPI_Wtime();
-  for (int epoch = 0; !ierr && epoch < cfg->epochs; epoch++) {
-    const double t0 = MPI_Wtime();
-    DyLosses train = {0, 0, 0}, test = {0, 0, 0};
-    double row[DY_NHIST];
-    ierr = dy_train_epoch(&t, epoch, &train, &test);
-    if (ierr) break;
-    row[DY_HIST_EPOCH] = epoch;
-    row[DY_HIST_REC_TRAIN] = train.rec;
-    row[DY_HIST_SW_TRAIN] = train.sw;
-    row[DY_HIST_PRIOR_TRAIN] = train.prior;
-    row[DY_HIST_REC_TEST] = test.rec;
-    row[DY_HIST_SW_TEST] = test.sw;
-    row[DY_HIST_PRIOR_TEST] = test.prior;
-    row[DY_HIST_BINS] = epoch == 0 ? 0 : t.K;
-    /* Each rank's own clock; rank 0's values are the ones written. */
-    row[DY_HIST_SECONDS] = MPI_Wtime() - t0;
-    ierr = dy_history_append(&t.hist, row);
-    if (!ierr && !opt->quiet && t.rank == 0) dy_train_progress(&t, epoch, row, MPI_Wtime() - start);
+  if (!ierr && opt->restart) {
+    /* The folder is ours from now on; the checkpoint replaces the fresh initial state. */
+    ierr = dy_train_claim_dir(&t);
+    if (!ierr)
+      ierr = dy_trainstate_load(comm, cfg->dir, opt->restart_path, (uint64_t)cfg->seed, &t.state, &t.same_layout);
   }
-  if (!ierr) {
-    const DyOutputClusters clusters = {.K = t.K, .d = t.d, .center = t.centers, .count = t.counts};
-    ierr = PetscLogEventBegin(dy_events[DY_EV_IO], 0, 0, 0, 0);
-    if (!ierr) ierr = dy_output_write_results(comm, cfg, data, &t.model, t.work, &clusters, &t.hist);
-    if (!ierr) ierr = PetscLogEventEnd(dy_events[DY_EV_IO], 0, 0, 0, 0);
-  }
+  if (!ierr) ierr = dy_train_loop(&t, opt);
   dy_trainer_destroy(&t);
   PetscCall(ierr);
   PetscFunctionReturn(0);

@@ -2,10 +2,12 @@
 """Runs a command and checks its exit code and output.
 
 usage: run_expect.py --exit N [--stderr REGEX]... [--stdout REGEX]... [--absent PATH]... -- COMMAND...
-Each REGEX must match somewhere in that stream; each --absent PATH must not exist afterwards.
+Each REGEX must match somewhere in that stream; each --absent PATH is removed before the run and
+must not exist afterwards.
 Exit 0 when all holds, 1 otherwise (the command's output is echoed)."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -20,6 +22,8 @@ def main():
             code = int(value)
         else:
             want[key].append(value)
+    for path in want["--absent"]:
+        shutil.rmtree(path, ignore_errors=True)
     p = subprocess.run(cmd, capture_output=True, text=True)
     sys.stdout.write(p.stdout[-4000:])
     sys.stdout.write(p.stderr[-4000:])
