@@ -43,25 +43,29 @@ typedef struct {
 
 /* Shape of a model: hidden widths of each net (the last, linear layer is added). */
 typedef struct {
-  int D, Dy, d;
-  int nhidden[DY_NNETS];
-  int hidden[DY_NNETS][DY_MAX_LAYERS - 1];
+  int D, Dy, d;                            /* input features, decoder outputs, latent dimension */
+  int nhidden[DY_NNETS];                   /* hidden layers of each net (0 allowed) */
+  int hidden[DY_NNETS][DY_MAX_LAYERS - 1]; /* their widths */
 } DyModelShape;
 
-/* Allocates params and grads (zeroed) for the shape; force and log-diffusion get the `prior`
- * widths with tanh, encoder and decoder ReLU. */
+/* Allocates params and grads (zeroed) for the shape, each net with its own entry of it (the
+ * configuration gives force and log-diffusion the same `prior` widths): encoder and decoder with
+ * ReLU, force and log-diffusion with tanh. Checks the sizes (PETSC_ERR_ARG_OUTOFRANGE). */
 PetscErrorCode dy_model_create(const DyModelShape *shape, DyModel *model);
 /* PyTorch's default Linear initialisation: W and b uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)],
  * nets in layout order, within a layer W (row-major) then b, from rng. */
 void dy_model_init(DyModel *model, DyRng *rng);
 void dy_model_destroy(DyModel *model);
 
-/* Encoder forward only: z (n, d) = phi(x (n, D)). For clustering and results. Uses an internal
- * blocking so any n works with the workspace of dy_work_create. */
+/* Activations, gradients of activations and sort buffers of one step (opaque, one allocation).
+ * A workspace serves one thread at a time. */
 typedef struct DyWork DyWork;
-/* Workspace for batches of up to B pairs and L projections. */
+/* Workspace for batches of up to B pairs and L projections (the latent dimension must not exceed
+ * DY_SW_MAX_DIM, 64). */
 PetscErrorCode dy_work_create(const DyModel *model, int B, int L, DyWork **work);
 void dy_work_destroy(DyWork **work);
+/* Encoder forward only: z (n, d) = phi(x (n, D)). For clustering and results. Works through n in
+ * blocks of the workspace's 2B rows, so any n works. */
 void dy_model_encode(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_real *x, dy_real *z);
 /* Decoder forward only: y (n, Dy) = psi(z (n, d)). */
 void dy_model_decode(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_real *z, dy_real *y);
@@ -90,8 +94,9 @@ void dy_model_loss_grad(DyModel *model, DyWork *work, int B, int L, const dy_rea
                         const dy_real *y0, const dy_real *y1, const dy_real *theta, const dy_real *eps,
                         const DyLossOptions *opt, DyLosses *losses);
 
-/* Intermediate arrays of the last dy_model_loss_grad / dy_model_losses call on this workspace
- * (valid until the next call with it), for parity tests and diagnostics. */
+/* Intermediate arrays of the last dy_model_loss_grad / dy_model_losses call on this workspace,
+ * for parity tests and diagnostics; valid until the next call of any kind (encode and decode
+ * included) with it. */
 typedef struct {
   const dy_real *z0, *z1; /* (B, d) encoder outputs */
   const dy_real *dz;      /* (B, d) z1 - z0 */
