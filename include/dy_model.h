@@ -60,8 +60,7 @@ void dy_model_destroy(DyModel *model);
 /* Activations, gradients of activations and sort buffers of one step (opaque, one allocation).
  * A workspace serves one thread at a time. */
 typedef struct DyWork DyWork;
-/* Workspace for batches of up to B pairs and L projections (the latent dimension must not exceed
- * DY_SW_MAX_DIM, 64). */
+/* Workspace for batches of up to B pairs and L projections. */
 PetscErrorCode dy_work_create(const DyModel *model, int B, int L, DyWork **work);
 void dy_work_destroy(DyWork **work);
 /* Encoder forward only: z (n, d) = phi(x (n, D)). For clustering and results. Works through n in

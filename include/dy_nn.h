@@ -52,11 +52,10 @@ void dy_tanh_tangent_backward(int B, int w, int ntan, const dy_real *Hp, const d
 /* Sum over rows of |Yhat - Y|^2 for Yhat, Y (n, w); when dYhat is non-NULL adds scale 2 (Yhat - Y). */
 double dy_sqerr_loss(int n, int w, const dy_real *Yhat, const dy_real *Y, double scale, dy_real *dYhat);
 
-#define DY_SW_MAX_DIM 64 /* latent dimensions dy_sw_loss handles */
 /* Workspace of dy_sw_loss in bytes for B pairs, L projections, latent dimension d. */
 size_t dy_sw_work_bytes(int B, int L, int d);
 /* Sliced Wasserstein of one bin: 1/(L B) sum_l sum_n (a_(n) - b_(n))^2 with a = theta_l . dz,
- * b = theta_l . dzp, each sorted. theta (L, d), dz and dzp (B, d), d <= DY_SW_MAX_DIM. When gdz is non-NULL adds
+ * b = theta_l . dzp, each sorted. theta (L, d), dz and dzp (B, d). When gdz is non-NULL adds
  * scale d/d(dz) into gdz (B, d) (dzp is a constant). work: dy_sw_work_bytes(B, L, d) bytes, 64-aligned. */
 double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, const dy_real *dzp, double scale,
                   dy_real *gdz, void *work);

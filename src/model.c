@@ -152,8 +152,6 @@ PetscErrorCode dy_work_create(const DyModel *model, int B, int L, DyWork **work)
   PetscFunctionBeginUser;
   PetscCheck(B > 0 && L > 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "workspace needs B > 0 and L > 0 (B %d, L %d)",
              B, L);
-  PetscCheck(model->d <= DY_SW_MAX_DIM, PETSC_COMM_SELF, PETSC_ERR_SUP, "latent dimension %d above the %d supported",
-             model->d, DY_SW_MAX_DIM);
   DyWork *w;
   PetscCall(PetscCalloc1(1, &w));
   w->B = B;
