@@ -49,9 +49,12 @@ PetscErrorCode dy_runlock_acquire(MPI_Comm comm, const char *dir, DyRunLock *loc
       fl.l_type = F_WRLCK;
       fl.l_whence = SEEK_SET;
       if (fcntl(fd, F_SETLK, &fl) == 0) {
-        char host[256] = "?", line[512];
+        char host[256] = "?", line[512], when[64] = "?";
+        const time_t now = time(NULL);
+        struct tm tm;
         gethostname(host, sizeof host - 1);
-        const int n = snprintf(line, sizeof line, "host %s pid %ld since %ld\n", host, (long)getpid(), (long)time(NULL));
+        if (gmtime_r(&now, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        const int n = snprintf(line, sizeof line, "host %s, pid %ld, since %s\n", host, (long)getpid(), when);
         if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)n, 0) == n) fsync(fd);
         lock->fd = fd;
       } else if (errno == EACCES || errno == EAGAIN) {
