@@ -260,17 +260,19 @@ static PetscErrorCode dy_train_claim_dir(DyTrainer *t)
  * so there is none before the first clustering (during and right after the warm-up epoch). */
 static int dy_train_can_checkpoint(const DyTrainer *t) { return t->K > 0 && t->hist.n > 0; }
 
-/* Collective: checkpoint.h5 at the current position, and with `results` also results.h5; nothing
- * when no checkpoint can be written yet. */
-static PetscErrorCode dy_train_save(DyTrainer *t, int results)
+/* Collective: checkpoint.h5 at the current position (when one can be written) and/or results.h5. */
+static PetscErrorCode dy_train_save(DyTrainer *t, int checkpoint, int results)
 {
   PetscFunctionBegin;
-  if (!dy_train_can_checkpoint(t)) PetscFunctionReturn(0);
+  checkpoint = checkpoint && dy_train_can_checkpoint(t);
+  if (!checkpoint && !results) PetscFunctionReturn(0);
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_IO], 0, 0, 0, 0));
   PetscCall(dy_train_claim_dir(t));
-  /* A checkpoint holds one copy of what is replicated: rank 0's clock stands for all. */
-  PetscCallMPI(MPI_Bcast(&t->pos.seconds, 1, MPI_DOUBLE, 0, t->comm));
-  PetscCall(dy_trainstate_save(t->comm, t->cfg->dir, &t->state, t->cfg->effective ? t->cfg->effective : ""));
+  if (checkpoint) {
+    /* A checkpoint holds one copy of what is replicated: rank 0's clock stands for all. */
+    PetscCallMPI(MPI_Bcast(&t->pos.seconds, 1, MPI_DOUBLE, 0, t->comm));
+    PetscCall(dy_trainstate_save(t->comm, t->cfg->dir, &t->state, t->cfg->effective ? t->cfg->effective : ""));
+  }
   if (results) {
     const DyOutputClusters clusters = {.K = t->K, .d = t->d, .center = t->centers, .count = t->counts};
     PetscCall(dy_output_write_results(t->comm, t->cfg, t->data, &t->model, t->work, &clusters, &t->hist));
@@ -339,14 +341,14 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
       PetscCheck(dy_train_can_checkpoint(t), t->comm, DY_ERR_STOPPED,
                  "stopped by a signal in epoch %d, before the first checkpoint: start the run afresh (without --restart)",
                  epoch);
-      PetscCall(dy_train_save(t, 0));
+      PetscCall(dy_train_save(t, 1, 0));
       SETERRQ(t->comm, DY_ERR_STOPPED,
               "stopped by a signal after epoch %d, step %" PRId64 " of %" PRId64 "; the checkpoint is in %s: resume "
               "with --restart",
               epoch, s + 1, nsteps, t->cfg->dir);
     }
     if (cfg->checkpoint_steps > 0 && (s + 1) % cfg->checkpoint_steps == 0 && s + 1 < nsteps)
-      PetscCall(dy_train_save(t, 0));
+      PetscCall(dy_train_save(t, 1, 0));
   }
   PetscCall(dy_train_test_losses(t, &lopt, &test));
   row[DY_HIST_EPOCH] = epoch;
@@ -468,15 +470,9 @@ static PetscErrorCode dy_train_loop(DyTrainer *t, const DyRunOptions *opt)
     if (!opt->quiet && t->rank == 0) dy_train_progress(t, epoch, first, row, MPI_Wtime() - start);
     t->pos = (DyTrainPosition){.epoch = epoch + 1};
     saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && dy_train_can_checkpoint(t);
-    if (saved) PetscCall(dy_train_save(t, 1));
+    if (saved) PetscCall(dy_train_save(t, 1, 1));
   }
-  if (!saved) {
-    PetscCall(PetscLogEventBegin(dy_events[DY_EV_IO], 0, 0, 0, 0));
-    PetscCall(dy_train_claim_dir(t));
-    const DyOutputClusters clusters = {.K = t->K, .d = t->d, .center = t->centers, .count = t->counts};
-    PetscCall(dy_output_write_results(t->comm, cfg, t->data, &t->model, t->work, &clusters, &t->hist));
-    PetscCall(PetscLogEventEnd(dy_events[DY_EV_IO], 0, 0, 0, 0));
-  }
+  if (!saved) PetscCall(dy_train_save(t, 0, 1));
   PetscFunctionReturn(0);
 }
 
