@@ -95,7 +95,7 @@ static dy_real dy_epilogue_scalar(DyEpilogue mode, dy_real acc, const dy_real *c
 }
 
 /* Register tiles: R rows by NV vectors of columns. Row-major operands throughout. */
-enum { DY_TILE_NV = 2, DY_TILE_R = 6 };
+enum { DY_TILE_NV = 2, DY_TILE_R = 6, DY_TILE_NV_MAX = 4 };
 
 /* C (R, NV VL) = epilogue(bias + A (R, q) Bm (q, NV VL)); bias may be NULL; H, when non-NULL, has
  * C's layout. lda, ldb, ldc are row strides. */
@@ -153,6 +153,31 @@ DY_INLINE dy_vec dy_vsum_lanes(const dy_vec *x)
 #endif
 }
 
+/* dy_gemm_narrow for p dividing VL and q a multiple of VL: R = VL / p rows at once, whose R p
+ * results are VL consecutive values of C, accumulated in one vector each (lane i: row i / p,
+ * column i % p) and reduced together. Returns the rows done (a multiple of R). */
+DY_INLINE int dy_gemm_narrow_rows(const int p, int n, int q, const dy_real *A, const dy_real *BmT, dy_real *C,
+                                  const dy_real *bias, DyEpilogue mode, const dy_real *H)
+{
+  const int R = DY_VL / p;
+  dy_vec bv;
+  for (int i = 0; i < DY_VL; i++) bv[i] = bias ? bias[i % p] : 0;
+  int r0 = 0;
+  for (; r0 + R <= n; r0 += R) {
+    dy_vec acc[DY_VL];
+    for (int i = 0; i < DY_VL; i++) acc[i] = (dy_vec){0};
+    for (int k = 0; k < q; k += DY_VL) {
+      dy_vec a[DY_VL], bt[DY_VL];
+      for (int j = 0; j < R; j++) a[j] = dy_vload(A + (size_t)(r0 + j) * q + k);
+      for (int c = 0; c < p; c++) bt[c] = dy_vload(BmT + (size_t)c * q + k);
+      for (int i = 0; i < DY_VL; i++) acc[i] += a[i / p] * bt[i % p];
+    }
+    const size_t o = (size_t)r0 * p;
+    dy_vstore(C + o, dy_epilogue(mode, dy_vsum_lanes(acc) + bv, C + o, H ? H + o : NULL));
+  }
+  return r0;
+}
+
 /* C (n, p) for p < VL, as dot products along q with BmT (p, q): VL rows at a time, their VL
  * partial-sum vectors reduced together. */
 static void dy_gemm_narrow(int n, int q, int p, const dy_real *A, const dy_real *BmT, dy_real *C, const dy_real *bias,
@@ -160,6 +185,12 @@ static void dy_gemm_narrow(int n, int q, int p, const dy_real *A, const dy_real 
 {
   const int qv = q - q % DY_VL;
   int r0 = 0;
+  if (q % DY_VL == 0) switch (p) { /* p constant inside, so the lanes' rows and columns are too */
+    case 1: r0 = dy_gemm_narrow_rows(1, n, q, A, BmT, C, bias, mode, H); break;
+    case 2: r0 = dy_gemm_narrow_rows(2, n, q, A, BmT, C, bias, mode, H); break;
+    case 4: r0 = dy_gemm_narrow_rows(4, n, q, A, BmT, C, bias, mode, H); break;
+    default: break;
+    }
   if (q % DY_VL == 0)
     for (; r0 + DY_VL <= n; r0 += DY_VL)
       for (int c = 0; c < p; c++) {
@@ -189,15 +220,10 @@ static void dy_gemm_narrow(int n, int q, int p, const dy_real *A, const dy_real 
   }
 }
 
-/* C (n, p) = epilogue(bias + A (n, q) Bm (q, p)) with BmT (p, q) the transpose of Bm. Wide outputs
- * vectorise along p; narrow ones (p < VL, e.g. the latent layer) along q. */
-static void dy_gemm(int n, int q, int p, const dy_real *A, const dy_real *Bm, const dy_real *BmT, dy_real *C,
-                    const dy_real *bias, DyEpilogue mode, const dy_real *H)
+/* dy_gemm for p >= VL: whole vectors of columns, then the remaining columns one by one. */
+DY_INLINE void dy_gemm_wide(int n, const int q, int p, const dy_real *A, const dy_real *Bm, dy_real *C,
+                            const dy_real *bias, const DyEpilogue mode, const dy_real *H)
 {
-  if (p < DY_VL) {
-    dy_gemm_narrow(n, q, p, A, BmT, C, bias, mode, H);
-    return;
-  }
   int c = 0;
   for (; c + DY_TILE_NV * DY_VL <= p; c += DY_TILE_NV * DY_VL)
     dy_gemm_cols(DY_TILE_NV, n, q, A, Bm + c, p, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL);
@@ -212,18 +238,56 @@ static void dy_gemm(int n, int q, int p, const dy_real *A, const dy_real *Bm, co
     }
 }
 
+/* dy_gemm_wide with q <= 4 known inside (a first layer's few inputs): the inner loop unrolled. */
+DY_INLINE void dy_gemm_short(int n, int q, int p, const dy_real *A, const dy_real *Bm, dy_real *C, const dy_real *bias,
+                             DyEpilogue mode, const dy_real *H)
+{
+  switch (q) {
+  case 1: dy_gemm_wide(n, 1, p, A, Bm, C, bias, mode, H); break;
+  case 2: dy_gemm_wide(n, 2, p, A, Bm, C, bias, mode, H); break;
+  case 3: dy_gemm_wide(n, 3, p, A, Bm, C, bias, mode, H); break;
+  default: dy_gemm_wide(n, 4, p, A, Bm, C, bias, mode, H); break;
+  }
+}
+
+/* C (n, p) = epilogue(bias + A (n, q) Bm (q, p)) with BmT (p, q) the transpose of Bm. Wide outputs
+ * vectorise along p; narrow ones (p < VL, e.g. the latent layer) along q. */
+DY_INLINE void dy_gemm(int n, int q, int p, const dy_real *A, const dy_real *Bm, const dy_real *BmT, dy_real *C,
+                       const dy_real *bias, DyEpilogue mode, const dy_real *H)
+{
+  if (p < DY_VL) {
+    dy_gemm_narrow(n, q, p, A, BmT, C, bias, mode, H);
+    return;
+  }
+  if (q <= 4) dy_gemm_short(n, q, p, A, Bm, C, bias, mode, H);
+  else dy_gemm_wide(n, q, p, A, Bm, C, bias, mode, H);
+}
+
+/* dy_gemm compiled separately for the forward direction (no H) and the backward one (no bias) */
+static void dy_gemm_forward(int n, int q, int p, const dy_real *A, const dy_real *Bm, const dy_real *BmT, dy_real *C,
+                            const dy_real *bias, DyEpilogue mode)
+{
+  dy_gemm(n, q, p, A, Bm, BmT, C, bias, mode, NULL);
+}
+
+static void dy_gemm_backward(int n, int q, int p, const dy_real *A, const dy_real *Bm, const dy_real *BmT, dy_real *C,
+                             DyEpilogue mode, const dy_real *H)
+{
+  dy_gemm(n, q, p, A, Bm, BmT, C, NULL, mode, H);
+}
+
 void dy_linear_forward(int n, int in, int out, const dy_real *X, const dy_real *W, const dy_real *WT, const dy_real *b,
                        DyEpilogue act, dy_real *Y)
 {
   /* tanh runs as a pass of its own: inside the tile its constants crowd out the accumulators */
-  dy_gemm(n, in, out, X, WT, W, Y, b, act == DY_EPI_TANH ? DY_EPI_SET : act, NULL);
+  dy_gemm_forward(n, in, out, X, WT, W, Y, b, act == DY_EPI_TANH ? DY_EPI_SET : act);
   if (act == DY_EPI_TANH) dy_tanh_forward((size_t)n * out, Y);
 }
 
 void dy_linear_backward_input(int n, int in, int out, const dy_real *dY, const dy_real *W, const dy_real *WT,
                               const dy_real *H, DyEpilogue mode, dy_real *dX)
 {
-  dy_gemm(n, out, in, dY, W, WT, dX, NULL, mode, H);
+  dy_gemm_backward(n, out, in, dY, W, WT, dX, mode, H);
 }
 
 /* C (P, Q) += A^T B over n rows, A (n, P), B (n, Q), for a tile of RP rows of C and NV vectors
@@ -231,11 +295,11 @@ void dy_linear_backward_input(int n, int in, int out, const dy_real *dY, const d
 DY_INLINE void dy_gemm_tn_tile(const int RP, const int NV, int n, const dy_real *A, int P, const dy_real *B, int Q,
                                dy_real *C, int ldc, int trans)
 {
-  dy_vec acc[DY_TILE_R][DY_TILE_NV];
+  dy_vec acc[DY_TILE_R][DY_TILE_NV_MAX];
   for (int i = 0; i < RP; i++)
     for (int v = 0; v < NV; v++) acc[i][v] = (dy_vec){0};
   for (int r = 0; r < n; r++) {
-    dy_vec b[DY_TILE_NV];
+    dy_vec b[DY_TILE_NV_MAX];
     for (int v = 0; v < NV; v++) b[v] = dy_vload(B + (size_t)r * Q + v * DY_VL);
     for (int i = 0; i < RP; i++) {
       const dy_vec a = dy_vbroadcast(A[(size_t)r * P + i]);
@@ -253,21 +317,39 @@ DY_INLINE void dy_gemm_tn_tile(const int RP, const int NV, int n, const dy_real 
     }
 }
 
+/* Rows of the next tile when `left` rows of C remain: 6, but 4 + 4 rather than 6 + 2 and tiles of
+ * up to 3 rows at the end, so that no long run goes through a tile of one or two dependent chains. */
+static int dy_tn_rows(int left) { return left >= DY_TILE_R && left != 8 ? DY_TILE_R : left >= 4 ? 4 : left; }
+
 DY_INLINE void dy_gemm_tn_cols(const int NV, int n, const dy_real *A, int P, const dy_real *B, int Q, dy_real *C,
                                int trans)
 {
   /* row i of the tile is C row i (or C^T column i) */
   const int ldc = trans ? P : Q;
-  int i = 0;
-  for (; i + DY_TILE_R <= P; i += DY_TILE_R)
-    dy_gemm_tn_tile(DY_TILE_R, NV, n, A + i, P, B, Q, trans ? C + i : C + (size_t)i * Q, ldc, trans);
-  for (; i < P; i++) dy_gemm_tn_tile(1, NV, n, A + i, P, B, Q, trans ? C + i : C + (size_t)i * Q, ldc, trans);
+  for (int i = 0; i < P;) {
+    const int R = dy_tn_rows(P - i);
+    const dy_real *a = A + i;
+    dy_real *c = trans ? C + i : C + (size_t)i * Q;
+    switch (R) {
+    case 6: dy_gemm_tn_tile(6, NV, n, a, P, B, Q, c, ldc, trans); break;
+    case 4: dy_gemm_tn_tile(4, NV, n, a, P, B, Q, c, ldc, trans); break;
+    case 3: dy_gemm_tn_tile(3, NV, n, a, P, B, Q, c, ldc, trans); break;
+    case 2: dy_gemm_tn_tile(2, NV, n, a, P, B, Q, c, ldc, trans); break;
+    default: dy_gemm_tn_tile(1, NV, n, a, P, B, Q, c, ldc, trans); break;
+    }
+    i += R;
+  }
 }
 
-/* C (P, Q) += A^T B (trans 0) or C (Q, P) += B^T A (trans 1), vectorised along Q. */
+/* C (P, Q) += A^T B (trans 0) or C (Q, P) += B^T A (trans 1), vectorised along Q. With few rows of
+ * C (P <= 3, e.g. a latent layer) tiles are four vectors wide so that they keep enough
+ * independent chains. */
 static void dy_gemm_tn(int n, const dy_real *A, int P, const dy_real *B, int Q, dy_real *C, int trans)
 {
   int c = 0;
+  if (P <= 3)
+    for (; c + DY_TILE_NV_MAX * DY_VL <= Q; c += DY_TILE_NV_MAX * DY_VL)
+      dy_gemm_tn_cols(DY_TILE_NV_MAX, n, A, P, B + c, Q, trans ? C + (size_t)c * P : C + c, trans);
   for (; c + DY_TILE_NV * DY_VL <= Q; c += DY_TILE_NV * DY_VL)
     dy_gemm_tn_cols(DY_TILE_NV, n, A, P, B + c, Q, trans ? C + (size_t)c * P : C + c, trans);
   for (; c + DY_VL <= Q; c += DY_VL) dy_gemm_tn_cols(1, n, A, P, B + c, Q, trans ? C + (size_t)c * P : C + c, trans);
