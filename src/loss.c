@@ -96,8 +96,34 @@ static inline __attribute__((always_inline)) void dy_sw_tail8(dy_kvec *r)
   DY_CE(r, 0, 1), DY_CE(r, 2, 3), DY_CE(r, 4, 5), DY_CE(r, 6, 7);
 }
 
+/* One pass of a merge over m rows at a time (m = 2, 4 or 8, a constant) held in registers: rows
+ * base + idx[a], then with `mirror` the compare-exchanges of rows a and m - 1 - a, then those at
+ * index distances u = m/2 (m/4 with mirror) down to 1. Several stages cost one load and one store
+ * of every row. */
+static inline __attribute__((always_inline)) void dy_sw_pass(const int m, const int mirror, int P, int size,
+                                                             int step, dy_kvec *rows)
+{
+  dy_kvec r[8 * DY_SW_NKV];
+  for (int b0 = 0; b0 < P; b0 += mirror ? size : m * step)
+    for (int t = 0; t < step; t++) {
+      int idx[8];
+      for (int a = 0; a < m; a++)
+        idx[a] = mirror && a >= m / 2 ? b0 + size - 1 - t - (m - 1 - a) * step : b0 + t + a * step;
+      for (int a = 0; a < m; a++)
+        for (int v = 0; v < DY_SW_NKV; v++) r[a * DY_SW_NKV + v] = rows[(size_t)idx[a] * DY_SW_NKV + v];
+      if (mirror)
+        for (int a = 0; a < m / 2; a++) DY_CE(r, a, m - 1 - a);
+      for (int u = mirror ? m / 4 : m / 2; u >= 1; u /= 2)
+        for (int a = 0; a < m; a++)
+          if (!(a & u)) DY_CE(r, a, a + u);
+      for (int a = 0; a < m; a++)
+        for (int v = 0; v < DY_SW_NKV; v++) rows[(size_t)idx[a] * DY_SW_NKV + v] = r[a * DY_SW_NKV + v];
+    }
+}
+
 /* Sorts every lane of rows (P, GROUP) ascending, P a power of two >= 8. Each merge starts by
- * comparing mirrored rows, so every compare-exchange puts the minimum first. */
+ * comparing mirrored rows, so every compare-exchange puts the minimum first; its stages of
+ * strides >= 8 go through memory up to three at a time, the last three in registers. */
 static void dy_sw_sort_block(int P, dy_kvec *rows)
 {
   dy_kvec r[8 * DY_SW_NKV];
@@ -112,11 +138,16 @@ static void dy_sw_sort_block(int P, dy_kvec *rows)
     dy_sw_store8(rows + (size_t)c * DY_SW_NKV, r);
   }
   for (int size = 16; size <= P; size *= 2) {
-    for (int b0 = 0; b0 < P; b0 += size)
-      for (int t = 0; t < size / 2; t++) DY_CE(rows, b0 + t, b0 + size - 1 - t);
-    for (int stride = size / 4; stride >= 8; stride /= 2)
-      for (int b0 = 0; b0 < P; b0 += 2 * stride)
-        for (int t = 0; t < stride; t++) DY_CE(rows, b0 + t, b0 + t + stride);
+    /* the mirror stage with the next strides down to 8: m rows spaced size / m */
+    int stride; /* largest stride left after the pass */
+    if (size == 16) dy_sw_pass(2, 1, P, size, 8, rows), stride = 4;
+    else if (size == 32) dy_sw_pass(4, 1, P, size, 8, rows), stride = 4;
+    else dy_sw_pass(8, 1, P, size, size / 8, rows), stride = size / 16;
+    for (; stride >= 8;) {
+      if (stride >= 32) dy_sw_pass(8, 0, P, size, stride / 4, rows), stride /= 8;
+      else if (stride >= 16) dy_sw_pass(4, 0, P, size, stride / 2, rows), stride /= 4;
+      else dy_sw_pass(2, 0, P, size, stride, rows), stride /= 2;
+    }
     for (int c = 0; c < P; c += 8) {
       dy_sw_load8(rows + (size_t)c * DY_SW_NKV, r);
       dy_sw_tail8(r);
