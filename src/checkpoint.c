@@ -132,7 +132,8 @@ static PetscErrorCode dy_ckpt_write_rows(DyCkptWriter *w, const char *name, DyCk
     }
     dxpl = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-    st = H5Dwrite(dset, dy_ckpt_h5type(type), mem, space, dxpl, data);
+    /* Nothing to transfer for an empty array (and MPI-IO refuses a collective write of nothing). */
+    st = rows && dims[1] ? H5Dwrite(dset, dy_ckpt_h5type(type), mem, space, dxpl, data) : 0;
     H5Pclose(dxpl);
     H5Sclose(mem);
   }

@@ -38,6 +38,9 @@ static PetscErrorCode dy_write(MPI_Comm comm, const char *dir, int64_t epoch)
   PetscCall(dy_ckpt_write_replicated(w, "small", DY_CKPT_FLOAT, 7, f));
   PetscCall(dy_ckpt_write_distributed(w, "rank_state", DY_CKPT_INT64, n, ROWLEN, rows));
   PetscCall(dy_ckpt_write_int(w, "epoch", epoch));
+  /* empty arrays are legal (no centres yet, no finished epoch) */
+  PetscCall(dy_ckpt_write_replicated(w, "empty", DY_CKPT_DOUBLE, 0, rep));
+  PetscCall(dy_ckpt_write_distributed(w, "empty_rows", DY_CKPT_INT64, 0, ROWLEN, rows));
   PetscCall(dy_ckpt_write_commit(w));
   PetscFunctionReturn(0);
 }
@@ -61,6 +64,11 @@ static PetscErrorCode dy_read(MPI_Comm comm, const char *dir, int64_t expect)
   for (size_t i = 0; i < NREP; i++) bad |= rep[i] != dy_value(expect, i);
   PetscCall(dy_ckpt_read_replicated(r, "small", DY_CKPT_FLOAT, 7, f));
   for (int i = 0; i < 7; i++) bad |= f[i] != (float)(expect + i);
+  PetscCall(dy_ckpt_read_replicated(r, "empty", DY_CKPT_DOUBLE, 0, rep));
+  PetscCall(dy_ckpt_read_distributed_info(r, "empty_rows", &writers, &nrows, &rowlen));
+  bad |= nrows != 0 || rowlen != ROWLEN;
+  PetscCall(dy_ckpt_read_block(r, "empty_rows", DY_CKPT_INT64, rank % writers, 1, &got, rows));
+  bad |= got != 0;
   PetscCall(dy_ckpt_has(r, "nothing", &has));
   bad |= has;
   PetscCall(dy_ckpt_read_distributed_info(r, "rank_state", &writers, &nrows, &rowlen));
