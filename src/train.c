@@ -256,15 +256,10 @@ static PetscErrorCode dy_train_claim_dir(DyTrainer *t)
   PetscFunctionReturn(0);
 }
 
-/* Whether a checkpoint can be written now: the checkpoint writer cannot store empty arrays yet,
- * so there is none before the first clustering (during and right after the warm-up epoch). */
-static int dy_train_can_checkpoint(const DyTrainer *t) { return t->K > 0 && t->hist.n > 0; }
-
 /* Collective: checkpoint.h5 at the current position (when one can be written) and/or results.h5. */
 static PetscErrorCode dy_train_save(DyTrainer *t, int checkpoint, int results)
 {
   PetscFunctionBegin;
-  checkpoint = checkpoint && dy_train_can_checkpoint(t);
   if (!checkpoint && !results) PetscFunctionReturn(0);
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_IO], 0, 0, 0, 0));
   PetscCall(dy_train_claim_dir(t));
@@ -338,9 +333,6 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
     pos->step = s + 1;
     pos->seconds = MPI_Wtime() - start;
     if (stop) {
-      PetscCheck(dy_train_can_checkpoint(t), t->comm, DY_ERR_STOPPED,
-                 "stopped by a signal in epoch %d, before the first checkpoint: start the run afresh (without --restart)",
-                 epoch);
       PetscCall(dy_train_save(t, 1, 0));
       SETERRQ(t->comm, DY_ERR_STOPPED,
               "stopped by a signal after epoch %d, step %" PRId64 " of %" PRId64 "; the checkpoint is in %s: resume "
@@ -469,7 +461,9 @@ static PetscErrorCode dy_train_loop(DyTrainer *t, const DyRunOptions *opt)
     PetscCall(dy_history_append(&t->hist, row));
     if (!opt->quiet && t->rank == 0) dy_train_progress(t, epoch, first, row, MPI_Wtime() - start);
     t->pos = (DyTrainPosition){.epoch = epoch + 1};
-    saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && dy_train_can_checkpoint(t);
+    /* Periodic checkpoints start with the first clustering: a run that fails there (too many
+     * centres) leaves nothing behind. Stop signals checkpoint at any time. */
+    saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && t->K > 0;
     if (saved) PetscCall(dy_train_save(t, 1, 1));
   }
   if (!saved) PetscCall(dy_train_save(t, 0, 1));
@@ -488,8 +482,15 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
   ierr = dy_trainer_setup(comm, cfg, data, &t);
   if (!ierr && opt->restart) {
     /* The folder is ours from now on; the checkpoint replaces the fresh initial state. */
+    int exists = 1;
     ierr = dy_train_claim_dir(&t);
-    if (!ierr)
+    /* A job requeued before its first checkpoint finds none: it starts from the beginning. */
+    if (!ierr && !opt->restart_path) ierr = dy_trainstate_exists(comm, cfg->dir, &exists);
+    if (!ierr && !exists && t.rank == 0) {
+      printf("# --restart: no checkpoint in %s yet; starting from the beginning\n", cfg->dir);
+      fflush(stdout);
+    }
+    if (!ierr && exists)
       ierr = dy_trainstate_load(comm, cfg->dir, opt->restart_path, (uint64_t)cfg->seed, &t.state, &t.same_layout);
   }
   if (!ierr) ierr = dy_train_loop(&t, opt);
