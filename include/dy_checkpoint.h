@@ -36,9 +36,13 @@ PetscErrorCode dy_ckpt_write_distributed(DyCkptWriter *w, const char *name, DyCk
                                          const void *data);
 /* Collective: an int64 attribute of the root (epoch, step, ...). */
 PetscErrorCode dy_ckpt_write_int(DyCkptWriter *w, const char *name, int64_t value);
-/* Collective: writes the digests, closes, syncs and renames into place (checkpoint.prev.h5 keeps
- * the previous one). Frees w. On any failure the previous checkpoints are untouched. */
+/* Collective: writes the digests and closes the file; rank 0 then syncs it and renames it into
+ * place (checkpoint.prev.h5 keeps the previous one) in the background. Frees w. On any failure the
+ * previous checkpoints are untouched. */
 PetscErrorCode dy_ckpt_write_commit(DyCkptWriter *w);
+/* Collective: returns once the last committed checkpoint is durable and in place (a failure of
+ * its background step is raised here). Call before exiting with a checkpoint promised. */
+PetscErrorCode dy_ckpt_wait(MPI_Comm comm);
 /* Collective: abandons a started checkpoint (removes the temporary file). Frees w. */
 PetscErrorCode dy_ckpt_write_abort(DyCkptWriter *w);
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,7 @@ PetscErrorCode dy_ckpt_write_begin(MPI_Comm comm, const char *dir, DyCkptWriter 
   char path[4200];
   hid_t fapl = H5I_INVALID_HID;
   PetscFunctionBegin;
+  PetscCall(dy_ckpt_wait(comm)); /* the temporary name is free again */
   PetscCall(PetscCalloc1(1, w));
   (*w)->comm = comm;
   (*w)->file = H5I_INVALID_HID;
@@ -105,6 +107,11 @@ PetscErrorCode dy_ckpt_write_begin(MPI_Comm comm, const char *dir, DyCkptWriter 
   dy_ckpt_path(path, sizeof path, dir, DY_CKPT_TMP);
   fapl = H5Pcreate(H5P_FILE_ACCESS);
   H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+  /* Many small arrays: metadata written collectively in few large operations, in the newest
+   * compact format, costs far less than one small independent write per object. */
+  H5Pset_coll_metadata_write(fapl, 1);
+  H5Pset_all_coll_metadata_ops(fapl, 1);
+  H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
   (*w)->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   H5Pclose(fapl);
   PetscCheck((*w)->file >= 0, comm, PETSC_ERR_FILE_OPEN, "checkpoint: cannot create %s", path);
@@ -240,9 +247,55 @@ static int dy_fsync_path(const char *path)
   return err;
 }
 
+/* The last step of a commit (sync the data, rename into place, sync the folder) runs on rank 0
+ * in a background thread, off the training's critical path; a checkpoint counts only once it is
+ * renamed, so a crash meanwhile leaves the previous one in place. At most one commit is pending:
+ * the next checkpoint, and the end of the run, wait for it (dy_ckpt_wait). */
+typedef struct {
+  pthread_t thread;              /* the committing thread */
+  int pending;                   /* a thread was started and not joined */
+  char tmp[4200], cur[4200], prev[4200], dir[4096];
+  int err;                       /* errno of the failed step, 0 when done */
+  char msg[DY_CKPT_MSG];         /* what failed */
+} DyCkptCommit;
+
+static DyCkptCommit dy_commit;
+
+static void *dy_ckpt_commit_thread(void *arg)
+{
+  DyCkptCommit *c = arg;
+  int err;
+  /* Data on disk first, then the renames, then the folder entry. */
+  if ((err = dy_fsync_path(c->tmp))) snprintf(c->msg, sizeof c->msg, "fsync %s: %s", c->tmp, strerror(err));
+  else if (access(c->cur, F_OK) == 0 && rename(c->cur, c->prev))
+    snprintf(c->msg, sizeof c->msg, "rename %s: %s", c->cur, strerror(err = errno));
+  else if (rename(c->tmp, c->cur)) snprintf(c->msg, sizeof c->msg, "rename %s: %s", c->tmp, strerror(err = errno));
+  else dy_fsync_path(c->dir);
+  c->err = err;
+  return NULL;
+}
+
+PetscErrorCode dy_ckpt_wait(MPI_Comm comm)
+{
+  int err = 0;
+  char msg[DY_CKPT_MSG] = "";
+  PetscFunctionBegin;
+  if (dy_commit.pending) {
+    pthread_join(dy_commit.thread, NULL);
+    dy_commit.pending = 0;
+    err = dy_commit.err;
+    memcpy(msg, dy_commit.msg, sizeof msg);
+  }
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &err, 1, MPI_INT, MPI_MAX, comm));
+  if (err) {
+    PetscCallMPI(MPI_Bcast(msg, sizeof msg, MPI_CHAR, 0, comm));
+    SETERRQ(comm, PETSC_ERR_FILE_WRITE, "checkpoint: %s", msg);
+  }
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode dy_ckpt_write_commit(DyCkptWriter *w)
 {
-  char tmp[4200], cur[4200], prev[4200], msg[DY_CKPT_MSG] = "";
   int64_t version = DY_CKPT_FORMAT_VERSION, ranks = w->size;
   uint64_t root;
   int err = 0;
@@ -254,19 +307,17 @@ PetscErrorCode dy_ckpt_write_commit(DyCkptWriter *w)
   PetscCall(dy_ckpt_write_names(w));
   PetscCheck(H5Fclose(w->file) >= 0, w->comm, PETSC_ERR_FILE_WRITE, "checkpoint: closing %s/%s failed", w->dir, DY_CKPT_TMP);
   w->file = H5I_INVALID_HID;
-  dy_ckpt_path(tmp, sizeof tmp, w->dir, DY_CKPT_TMP);
-  dy_ckpt_path(cur, sizeof cur, w->dir, DY_CKPT_NAME);
-  dy_ckpt_path(prev, sizeof prev, w->dir, DY_CKPT_PREV);
   if (w->rank == 0) {
-    /* Data on disk first, then the renames, then the folder entry. */
-    if ((err = dy_fsync_path(tmp))) snprintf(msg, sizeof msg, "fsync %s: %s", tmp, strerror(err));
-    else if (access(cur, F_OK) == 0 && rename(cur, prev)) snprintf(msg, sizeof msg, "rename %s: %s", cur, strerror(err = errno));
-    else if (rename(tmp, cur)) snprintf(msg, sizeof msg, "rename %s: %s", tmp, strerror(err = errno));
-    else dy_fsync_path(w->dir);
+    DyCkptCommit *c = &dy_commit;
+    memset(c, 0, sizeof *c);
+    dy_ckpt_path(c->tmp, sizeof c->tmp, w->dir, DY_CKPT_TMP);
+    dy_ckpt_path(c->cur, sizeof c->cur, w->dir, DY_CKPT_NAME);
+    dy_ckpt_path(c->prev, sizeof c->prev, w->dir, DY_CKPT_PREV);
+    snprintf(c->dir, sizeof c->dir, "%s", w->dir);
+    err = pthread_create(&c->thread, NULL, dy_ckpt_commit_thread, c);
+    if (!err) c->pending = 1;
+    else dy_ckpt_commit_thread(c); /* no thread to be had: commit in line */
   }
-  PetscCallMPI(MPI_Bcast(&err, 1, MPI_INT, 0, w->comm));
-  PetscCallMPI(MPI_Bcast(msg, sizeof msg, MPI_CHAR, 0, w->comm));
-  PetscCheck(!err, w->comm, PETSC_ERR_FILE_WRITE, "checkpoint: %s", msg);
   PetscCall(PetscFree(w));
   PetscFunctionReturn(0);
 }

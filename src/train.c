@@ -17,6 +17,7 @@
 #include "dy_resample.h"
 #include "dy_rng.h"
 #include "dy_runctl.h"
+#include "dy_checkpoint.h"
 #include "dy_trainstate.h"
 
 #include <inttypes.h>
@@ -41,6 +42,7 @@ typedef enum {
   DY_EV_OPTIMIZER,
   DY_EV_TEST,
   DY_EV_IO,
+  DY_EV_CHECKPOINT,
   DY_NEV
 } DyEvent;
 static PetscLogEvent dy_events[DY_NEV];
@@ -48,7 +50,8 @@ static PetscLogEvent dy_events[DY_NEV];
 static PetscErrorCode dy_train_register_events(void)
 {
   static const char *const names[DY_NEV] = {"DyEncode",    "DyCluster",   "DyResample", "DyLossGrad",
-                                            "DyAllreduce", "DyOptimizer", "DyTestLoss", "DyIO"};
+                                            "DyAllreduce", "DyOptimizer", "DyTestLoss", "DyIO",
+                                            "DyCheckpoint"};
   static int done = 0;
   PetscClassId cid;
 
@@ -261,18 +264,20 @@ static PetscErrorCode dy_train_save(DyTrainer *t, int checkpoint, int results)
 {
   PetscFunctionBegin;
   if (!checkpoint && !results) PetscFunctionReturn(0);
-  PetscCall(PetscLogEventBegin(dy_events[DY_EV_IO], 0, 0, 0, 0));
   PetscCall(dy_train_claim_dir(t));
   if (checkpoint) {
+    PetscCall(PetscLogEventBegin(dy_events[DY_EV_CHECKPOINT], 0, 0, 0, 0));
     /* A checkpoint holds one copy of what is replicated: rank 0's clock stands for all. */
     PetscCallMPI(MPI_Bcast(&t->pos.seconds, 1, MPI_DOUBLE, 0, t->comm));
     PetscCall(dy_trainstate_save(t->comm, t->cfg->dir, &t->state, t->cfg->effective ? t->cfg->effective : ""));
+    PetscCall(PetscLogEventEnd(dy_events[DY_EV_CHECKPOINT], 0, 0, 0, 0));
   }
   if (results) {
     const DyOutputClusters clusters = {.K = t->K, .d = t->d, .center = t->centers, .count = t->counts};
+    PetscCall(PetscLogEventBegin(dy_events[DY_EV_IO], 0, 0, 0, 0));
     PetscCall(dy_output_write_results(t->comm, t->cfg, t->data, &t->model, t->work, &clusters, &t->hist));
+    PetscCall(PetscLogEventEnd(dy_events[DY_EV_IO], 0, 0, 0, 0));
   }
-  PetscCall(PetscLogEventEnd(dy_events[DY_EV_IO], 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
 
@@ -334,6 +339,7 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
     pos->seconds = MPI_Wtime() - start;
     if (stop) {
       PetscCall(dy_train_save(t, 1, 0));
+      PetscCall(dy_ckpt_wait(t->comm)); /* durable before the exit code says so */
       SETERRQ(t->comm, DY_ERR_STOPPED,
               "stopped by a signal after epoch %d, step %" PRId64 " of %" PRId64 "; the checkpoint is in %s: resume "
               "with --restart",
@@ -467,6 +473,7 @@ static PetscErrorCode dy_train_loop(DyTrainer *t, const DyRunOptions *opt)
     if (saved) PetscCall(dy_train_save(t, 1, 1));
   }
   if (!saved) PetscCall(dy_train_save(t, 0, 1));
+  PetscCall(dy_ckpt_wait(t->comm));
   PetscFunctionReturn(0);
 }
 

@@ -97,6 +97,7 @@ static PetscErrorCode dy_main(int argc, char **argv)
   if (!strcmp(argv[1], "write")) {
     PetscCall(dy_write(comm, argv[2], 1));
     PetscCall(dy_write(comm, argv[2], 2));
+    PetscCall(dy_ckpt_wait(comm));
   } else if (!strcmp(argv[1], "read")) {
     PetscCheck(argc >= 4, comm, PETSC_ERR_ARG_WRONG, "read needs the expected epoch");
     PetscCall(dy_read(comm, argv[2], atoll(argv[3])));
