@@ -369,21 +369,44 @@ void dy_linear_backward_weight(int n, int in, int out, const dy_real *X, const d
   else dy_gemm_tn(n, X, in, dY, out, dW, 1);
 }
 
+/* db[0, NV VL) += column sums of NV vectors of columns of dY (n, ld), in registers, two rows at a
+ * time (independent chains), the odd row last. */
+DY_INLINE void dy_colsum(const int NV, int n, int ld, const dy_real *dY, dy_real *db)
+{
+  dy_vec s[2][DY_TILE_NV_MAX];
+  for (int h = 0; h < 2; h++)
+    for (int v = 0; v < NV; v++) s[h][v] = (dy_vec){0};
+  int r = 0;
+  for (; r + 2 <= n; r += 2)
+    for (int h = 0; h < 2; h++)
+      for (int v = 0; v < NV; v++) s[h][v] += dy_vload(dY + (size_t)(r + h) * ld + v * DY_VL);
+  for (; r < n; r++)
+    for (int v = 0; v < NV; v++) s[0][v] += dy_vload(dY + (size_t)r * ld + v * DY_VL);
+  for (int v = 0; v < NV; v++) dy_vstore(db + v * DY_VL, dy_vload(db + v * DY_VL) + (s[0][v] + s[1][v]));
+}
+
 void dy_linear_backward_bias(int n, int out, const dy_real *dY, dy_real *db)
 {
-  /* column sums in registers, four rows at a time (the rows are independent chains) */
   int c = 0;
-  for (; c + DY_VL <= out; c += DY_VL) {
-    dy_vec s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
-    int r = 0;
-    for (; r + 4 <= n; r += 4) {
-      s0 += dy_vload(dY + (size_t)r * out + c);
-      s1 += dy_vload(dY + (size_t)(r + 1) * out + c);
-      s2 += dy_vload(dY + (size_t)(r + 2) * out + c);
-      s3 += dy_vload(dY + (size_t)(r + 3) * out + c);
+  for (; c + DY_TILE_NV_MAX * DY_VL <= out; c += DY_TILE_NV_MAX * DY_VL)
+    dy_colsum(DY_TILE_NV_MAX, n, out, dY + c, db + c);
+  for (; c + DY_VL <= out; c += DY_VL) dy_colsum(1, n, out, dY + c, db + c);
+  if (c == 0 && DY_VL % out == 0) {
+    /* narrow (e.g. a latent layer): the rows as one flat array, lane i holding column i % out */
+    const size_t m = (size_t)n * out, mv = m - m % DY_VL;
+    dy_vec s0 = {0}, s1 = {0};
+    size_t k = 0;
+    for (; k + 2 * DY_VL <= mv; k += 2 * DY_VL) {
+      s0 += dy_vload(dY + k);
+      s1 += dy_vload(dY + k + DY_VL);
     }
-    for (; r < n; r++) s0 += dy_vload(dY + (size_t)r * out + c);
-    dy_vstore(db + c, dy_vload(db + c) + ((s0 + s1) + (s2 + s3)));
+    for (; k < mv; k += DY_VL) s0 += dy_vload(dY + k);
+    s0 += s1;
+    dy_real cs[DY_VL] = {0};
+    for (int i = 0; i < DY_VL; i++) cs[i % out] += s0[i];
+    for (; k < m; k++) cs[k % out] += dY[k];
+    for (int i = 0; i < out; i++) db[i] += cs[i];
+    return;
   }
   for (; c < out; c++) {
     dy_real s = 0;
