@@ -39,9 +39,9 @@ void dy_transpose(int out, int in, const dy_real *W, dy_real *WT);
 void dy_tanh_forward(size_t m, dy_real *H);
 
 /* Forward-mode tangents through a tanh layer. The primal rows Hp (B, w) hold tanh(A) already;
- * T holds ntan blocks of B tangent rows (ntan B, w), each the pre-activation tangent on entry and
- * the post-activation tangent (1 - Hp^2) * T on exit; A_T keeps a copy of the entry values. */
-void dy_tanh_tangent_forward(int B, int w, int ntan, const dy_real *Hp, dy_real *T, dy_real *A_T);
+ * A_T holds ntan blocks of B tangent rows (ntan B, w) of the pre-activation tangents, and T gets the
+ * post-activation tangents (1 - Hp^2) * A_T. */
+void dy_tanh_tangent_forward(int B, int w, int ntan, const dy_real *Hp, const dy_real *A_T, dy_real *T);
 /* Backward of the tanh on the primal rows together with dy_tanh_tangent_forward: on entry dHp
  * (B, w) and dT (ntan B, w) are gradients of the layer outputs; on exit they are the gradients of
  * the pre-activations (primal and tangent). */

@@ -204,8 +204,10 @@ static void dy_net_forward(const DyModel *model, DyWork *w, int k, int n, int nt
     const DyEpilogue act = last ? DY_EPI_SET : net->act == DY_ACT_RELU ? DY_EPI_RELU : DY_EPI_TANH;
     dy_linear_forward(n, in, out, X, W, WT, W + (size_t)out * in, act, Y);
     if (!ntan) continue;
-    dy_linear_forward(ntan * n, in, out, X + (size_t)n * in, W, WT, NULL, DY_EPI_SET, Y + (size_t)n * out);
-    if (!last) dy_tanh_tangent_forward(n, out, ntan, Y, Y + (size_t)n * out, nb->at[l + 1]);
+    /* tangent pre-activations kept in at[] for the backward pass, outputs after the layer's tanh */
+    dy_real *T = Y + (size_t)n * out;
+    dy_linear_forward(ntan * n, in, out, X + (size_t)n * in, W, WT, NULL, DY_EPI_SET, last ? T : nb->at[l + 1]);
+    if (!last) dy_tanh_tangent_forward(n, out, ntan, Y, nb->at[l + 1], T);
   }
 }
 
