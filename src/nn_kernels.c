@@ -7,11 +7,6 @@
 #include <immintrin.h>
 #endif
 
-void dy_transpose(int out, int in, const dy_real *W, dy_real *WT)
-{
-  for (int o = 0; o < out; o++)
-    for (int i = 0; i < in; i++) WT[(size_t)i * out + o] = W[(size_t)o * in + i];
-}
 
 /* Vectors of 32 bytes (AVX2: 8 floats or 4 doubles) through GCC's vector extensions; the compiler
  * picks the instructions, and a machine without them still gets correct code. */
@@ -98,6 +93,44 @@ static dy_real dy_epilogue_scalar(DyEpilogue mode, dy_real acc, const dy_real *c
   case DY_EPI_TANH: return acc * (1 - *h * *h); /* backward only, as above */
   default: return acc;
   }
+}
+
+#if !defined(DY_REAL_DOUBLE)
+/* 8 x 8 block of W (row stride ldw) transposed into WT (row stride ldt) in registers. */
+DY_INLINE void dy_transpose8(const dy_real *W, int ldw, dy_real *WT, int ldt)
+{
+  const dy_ivec lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+  const dy_ivec l2 = {0, 1, 8, 9, 4, 5, 12, 13}, h2 = {2, 3, 10, 11, 6, 7, 14, 15};
+  const dy_ivec l4 = {0, 1, 2, 3, 8, 9, 10, 11}, h4 = {4, 5, 6, 7, 12, 13, 14, 15};
+  dy_vec r[8], t[8], u[8];
+  for (int i = 0; i < 8; i++) r[i] = dy_vload(W + (size_t)i * ldw);
+  for (int i = 0; i < 8; i += 2) { /* t[i]: columns 0, 1, 4, 5 of rows i, i + 1; t[i + 1]: 2, 3, 6, 7 */
+    t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
+    t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
+  }
+  for (int i = 0; i < 8; i += 4) /* u[i + c]: column c (lanes 0-3) and c + 4 (lanes 4-7) of rows i..i+3 */
+    for (int h = 0; h < 2; h++) {
+      u[i + 2 * h] = __builtin_shuffle(t[i + h], t[i + 2 + h], l2);
+      u[i + 2 * h + 1] = __builtin_shuffle(t[i + h], t[i + 2 + h], h2);
+    }
+  for (int c = 0; c < 4; c++) {
+    dy_vstore(WT + (size_t)c * ldt, __builtin_shuffle(u[c], u[4 + c], l4));
+    dy_vstore(WT + (size_t)(c + 4) * ldt, __builtin_shuffle(u[c], u[4 + c], h4));
+  }
+}
+#endif
+
+void dy_transpose(int out, int in, const dy_real *W, dy_real *WT)
+{
+#if !defined(DY_REAL_DOUBLE)
+  if (out % 8 == 0 && in % 8 == 0) {
+    for (int o = 0; o < out; o += 8)
+      for (int i = 0; i < in; i += 8) dy_transpose8(W + (size_t)o * in + i, in, WT + (size_t)i * out + o, out);
+    return;
+  }
+#endif
+  for (int o = 0; o < out; o++)
+    for (int i = 0; i < in; i++) WT[(size_t)i * out + o] = W[(size_t)o * in + i];
 }
 
 /* Register tiles: R rows by NV vectors of columns. Row-major operands throughout. */
