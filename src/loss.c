@@ -232,7 +232,11 @@ static void dy_sw_order(int B, dy_key imask, const dy_key *ka, const DySwWork *w
       dy_rvec as;
       memcpy(&pk, ka + o, sizeof pk);
       pk &= imask;
+#if defined(__AVX2__) && !defined(DY_REAL_DOUBLE)
+      as = (dy_rvec)_mm256_i32gather_ps(w->av + v * DY_SW_VL, (__m256i)(pk * G + (dy_kvec){0, 1, 2, 3, 4, 5, 6, 7}), 4);
+#else
       for (int j = 0; j < DY_SW_VL; j++) as[j] = w->av[(size_t)pk[j] * G + v * DY_SW_VL + j];
+#endif
       memcpy(w->perm + o, &pk, sizeof pk);
       memcpy(w->as + o, &as, sizeof as);
       if (!k) continue;
