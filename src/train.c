@@ -11,13 +11,13 @@
  * is a stretch of trajectory rather than a latent bin), with theta and eps drawn from a stream
  * re-seeded every epoch: differences between epochs are then due to the model alone. */
 #include "dy_train.h"
+#include "dy_checkpoint.h"
 #include "dy_cluster.h"
 #include "dy_model.h"
 #include "dy_output.h"
 #include "dy_resample.h"
 #include "dy_rng.h"
 #include "dy_runctl.h"
-#include "dy_checkpoint.h"
 #include "dy_trainstate.h"
 
 #include <inttypes.h>
@@ -259,7 +259,7 @@ static PetscErrorCode dy_train_claim_dir(DyTrainer *t)
   PetscFunctionReturn(0);
 }
 
-/* Collective: checkpoint.h5 at the current position (when one can be written) and/or results.h5. */
+/* Collective: checkpoint.h5 at the current position and/or results.h5. */
 static PetscErrorCode dy_train_save(DyTrainer *t, int checkpoint, int results)
 {
   PetscFunctionBegin;
