@@ -37,6 +37,8 @@ void dy_transpose(int out, int in, const dy_real *W, dy_real *WT);
 
 /* H = tanh(H) for m values (the kernel the TANH epilogue uses). */
 void dy_tanh_forward(size_t m, dy_real *H);
+/* X = exp(X) for m values (single precision: ~1 ulp, without libm in the vector part). */
+void dy_exp_forward(size_t m, dy_real *X);
 
 /* Forward-mode tangents through a tanh layer. The primal rows Hp (B, w) hold tanh(A) already;
  * A_T holds ntan blocks of B tangent rows (ntan B, w) of the pre-activation tangents, and T gets the

@@ -353,31 +353,21 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
   return sum / ((double)L * B);
 }
 
-#if defined(__AVX2__) && !defined(DY_REAL_DOUBLE)
-#define DY_VEXP 1
-typedef int32_t dy_i32vec __attribute__((vector_size(32)));
-/* exp of 8 floats, ~2 ulp: 2^k exp(r) with k the nearest integer to x / ln 2, r = x - k ln 2 (ln 2
- * in two parts), exp(r) a degree-7 Taylor polynomial (|r| <= ln 2 / 2: truncation 5e-9 relative).
- * 2^k is applied as two normal factors, so results overflow to inf and underflow through the
- * subnormals to 0 as expf's do; x is clamped to [-104, 89] (NaN passes). */
-static inline dy_rvec dy_exp_vec(dy_rvec x)
+/* The prior's inputs at elements k..k+VL-1: v[0] g, v[1] M = exp(g), v[2] f + J, v[3] x (eps or dz). */
+static inline void dy_prior_load(size_t k, const dy_real *f, const dy_real *g, const dy_real *J, const dy_real *x,
+                                 dy_rvec v[4])
 {
-  const __m256 xc = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), (__m256)x));
-  const dy_rvec kf = (dy_rvec)_mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504f)),
-                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const dy_rvec r = ((dy_rvec)xc - kf * 0.693359375f) + kf * 2.12194440e-4f;
-  dy_rvec p = (dy_rvec){0} + 1.0f / 5040;
-  p = p * r + 1.0f / 720;
-  p = p * r + 1.0f / 120;
-  p = p * r + 1.0f / 24;
-  p = p * r + 1.0f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const dy_i32vec k = __builtin_convertvector(kf, dy_i32vec), k1 = k >> 1, k2 = k - k1;
-  return p * (dy_rvec)((k1 + 127) << 23) * (dy_rvec)((k2 + 127) << 23);
+  dy_real M[DY_SW_VL];
+  memcpy(M, g + k, sizeof M);
+  dy_exp_forward(DY_SW_VL, M);
+  dy_rvec fv, jv;
+  memcpy(&v[0], g + k, sizeof v[0]);
+  memcpy(&v[1], M, sizeof v[1]);
+  memcpy(&fv, f + k, sizeof fv);
+  memcpy(&jv, J + k, sizeof jv);
+  memcpy(&v[3], x + k, sizeof v[3]);
+  v[2] = fv + jv;
 }
-#endif
 
 void dy_prior_sample(int B, int d, int learned, const dy_real *f, const dy_real *g, const dy_real *J, const dy_real *eps,
                      dy_real *dzp)
@@ -389,18 +379,17 @@ void dy_prior_sample(int B, int d, int learned, const dy_real *f, const dy_real 
     return;
   }
   size_t k = 0;
-#if defined(DY_VEXP)
-  for (; k + 8 <= m; k += 8) {
-    dy_rvec gv, fv, jv, ev;
-    memcpy(&gv, g + k, sizeof gv);
-    memcpy(&fv, f + k, sizeof fv);
-    memcpy(&jv, J + k, sizeof jv);
-    memcpy(&ev, eps + k, sizeof ev);
-    const dy_rvec M = dy_exp_vec(gv), sM = (dy_rvec)_mm256_sqrt_ps((__m256)M);
-    const dy_rvec out = M * (fv + jv) + sqrt2 * sM * ev;
+  for (; k + DY_SW_VL <= m; k += DY_SW_VL) {
+    dy_rvec v[4], sM;
+    dy_prior_load(k, f, g, J, eps, v);
+#if defined(DY_REAL_DOUBLE)
+    for (int j = 0; j < DY_SW_VL; j++) sM[j] = sqrt(v[1][j]);
+#else
+    for (int j = 0; j < DY_SW_VL; j++) sM[j] = sqrtf(v[1][j]);
+#endif
+    const dy_rvec out = v[1] * v[2] + sqrt2 * sM * v[3];
     memcpy(dzp + k, &out, sizeof out);
   }
-#endif
   for (; k < m; k++) {
 #if defined(DY_REAL_DOUBLE)
     const dy_real M = exp(g[k]), sM = sqrt(M);
@@ -420,32 +409,27 @@ double dy_prior_nll(int B, int d, const dy_real *dz, const dy_real *f, const dy_
   const dy_real sc = (dy_real)scale;
   double sum = 0;
   size_t k = 0;
-#if defined(DY_VEXP)
-  dy_dvec sv[2] = {{0}}; /* per-lane sums of the terms, low and high halves */
-  for (; k + 8 <= m; k += 8) {
-    dy_rvec gv, fv, jv, zv;
-    memcpy(&gv, g + k, sizeof gv);
-    memcpy(&fv, f + k, sizeof fv);
-    memcpy(&jv, J + k, sizeof jv);
-    memcpy(&zv, dz + k, sizeof zv);
-    const dy_rvec M = dy_exp_vec(gv), iM = 1 / M;
-    const dy_rvec s = fv + jv, r = zv - M * s, q = 0.5f * r * r * iM, t = 0.5f * (gv + q);
-    for (int h = 0; h < 2; h++) {
+  dy_dvec sv[DY_SW_NH] = {{0}}; /* per-lane sums of the terms */
+  for (; k + DY_SW_VL <= m; k += DY_SW_VL) {
+    dy_rvec v[4];
+    dy_prior_load(k, f, g, J, dz, v);
+    const dy_rvec M = v[1], iM = 1 / M, s = v[2];
+    const dy_rvec r = v[3] - M * s, q = (dy_real)0.5 * r * r * iM, t = (dy_real)0.5 * (v[0] + q);
+    for (int h = 0; h < DY_SW_NH; h++) {
       dy_hvec part;
       memcpy(&part, (const dy_real *)&t + 4 * h, sizeof part);
       sv[h] += __builtin_convertvector(part, dy_dvec);
     }
     if (df) {
-      const dy_rvec gs = -0.5f * sc * r, gg = 0.5f * sc * (1 - r * s - q);
+      const dy_rvec gs = -(dy_real)0.5 * sc * r, gg = (dy_real)0.5 * sc * (1 - r * s - q);
       dy_rvec x;
       memcpy(&x, df + k, sizeof x), x += gs, memcpy(df + k, &x, sizeof x);
       memcpy(&x, dJ + k, sizeof x), x += gs, memcpy(dJ + k, &x, sizeof x);
       memcpy(&x, dg + k, sizeof x), x += gg, memcpy(dg + k, &x, sizeof x);
     }
   }
-  for (int h = 0; h < 2; h++)
+  for (int h = 0; h < DY_SW_NH; h++)
     for (int j = 0; j < 4; j++) sum += sv[h][j];
-#endif
   for (; k < m; k++) {
 #if defined(DY_REAL_DOUBLE)
     const dy_real M = exp(g[k]);

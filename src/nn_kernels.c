@@ -36,6 +36,37 @@ typedef int32_t dy_ivec __attribute__((vector_size(DY_VBYTES)));
 
 #if !defined(DY_REAL_DOUBLE)
 
+/* (expm1(r) / r) to degree 6: 1 + r/2 + r^2/6 + ... + r^6/7!, enough for |r| <= ln 2 / 2
+ * (truncation 2e-8 relative). */
+DY_INLINE dy_vec dy_expm1_poly(dy_vec r)
+{
+  dy_vec q = (dy_vec){0} + 1.0f / 5040;
+  q = q * r + 1.0f / 720;
+  q = q * r + 1.0f / 120;
+  q = q * r + 1.0f / 24;
+  q = q * r + 1.0f / 6;
+  q = q * r + 0.5f;
+  return q * r + 1.0f;
+}
+
+/* exp of 8 floats, ~1 ulp: 2^k exp(r) with k the nearest integer to x / ln 2 and r = x - k ln 2
+ * (ln 2 in two parts). 2^k is applied as two normal factors, so results overflow to inf and
+ * underflow through the subnormals to 0 as expf's do; x is clamped to [-104, 89] (NaN passes). */
+DY_INLINE dy_vec dy_exp_vec(dy_vec x)
+{
+  const dy_ivec lo = x < -104.0f, hi = x > 89.0f; /* both false for NaN */
+  const dy_vec xc = (dy_vec)(((dy_ivec)x & ~(lo | hi)) | ((dy_ivec)((dy_vec){0} - 104.0f) & lo) |
+                             ((dy_ivec)((dy_vec){0} + 89.0f) & hi));
+  const dy_vec t = xc * 1.44269504f;
+  /* nearest integer: truncate t + 1/2 towards minus infinity */
+  dy_ivec k = __builtin_convertvector(t + 0.5f, dy_ivec);
+  k -= (dy_ivec)(__builtin_convertvector(k, dy_vec) > t + 0.5f) & 1;
+  const dy_vec kf = __builtin_convertvector(k, dy_vec);
+  const dy_vec r = (xc - kf * 0.693359375f) + kf * 2.12194440e-4f;
+  const dy_ivec k1 = k >> 1, k2 = k - k1;
+  return (r * dy_expm1_poly(r) + 1.0f) * (dy_vec)((k1 + 127) << 23) * (dy_vec)((k2 + 127) << 23);
+}
+
 /* tanh of 8 floats without branches, relative error ~2e-7: tanh|x| = m / (m + 2) with
  * m = expm1(2|x|) = 2^k expm1(r) + 2^k - 1 after a Cody-Waite reduction 2|x| = k ln 2 + r, and
  * expm1(r) a degree-7 Taylor polynomial (|r| <= ln 2 / 2: truncation 2e-8 relative; exact enough
@@ -54,14 +85,7 @@ DY_INLINE dy_vec dy_tanh_vec(dy_vec x)
   const dy_ivec k = __builtin_convertvector(y * 1.4426950409f + 0.5f, dy_ivec);
   const dy_vec kf = __builtin_convertvector(k, dy_vec);
   const dy_vec r = (y - kf * 0.693359375f) + kf * 2.12194440e-4f; /* ln 2 in two parts */
-  dy_vec q = (dy_vec){0} + 1.0f / 5040;
-  q = q * r + 1.0f / 720;
-  q = q * r + 1.0f / 120;
-  q = q * r + 1.0f / 24;
-  q = q * r + 1.0f / 6;
-  q = q * r + 0.5f;
-  q = q * r + 1.0f;
-  q *= r; /* expm1(r) */
+  const dy_vec q = r * dy_expm1_poly(r); /* expm1(r) */
   const dy_vec scale = (dy_vec)((k + 127) << 23);
   const dy_vec m = scale * q + (scale - 1.0f);
   return (dy_vec)((dy_ivec)(m / (m + 2.0f)) | sign);
@@ -467,6 +491,17 @@ void dy_tanh_forward(size_t m, dy_real *H)
     dy_vstore(tmp, dy_tanh_vec(dy_vload(tmp)));
     memcpy(H + k, tmp, (m - k) * sizeof *tmp);
   }
+#endif
+}
+
+void dy_exp_forward(size_t m, dy_real *X)
+{
+  size_t k = 0;
+#if !defined(DY_REAL_DOUBLE)
+  for (; k + DY_VL <= m; k += DY_VL) dy_vstore(X + k, dy_exp_vec(dy_vload(X + k)));
+  for (; k < m; k++) X[k] = expf(X[k]);
+#else
+  for (; k < m; k++) X[k] = exp(X[k]);
 #endif
 }
 
