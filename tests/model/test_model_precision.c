@@ -49,23 +49,43 @@ static void run(int learned, double *losses, double *grads, size_t *nparam)
 }
 
 #if !defined(DY_REAL_DOUBLE)
-static int check_tanh(void)
+/* Largest relative error of the in-place kernel f against ref in double over N points of [lo, hi]. */
+static double worst_error(void (*f)(size_t, float *), double (*ref)(double), double lo, double hi)
 {
   enum { N = 200001 };
-  static float h[N];
+  static float x[N];
   double worst = 0;
-  for (int i = 0; i < N; i++) h[i] = (float)(-12 + 24.0 * i / (N - 1));
-  dy_tanh_forward(N, h);
+  for (int i = 0; i < N; i++) x[i] = (float)(lo + (hi - lo) * i / (N - 1));
+  f(N, x);
   for (int i = 0; i < N; i++) {
-    const double t = tanh((double)(float)(-12 + 24.0 * i / (N - 1)));
-    const double e = fabs(h[i] - t) / fmax(fabs(t), 1e-30);
+    const double t = ref((double)(float)(lo + (hi - lo) * i / (N - 1)));
+    const double e = fabs(x[i] - t) / fmax(fabs(t), 1e-30);
     if (e > worst) worst = e;
   }
+  return worst;
+}
+
+static int check_tanh(void)
+{
+  const double worst = worst_error(dy_tanh_forward, tanh, -12, 12);
   float special[4] = {NAN, INFINITY, -INFINITY, -0.0f};
   dy_tanh_forward(4, special);
   const int ok = worst < 3e-7 && isnan(special[0]) && special[1] == 1 && special[2] == -1 && special[3] == 0 &&
                  signbit(special[3]);
   printf("tanh: worst relative error %.2e on [-12, 12], special values %s\n", worst, ok ? "ok" : "WRONG");
+  return ok;
+}
+
+/* dy_exp_forward over the normal range, and its overflow, underflow and NaN */
+static int check_exp(void)
+{
+  const double worst = worst_error(dy_exp_forward, exp, -87, 88.7);
+  float special[8] = {NAN, INFINITY, -INFINITY, 0.0f, 88.8f, -120.0f, -100.0f, 1e-7f};
+  dy_exp_forward(8, special);
+  const int ok = worst < 2e-7 && isnan(special[0]) && isinf(special[1]) && special[2] == 0 && special[3] == 1 &&
+                 isinf(special[4]) && special[5] == 0 && special[6] > 0 && special[6] < 1e-43 &&
+                 special[7] == expf(1e-7f);
+  printf("exp: worst relative error %.2e on [-87, 88.7], special values %s\n", worst, ok ? "ok" : "WRONG");
   return ok;
 }
 #endif
@@ -92,7 +112,7 @@ int main(int argc, char **argv)
   if (f && fclose(f)) bad = 1;
   printf("%s reference %s\n", bad ? "FAILED to write" : "wrote", argv[1]);
 #else
-  bad = !check_tanh();
+  bad = !check_tanh() | !check_exp();
   FILE *f = fopen(argv[1], "rb");
   size_t np_ref = 0;
   if (!f || fread(&np_ref, sizeof np_ref, 1, f) != 1 || np_ref != np) {
