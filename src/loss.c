@@ -10,7 +10,17 @@ double dy_sqerr_loss(int n, int w, const dy_real *Yhat, const dy_real *Y, double
   const size_t m = (size_t)n * w;
   const dy_real s2 = (dy_real)(2 * scale);
   double sum = 0;
-  for (size_t k = 0; k < m; k++) {
+  size_t k = 0;
+  /* eight elements at a time, squares summed per lane in double (independent chains) */
+  double lanes[8] = {0};
+  for (; k + 8 <= m; k += 8)
+    for (int j = 0; j < 8; j++) {
+      const dy_real e = Yhat[k + j] - Y[k + j];
+      lanes[j] += (double)(e * e);
+      if (dYhat) dYhat[k + j] += s2 * e;
+    }
+  for (int j = 0; j < 8; j++) sum += lanes[j];
+  for (; k < m; k++) {
     const dy_real e = Yhat[k] - Y[k];
     sum += (double)(e * e);
     if (dYhat) dYhat[k] += s2 * e;
