@@ -13,16 +13,16 @@ fail() { echo "FAIL: $*" >&2; [ -f "$tmp/log" ] && cat "$tmp/log" >&2; exit 1; }
 mkdir -p "$tmp/bin"
 printf '#!/bin/bash\nexec "$@"\n' > "$tmp/bin/srun"
 printf '#!/bin/bash\necho "scontrol $*" >> "%s/calls"\n' "$tmp" > "$tmp/bin/scontrol"
-# The program: records its arguments, then either ends with $STUB_RC or waits for USR1 and
-# exits with $STUB_USR1_RC.
-cat > "$tmp/dynae" <<STUB
+# The program: records its arguments, then either ends with $STANDIN_RC or waits for USR1 and
+# exits with $STANDIN_USR1_RC.
+cat > "$tmp/dynae" <<STANDIN
 #!/bin/bash
 echo "dynae \$*" >> "$tmp/calls"
-if [ -n "\${STUB_RC:-}" ]; then exit "\$STUB_RC"; fi
-trap 'echo "dynae got USR1" >> "$tmp/calls"; exit "\$STUB_USR1_RC"' USR1
+if [ -n "\${STANDIN_RC:-}" ]; then exit "\$STANDIN_RC"; fi
+trap 'echo "dynae got USR1" >> "$tmp/calls"; exit "\$STANDIN_USR1_RC"' USR1
 echo \$\$ > "$tmp/started"
 while :; do sleep 0.05; done
-STUB
+STANDIN
 # shellcheck disable=SC2016  # the stand-in's own variables
 printf '#!/bin/bash\necho "python $*" >> "%s/calls"\nwhile [ $# -gt 0 ]; do [ "$1" = --out ] && : > "$2"; shift; done\n' "$tmp" > "$tmp/python"
 chmod +x "$tmp/bin/srun" "$tmp/bin/scontrol" "$tmp/dynae" "$tmp/python"
@@ -52,7 +52,7 @@ calls() { cat "$tmp/calls"; }
 
 case $case_name in
   requeue)  # the program checkpoints and exits 3: forwarded, requeued
-    start_job STUB_USR1_RC=3
+    start_job STANDIN_USR1_RC=3
     signal_job; rc=$?
     [ "$rc" = 3 ] || fail "exit code $rc, expected 3"
     calls | grep -q "dynae got USR1" || fail "USR1 was not forwarded to the program"
@@ -60,14 +60,14 @@ case $case_name in
     calls | grep -q -- "--restart" && fail "a first run must not restart"
     calls | grep -qx "dynae inputs/three-well.toml --set train.epochs=3" || fail "arguments: $(calls)" ;;
   no_requeue)  # any other exit code after USR1 (here: diverged) is not requeued
-    start_job STUB_USR1_RC=4
+    start_job STANDIN_USR1_RC=4
     signal_job; rc=$?
     [ "$rc" = 4 ] || fail "exit code $rc, expected 4"
     calls | grep -q "dynae got USR1" || fail "USR1 was not forwarded to the program"
     calls | grep -q scontrol && fail "requeued after exit code 4" ;;
   finished)  # normal end, and bad input: passed through, no requeue
     for want in 0 2; do
-      start_job STUB_RC=$want
+      start_job STANDIN_RC=$want
       wait "$job"; rc=$?
       [ "$rc" = "$want" ] || fail "exit code $rc, expected $want"
     done
@@ -75,17 +75,17 @@ case $case_name in
     calls | grep -q python && fail "generated data that exists" ;;
   restart_sweep)  # requeued array task: its sweep line, its own folder, --restart
     printf 'loss.beta=1\nloss.beta=100 cluster.d_min=4\n' > "$tmp/sweep"
-    start_job STUB_RC=0 SLURM_RESTART_COUNT=1 SLURM_ARRAY_JOB_ID=77 SLURM_ARRAY_TASK_ID=1 SWEEP="$tmp/sweep"
+    start_job STANDIN_RC=0 SLURM_RESTART_COUNT=1 SLURM_ARRAY_JOB_ID=77 SLURM_ARRAY_TASK_ID=1 SWEEP="$tmp/sweep"
     wait "$job"; rc=$?
     [ "$rc" = 0 ] || fail "exit code $rc"
     want="dynae inputs/three-well.toml --set train.epochs=3 --set loss.beta=100 --set cluster.d_min=4"
     want="$want --set output.dir=\"$repo/results/three-well-77/task1\" --restart"
     calls | grep -qxF "$want" || fail "arguments: $(calls), expected $want"
-    start_job STUB_RC=0 SLURM_ARRAY_JOB_ID=77 SLURM_ARRAY_TASK_ID=2 SWEEP="$tmp/sweep"
+    start_job STANDIN_RC=0 SLURM_ARRAY_JOB_ID=77 SLURM_ARRAY_TASK_ID=2 SWEEP="$tmp/sweep"
     wait "$job"; rc=$?
     [ "$rc" = 2 ] || fail "a task without a sweep line: exit code $rc, expected 2" ;;
   generate)  # absent data are generated before the run
-    DATA="$tmp/new.h5" start_job STUB_RC=0
+    DATA="$tmp/new.h5" start_job STANDIN_RC=0
     wait "$job"; rc=$?
     [ "$rc" = 0 ] || fail "exit code $rc"
     calls | grep -qx "python tools/gen_three_well.py --out $tmp/new.h5" || fail "calls: $(calls)"
