@@ -62,13 +62,13 @@ size_t dy_sw_work_bytes(int B, int L, int d);
 double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, const dy_real *dzp, double scale,
                   dy_real *gdz, void *work);
 
-/* Prior moves from f, g, J = dg_i/dz_i (all (B, d), at z0) and eps (B, d):
+/* Prior moves from f, g, M = exp(g), J = dg_i/dz_i (all (B, d), at z0) and eps (B, d):
  * constant diffusion (learned == 0): dzp = f + sqrt(2) eps;
- * learned: dzp = M f + M J + sqrt(2 M) eps with M = exp(g). */
-void dy_prior_sample(int B, int d, int learned, const dy_real *f, const dy_real *g, const dy_real *J, const dy_real *eps,
-                     dy_real *dzp);
+ * learned: dzp = M f + M J + sqrt(2 M) eps. */
+void dy_prior_sample(int B, int d, int learned, const dy_real *f, const dy_real *g, const dy_real *M, const dy_real *J,
+                     const dy_real *eps, dy_real *dzp);
 /* Negative log-likelihood of the moves: sum over n and i of 1/2 [g + (dz - M f - M J)^2 / (2 M)]
- * (the caller divides by B). When df is non-NULL adds scale times the gradients with respect to
- * f, g and J into df, dg, dJ (all (B, d)). */
-double dy_prior_nll(int B, int d, const dy_real *dz, const dy_real *f, const dy_real *g, const dy_real *J, double scale,
-                    dy_real *df, dy_real *dg, dy_real *dJ);
+ * with M = exp(g) given (the caller divides by B). When df is non-NULL adds scale times the
+ * gradients with respect to f, g and J into df, dg, dJ (all (B, d)). */
+double dy_prior_nll(int B, int d, const dy_real *dz, const dy_real *f, const dy_real *g, const dy_real *M,
+                    const dy_real *J, double scale, dy_real *df, dy_real *dg, dy_real *dJ);

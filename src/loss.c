@@ -363,24 +363,21 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
   return sum / ((double)L * B);
 }
 
-/* The prior's inputs at elements k..k+VL-1: v[0] g, v[1] M = exp(g), v[2] f + J, v[3] x (eps or dz). */
-static inline void dy_prior_load(size_t k, const dy_real *f, const dy_real *g, const dy_real *J, const dy_real *x,
-                                 dy_rvec v[4])
+/* The prior's inputs at elements k..k+VL-1: v[0] g, v[1] M, v[2] f + J, v[3] x (eps or dz). */
+static inline void dy_prior_load(size_t k, const dy_real *f, const dy_real *g, const dy_real *M, const dy_real *J,
+                                 const dy_real *x, dy_rvec v[4])
 {
-  dy_real M[DY_SW_VL];
-  memcpy(M, g + k, sizeof M);
-  dy_exp_forward(DY_SW_VL, M);
   dy_rvec fv, jv;
   memcpy(&v[0], g + k, sizeof v[0]);
-  memcpy(&v[1], M, sizeof v[1]);
+  memcpy(&v[1], M + k, sizeof v[1]);
   memcpy(&fv, f + k, sizeof fv);
   memcpy(&jv, J + k, sizeof jv);
   memcpy(&v[3], x + k, sizeof v[3]);
   v[2] = fv + jv;
 }
 
-void dy_prior_sample(int B, int d, int learned, const dy_real *f, const dy_real *g, const dy_real *J, const dy_real *eps,
-                     dy_real *dzp)
+void dy_prior_sample(int B, int d, int learned, const dy_real *f, const dy_real *g, const dy_real *M, const dy_real *J,
+                     const dy_real *eps, dy_real *dzp)
 {
   const size_t m = (size_t)B * d;
   const dy_real sqrt2 = (dy_real)M_SQRT2;
@@ -391,7 +388,7 @@ void dy_prior_sample(int B, int d, int learned, const dy_real *f, const dy_real 
   size_t k = 0;
   for (; k + DY_SW_VL <= m; k += DY_SW_VL) {
     dy_rvec v[4], sM;
-    dy_prior_load(k, f, g, J, eps, v);
+    dy_prior_load(k, f, g, M, J, eps, v);
 #if defined(DY_REAL_DOUBLE)
     for (int j = 0; j < DY_SW_VL; j++) sM[j] = sqrt(v[1][j]);
 #else
@@ -402,16 +399,16 @@ void dy_prior_sample(int B, int d, int learned, const dy_real *f, const dy_real 
   }
   for (; k < m; k++) {
 #if defined(DY_REAL_DOUBLE)
-    const dy_real M = exp(g[k]), sM = sqrt(M);
+    const dy_real sM = sqrt(M[k]);
 #else
-    const dy_real M = expf(g[k]), sM = sqrtf(M);
+    const dy_real sM = sqrtf(M[k]);
 #endif
-    dzp[k] = M * (f[k] + J[k]) + sqrt2 * sM * eps[k];
+    dzp[k] = M[k] * (f[k] + J[k]) + sqrt2 * sM * eps[k];
   }
 }
 
-double dy_prior_nll(int B, int d, const dy_real *dz, const dy_real *f, const dy_real *g, const dy_real *J, double scale,
-                    dy_real *df, dy_real *dg, dy_real *dJ)
+double dy_prior_nll(int B, int d, const dy_real *dz, const dy_real *f, const dy_real *g, const dy_real *M,
+                    const dy_real *J, double scale, dy_real *df, dy_real *dg, dy_real *dJ)
 {
   /* Per element with s = f + J, r = dz - M s: T = (g + r^2 / (2M)) / 2, so
    * dT/ds = -r/2 and dT/dg = (1 - r s - r^2 / (2M)) / 2. */
@@ -422,7 +419,7 @@ double dy_prior_nll(int B, int d, const dy_real *dz, const dy_real *f, const dy_
   dy_dvec sv[DY_SW_NH] = {{0}}; /* per-lane sums of the terms */
   for (; k + DY_SW_VL <= m; k += DY_SW_VL) {
     dy_rvec v[4];
-    dy_prior_load(k, f, g, J, dz, v);
+    dy_prior_load(k, f, g, M, J, dz, v);
     const dy_rvec M = v[1], iM = 1 / M, s = v[2];
     const dy_rvec r = v[3] - M * s, q = (dy_real)0.5 * r * r * iM, t = (dy_real)0.5 * (v[0] + q);
     for (int h = 0; h < DY_SW_NH; h++) {
@@ -441,13 +438,8 @@ double dy_prior_nll(int B, int d, const dy_real *dz, const dy_real *f, const dy_
   for (int h = 0; h < DY_SW_NH; h++)
     for (int j = 0; j < 4; j++) sum += sv[h][j];
   for (; k < m; k++) {
-#if defined(DY_REAL_DOUBLE)
-    const dy_real M = exp(g[k]);
-#else
-    const dy_real M = expf(g[k]);
-#endif
-    const dy_real iM = 1 / M;
-    const dy_real s = f[k] + J[k], r = dz[k] - M * s, q = (dy_real)0.5 * r * r * iM;
+    const dy_real iM = 1 / M[k];
+    const dy_real s = f[k] + J[k], r = dz[k] - M[k] * s, q = (dy_real)0.5 * r * r * iM;
     sum += (double)((dy_real)0.5 * (g[k] + q));
     if (df) {
       const dy_real gs = -(dy_real)0.5 * sc * r;

@@ -93,6 +93,7 @@ struct DyWork {
   dy_real *x;                 /* (2B, D) x0 then x1 */
   dy_real *ldf_in;            /* ((1 + d) B, d) z0 then one-hot tangent seeds */
   dy_real *dz, *dzp, *J;      /* (B, d) encoded moves, prior moves, diagonal Jacobian of g */
+  dy_real *M;                 /* (B, d) diffusion exp(g), shared by sampling and likelihood */
   dy_real *gdz;               /* (B, d) gradient of beta L_sw with respect to dz */
   dy_real *dZ;                /* (2B, d) gradient with respect to z0, z1 */
   dy_real *df, *dJ;           /* (B, d) gradients of L_prior with respect to f and J */
@@ -136,6 +137,7 @@ static size_t dy_work_layout(const DyModel *model, int B, int L, DyWork *w, char
   w->dz = dy_carve(base, &p, (size_t)B * d);
   w->dzp = dy_carve(base, &p, (size_t)B * d);
   w->J = dy_carve(base, &p, (size_t)B * d);
+  w->M = dy_carve(base, &p, (size_t)B * d);
   w->gdz = dy_carve(base, &p, (size_t)B * d);
   w->dZ = dy_carve(base, &p, (size_t)2 * B * d);
   w->df = dy_carve(base, &p, (size_t)B * d);
@@ -328,8 +330,10 @@ static void dy_model_step(DyModel *model, DyWork *w, int B, int L, const dy_real
     for (int n = 0; n < B; n++) w->J[(size_t)n * d + j] = G[Bd * (1 + j) + (size_t)n * d + j];
 
   /* sliced Wasserstein against the prior moves (constants) */
+  memcpy(w->M, G, Bd * sizeof *w->M);
+  dy_exp_forward(Bd, w->M);
   if (w->dzp_fixed) memcpy(w->dzp, w->dzp_fixed, Bd * sizeof *w->dzp);
-  else dy_prior_sample(B, d, opt->diffusion == DY_DIFFUSION_LEARNED, f, G, w->J, eps, w->dzp);
+  else dy_prior_sample(B, d, opt->diffusion == DY_DIFFUSION_LEARNED, f, G, w->M, w->J, eps, w->dzp);
   if (want_grad) memset(w->gdz, 0, Bd * sizeof *w->gdz);
   losses->sw = dy_sw_loss(L, B, d, theta, w->dz, w->dzp, opt->beta, want_grad ? w->gdz : NULL, w->sw);
 
@@ -339,7 +343,7 @@ static void dy_model_step(DyModel *model, DyWork *w, int B, int L, const dy_real
     memset(w->dJ, 0, Bd * sizeof *w->dJ);
     memset(w->dg, 0, (1 + (size_t)d) * Bd * sizeof *w->dg);
   }
-  losses->prior = dy_prior_nll(B, d, w->dz, f, G, w->J, 1.0 / B, want_grad ? w->df : NULL, w->dg, w->dJ) / B;
+  losses->prior = dy_prior_nll(B, d, w->dz, f, G, w->M, w->J, 1.0 / B, want_grad ? w->df : NULL, w->dg, w->dJ) / B;
   if (!want_grad) return;
 
   memset(model->grads, 0, model->nparam * sizeof *model->grads);
