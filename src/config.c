@@ -571,7 +571,7 @@ static PetscErrorCode dy_check_word(DyLoad *ld, const DyKey *k, const DyTomlValu
     if (!strcmp(v->str, k->choices[c])) {
       if (c >= k->navailable)
         return dy_config_fail(ld->comm, o,
-                              "%s = \"%s\" is not implemented yet (planned for a later version); use \"%s\"", what,
+                              "%s = \"%s\" is planned for a later version and not available in this one; use \"%s\"", what,
                               v->str, k->choices[0]);
       *index = c;
       PetscFunctionReturn(0);

@@ -78,7 +78,7 @@ CASES = [
     rule("seed", "train", "seed", "-1", "must be >= 0"),
     rule("checkpoint_every", "output", "checkpoint_every", "-1", "must be >= 0"),
     rule("checkpoint_steps", "output", "checkpoint_steps", "-2", "must be >= 0"),
-    rule("type_later", "model", "type", '"vae"', "not implemented yet"),
+    rule("type_later", "model", "type", '"vae"', "planned for a later version"),
     rule("type_unknown", "model", "type", '"dynamicsea"', 'did you mean "dynamicsae"?'),
     rule("diffusion", "model", "diffusion", '"langevin"', 'expected one of "constant", "learned"'),
     rule("dir_empty", "output", "dir", '""', "must not be empty"),
