@@ -180,11 +180,18 @@ def stop_with_usr1(ranks, toml, fraction, elapsed):
     return p.returncode, out
 
 
-def test_signal():
+def stopped_run(name):
+    """The uninterrupted 2-rank reference, then the same run in its own folder stopped half-way by
+    SIGUSR1."""
     ref, elapsed = reference(2)
-    work = os.path.join(a.work, "signal")
+    work = os.path.join(a.work, name)
     toml = setup(work)
     rc, out = stop_with_usr1(2, toml, 0.5, elapsed)
+    return ref, work, toml, rc, out
+
+
+def test_signal():
+    ref, work, toml, rc, out = stopped_run("signal")
     check("SIGUSR1: exit code 3", rc == 3, out)
     check("SIGUSR1: a checkpoint is left", os.path.exists(os.path.join(work, "run", "checkpoint.h5")), out)
     check("SIGUSR1: the message says how to resume", "--restart" in out, out)
@@ -195,10 +202,7 @@ def test_signal():
 
 
 def test_ranks():
-    _, elapsed = reference(2)
-    work = os.path.join(a.work, "ranks")
-    toml = setup(work)
-    rc, out = stop_with_usr1(2, toml, 0.5, elapsed)
+    _, work, toml, rc, out = stopped_run("ranks")
     check("2-rank run stopped by SIGUSR1", rc == 3, out)
     for ranks in (1, 4):
         w = os.path.join(a.work, f"ranks-to-{ranks}")
@@ -213,11 +217,17 @@ def test_ranks():
         check(f"restart at {ranks} ranks: full history, finite losses", ok and finite, str(hist))
 
 
-def test_corrupt():
-    work = os.path.join(a.work, "corrupt")
+def two_epochs(name):
+    """A finished 2-epoch run in its own folder, with its checkpoints."""
+    work = os.path.join(a.work, name)
     toml = setup(work)
     rc, out = run(2, toml, "--set", "train.epochs=2")
     check("2-epoch run", rc == 0, out)
+    return work, toml
+
+
+def test_corrupt():
+    work, toml = two_epochs("corrupt")
     ck = os.path.join(work, "run", "checkpoint.h5")
     with h5py.File(ck, "r") as f:
         off = f["params"].id.get_offset()
@@ -235,10 +245,7 @@ def test_corrupt():
 
 
 def test_diverge():
-    work = os.path.join(a.work, "diverge")
-    toml = setup(work)
-    rc, out = run(2, toml, "--set", "train.epochs=2")
-    check("2-epoch run", rc == 0, out)
+    work, toml = two_epochs("diverge")
     ck = os.path.join(work, "run", "checkpoint.h5")
     before = open(ck, "rb").read()
     rc, out = run(2, toml, "--restart", "--set", "train.epochs=3", "--set", "train.lr=1e30")
