@@ -6,19 +6,34 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Distances are computed against blocks of this many centres, so that a point near an early
- * centre stops early and the work buffer stays on the stack. */
-#define DY_CLUSTER_BLOCK 64
+/* Points per block of the assignment, which vectorises over points (two vectors of four). */
+#define DY_ASSIGN_BLOCK 8
 #define DY_CLUSTER_MIN_PROPOSALS 16
-/* Points per block of the assignment, which vectorises over points. */
-#define DY_ASSIGN_BLOCK 256
 
-/* A set of centres stored by coordinate so that distance loops vectorise over centres. */
+/* Four doubles (GCC vector extensions: the compiler picks the instructions, and a machine without
+ * 256-bit vectors still gets correct code). */
+typedef double dy_cv __attribute__((vector_size(32)));
+typedef double dy_ucv __attribute__((vector_size(32), aligned(sizeof(double)), may_alias));
+typedef int64_t dy_cvi __attribute__((vector_size(32)));
+#define DY_CV_LOAD(p) (*(const dy_ucv *)(p))
+#define DY_CV_SPLAT(x) ((x) - (dy_cv){0}) /* x - 0 is exactly x: a broadcast */
+
+/* Bit j set for the lanes of m (a comparison result) that are true. */
+static inline unsigned dy_cv_bits(dy_cvi m)
+{
+  unsigned b = 0;
+  for (int j = 0; j < 4; j++) b |= (unsigned)(m[j] & 1) << j;
+  return b;
+}
+
+/* A set of centres stored by coordinate so that distance loops vectorise over centres; each
+ * coordinate's row is padded to a multiple of 8 centres, so blocks of 8 can be read whole. */
 typedef struct {
-  int d;     /* latent dimension */
-  int cap;   /* capacity in centres */
-  int n;     /* centres held */
-  double *x; /* (d, cap): coordinate i of centre k is x[i * cap + k] */
+  int d;      /* latent dimension */
+  int cap;    /* capacity in centres */
+  int stride; /* cap rounded up to a multiple of 8: the row length of x */
+  int n;      /* centres held */
+  double *x;  /* (d, stride): coordinate i of centre k is x[i * stride + k] */
 } DyCentreSet;
 
 static PetscErrorCode dy_centre_set_create(int d, int cap, DyCentreSet *s)
@@ -26,45 +41,40 @@ static PetscErrorCode dy_centre_set_create(int d, int cap, DyCentreSet *s)
   PetscFunctionBegin;
   s->d = d;
   s->cap = cap;
+  s->stride = (DY_MAX(cap, 1) + 7) / 8 * 8;
   s->n = 0;
-  PetscCall(PetscMalloc1((size_t)d * (size_t)DY_MAX(cap, 1), &s->x));
+  /* zeroed: the padding is read (then masked) */
+  PetscCall(PetscCalloc1((size_t)d * s->stride, &s->x));
   PetscFunctionReturn(0);
 }
 
 static void dy_centre_set_push(DyCentreSet *s, const double *x)
 {
-  for (int i = 0; i < s->d; i++) s->x[(size_t)i * s->cap + s->n] = x[i];
+  for (int i = 0; i < s->d; i++) s->x[(size_t)i * s->stride + s->n] = x[i];
   s->n++;
 }
 
-/* d2[j] = |x - c_(k0 + j)|^2 for j < m. Kept out of line so that every caller runs the same
- * machine code and so takes bitwise the same decisions for the same coordinates. */
-static __attribute__((noinline)) void dy_cluster_dist2(const DyCentreSet *s, const double *x, int k0, int m,
-                                                       double *restrict d2)
+/* The first of the centres [k0, k1) of s within sqrt(dmin2) of x, or -1: squared distances of
+ * eight centres at a time in registers, stopping at the first block with a hit. Every decision
+ * of the regular-space clustering goes through this one out-of-line function, so the same
+ * coordinates always give bitwise the same distances and the same answer. */
+static __attribute__((noinline)) int dy_cluster_first_within(const DyCentreSet *s, const double *x, int k0, int k1,
+                                                             double dmin2)
 {
-  for (int j = 0; j < m; j++) d2[j] = 0.0;
-  for (int i = 0; i < s->d; i++) {
-    const double xi = x[i];
-    const double *restrict ci = s->x + (size_t)i * s->cap + k0;
-    for (int j = 0; j < m; j++) {
-      const double t = xi - ci[j];
-      d2[j] += t * t;
+  const dy_cv lim = DY_CV_SPLAT(dmin2);
+  for (int k = k0 & ~7; k < k1; k += 8) {
+    dy_cv a = {0}, b = {0};
+    for (int i = 0; i < s->d; i++) {
+      const double *ci = s->x + (size_t)i * s->stride + k;
+      const dy_cv xi = DY_CV_SPLAT(x[i]), ta = xi - DY_CV_LOAD(ci), tb = xi - DY_CV_LOAD(ci + 4);
+      a += ta * ta;
+      b += tb * tb;
     }
-  }
-}
-
-/* The first of the centres [k0, k1) of s within sqrt(dmin2) of x, or -1. */
-static int dy_cluster_first_within(const DyCentreSet *s, const double *x, int k0, int k1, double dmin2)
-{
-  double d2[DY_CLUSTER_BLOCK];
-  for (int k = k0; k < k1; k += DY_CLUSTER_BLOCK) {
-    const int m = DY_MIN(DY_CLUSTER_BLOCK, k1 - k);
-    int hit = 0;
-    dy_cluster_dist2(s, x, k, m, d2);
-    for (int j = 0; j < m; j++) hit |= d2[j] <= dmin2;
-    if (hit)
-      for (int j = 0; j < m; j++)
-        if (d2[j] <= dmin2) return k + j;
+    unsigned hit = dy_cv_bits(a <= lim) | dy_cv_bits(b <= lim) << 4;
+    /* only the lanes of [k0, k1) */
+    const int lo = DY_MAX(k0 - k, 0), hi = DY_MIN(k1 - k, 8);
+    hit &= ((1u << hi) - 1) & ~((1u << lo) - 1);
+    if (hit) return k + __builtin_ctz(hit);
   }
   return -1;
 }
@@ -98,7 +108,7 @@ static int64_t dy_cluster_scan(int d, const dy_real *z, const int64_t *idx, int6
 static void dy_centre_set_copy_out(const DyCentreSet *s, double *centers)
 {
   for (int k = 0; k < s->n; k++)
-    for (int i = 0; i < s->d; i++) centers[(size_t)k * s->d + i] = s->x[(size_t)i * s->cap + k];
+    for (int i = 0; i < s->d; i++) centers[(size_t)k * s->d + i] = s->x[(size_t)i * s->stride + k];
 }
 
 /* Index of the first non-finite coordinate, or -1. */
@@ -275,38 +285,39 @@ PetscErrorCode dy_cluster_regspace(MPI_Comm comm, int d, int64_t n_local, const 
   PetscFunctionReturn(0);
 }
 
-/* Nearest centre of each point of a block (coordinates xb, (d, DY_ASSIGN_BLOCK), m used):
- * vectorised over the points; strict comparison in centre order keeps the lowest index on ties. */
-static void dy_cluster_assign_block(const DyCentreSet *s, const double *xb, int m, double *restrict best,
-                                    int *restrict arg)
+/* Nearest centre of each of eight points (coordinates xb (d, 8)) into arg: the squared distances
+ * of the eight to one centre at a time in two vectors; the strict comparison in centre order
+ * keeps the lowest index on ties. D is the dimension when known at compile time (0: use d). */
+static inline __attribute__((always_inline)) void dy_cluster_nearest8(const int D, int d, const DyCentreSet *s,
+                                                                       const double *xb, int *arg)
 {
-  double acc[DY_ASSIGN_BLOCK];
-  for (int j = 0; j < m; j++) {
-    best[j] = INFINITY;
-    arg[j] = 0;
-  }
+  const int dd = D ? D : d;
+  dy_cv best0 = DY_CV_SPLAT(INFINITY), best1 = best0;
+  dy_cvi arg0 = {0}, arg1 = {0};
   for (int k = 0; k < s->n; k++) {
-    for (int j = 0; j < m; j++) acc[j] = 0.0;
-    for (int i = 0; i < s->d; i++) {
-      const double ci = s->x[(size_t)i * s->cap + k];
-      const double *restrict xi = xb + (size_t)i * DY_ASSIGN_BLOCK;
-      for (int j = 0; j < m; j++) {
-        const double t = xi[j] - ci;
-        acc[j] += t * t;
-      }
+    dy_cv a = {0}, b = {0};
+    for (int i = 0; i < dd; i++) {
+      const dy_cv c = DY_CV_SPLAT(s->x[(size_t)i * s->stride + k]);
+      const dy_cv ta = DY_CV_LOAD(xb + 8 * i) - c, tb = DY_CV_LOAD(xb + 8 * i + 4) - c;
+      a += ta * ta;
+      b += tb * tb;
     }
-    for (int j = 0; j < m; j++) {
-      const int closer = acc[j] < best[j];
-      best[j] = closer ? acc[j] : best[j];
-      arg[j] = closer ? k : arg[j];
-    }
+    const dy_cvi kv = (dy_cvi){0} + k, c0 = a < best0, c1 = b < best1;
+    best0 = (dy_cv)(((dy_cvi)a & c0) | ((dy_cvi)best0 & ~c0));
+    best1 = (dy_cv)(((dy_cvi)b & c1) | ((dy_cvi)best1 & ~c1));
+    arg0 = (kv & c0) | (arg0 & ~c0);
+    arg1 = (kv & c1) | (arg1 & ~c1);
+  }
+  for (int j = 0; j < 4; j++) {
+    arg[j] = (int)arg0[j];
+    arg[4 + j] = (int)arg1[j];
   }
 }
 
 PetscErrorCode dy_cluster_assign(int d, int64_t n, const dy_real *z, int K, const double *centers, int *bin)
 {
   DyCentreSet s;
-  double *xb, best[DY_ASSIGN_BLOCK];
+  double *xb;
 
   PetscFunctionBegin;
   PetscCheck(d >= 1 && n >= 0 && (K >= 1 || n == 0), PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
@@ -316,9 +327,17 @@ PetscErrorCode dy_cluster_assign(int d, int64_t n, const dy_real *z, int K, cons
   for (int k = 0; k < K; k++) dy_centre_set_push(&s, centers + (size_t)k * d);
   for (int64_t p0 = 0; p0 < n; p0 += DY_ASSIGN_BLOCK) {
     const int m = (int)DY_MIN((int64_t)DY_ASSIGN_BLOCK, n - p0);
-    for (int j = 0; j < m; j++)
-      for (int i = 0; i < d; i++) xb[(size_t)i * DY_ASSIGN_BLOCK + j] = (double)z[(p0 + j) * d + i];
-    dy_cluster_assign_block(&s, xb, m, best, bin + p0);
+    int arg[DY_ASSIGN_BLOCK];
+    /* a short last block repeats its last point */
+    for (int j = 0; j < DY_ASSIGN_BLOCK; j++)
+      for (int i = 0; i < d; i++) xb[(size_t)i * DY_ASSIGN_BLOCK + j] = (double)z[(p0 + DY_MIN(j, m - 1)) * d + i];
+    switch (d) { /* the usual latent dimensions unrolled */
+    case 1: dy_cluster_nearest8(1, d, &s, xb, arg); break;
+    case 2: dy_cluster_nearest8(2, d, &s, xb, arg); break;
+    case 3: dy_cluster_nearest8(3, d, &s, xb, arg); break;
+    default: dy_cluster_nearest8(0, d, &s, xb, arg); break;
+    }
+    memcpy(bin + p0, arg, (size_t)m * sizeof *arg);
   }
   PetscCall(PetscFree(xb));
   PetscCall(PetscFree(s.x));
