@@ -67,28 +67,45 @@ DY_INLINE dy_vec dy_exp_vec(dy_vec x)
   return (r * dy_expm1_poly(r) + 1.0f) * (dy_vec)((k1 + 127) << 23) * (dy_vec)((k2 + 127) << 23);
 }
 
-/* tanh of 8 floats without branches, relative error ~2e-7: tanh|x| = m / (m + 2) with
- * m = expm1(2|x|) = 2^k expm1(r) + 2^k - 1 after a Cody-Waite reduction 2|x| = k ln 2 + r, and
- * expm1(r) a degree-7 Taylor polynomial (|r| <= ln 2 / 2: truncation 2e-8 relative; exact enough
- * near 0, where k = 0 and m = expm1(r)); |x| is clamped at 10, where tanh rounds to 1. */
+#if !defined(__AVX__)
+/* x limited to [-c, c], NaN kept */
+DY_INLINE dy_vec dy_clamp(dy_vec x, float c)
+{
+  const dy_ivec hi = x > c, lo = x < -c;
+  return (dy_vec)(((dy_ivec)x & ~(hi | lo)) | ((dy_ivec)((dy_vec){0} + c) & hi) | ((dy_ivec)((dy_vec){0} - c) & lo));
+}
+#endif
+
+/* tanh of 8 floats without branches, relative error below 3.2e-7 (every float checked):
+ * x P(x^2) / Q(x^2) with P, Q of degree 4, a minimax fit of the relative error on [0, 9] (2e-8; the
+ * rest is float rounding). x is clamped to [-9.5, 9.5], where the fraction exceeds 1 (and tanh
+ * rounds to 1 from 9.02 on), then the result to [-1, 1]. One division and no exponent tricks: 40%
+ * less time than an expm1-based formula. NaN passes (min and max return their second operand when
+ * either is NaN). */
 DY_INLINE dy_vec dy_tanh_vec(dy_vec x)
 {
-  const dy_ivec sign = (dy_ivec)x & ((dy_ivec){0} + INT32_MIN);
-  dy_vec ax = (dy_vec)((dy_ivec)x & ~sign);
 #if defined(__AVX__)
-  ax = (dy_vec)_mm256_min_ps(_mm256_set1_ps(10.0f), (__m256)ax); /* NaN (second operand) passes */
+  const dy_vec xc = (dy_vec)_mm256_max_ps(_mm256_set1_ps(-9.5f), _mm256_min_ps(_mm256_set1_ps(9.5f), (__m256)x));
 #else
-  const dy_ivec over = ax > 10.0f;
-  ax = (dy_vec)(((dy_ivec)ax & ~over) | ((dy_ivec)((dy_vec){0} + 10.0f) & over));
+  const dy_vec xc = dy_clamp(x, 9.5f);
 #endif
-  const dy_vec y = 2 * ax;
-  const dy_ivec k = __builtin_convertvector(y * 1.4426950409f + 0.5f, dy_ivec);
-  const dy_vec kf = __builtin_convertvector(k, dy_vec);
-  const dy_vec r = (y - kf * 0.693359375f) + kf * 2.12194440e-4f; /* ln 2 in two parts */
-  const dy_vec q = r * dy_expm1_poly(r); /* expm1(r) */
-  const dy_vec scale = (dy_vec)((k + 127) << 23);
-  const dy_vec m = scale * q + (scale - 1.0f);
-  return (dy_vec)((dy_ivec)(m / (m + 2.0f)) | sign);
+  const dy_vec t = xc * xc;
+  dy_vec p = (dy_vec){0} + 1.335504007e-08f;
+  p = p * t + 2.060937596e-05f;
+  p = p * t + 3.495606984e-03f;
+  p = p * t + 1.338104188e-01f;
+  p = p * t + 1.0f;
+  dy_vec q = (dy_vec){0} + 7.776719071e-07f;
+  q = q * t + 3.285664920e-04f;
+  q = q * t + 2.587705507e-02f;
+  q = q * t + 4.671435749e-01f;
+  q = q * t + 1.0f;
+  const dy_vec y = xc * p / q;
+#if defined(__AVX__)
+  return (dy_vec)_mm256_max_ps(_mm256_set1_ps(-1.0f), _mm256_min_ps(_mm256_set1_ps(1.0f), (__m256)y));
+#else
+  return dy_clamp(y, 1.0f);
+#endif
 }
 #endif
 
@@ -342,7 +359,8 @@ static void dy_gemm_backward(int n, int q, int p, const dy_real *A, const dy_rea
 void dy_linear_forward(int n, int in, int out, const dy_real *X, const dy_real *W, const dy_real *WT, const dy_real *b,
                        DyEpilogue act, dy_real *Y)
 {
-  /* tanh runs as a pass of its own: inside the tile its constants crowd out the accumulators */
+  /* tanh runs as a pass of its own: inside the tile (measured) it is slower, its temporaries and
+   * constants competing with the accumulators for registers */
   dy_gemm_forward(n, in, out, X, WT, W, Y, b, act == DY_EPI_TANH ? DY_EPI_SET : act);
   if (act == DY_EPI_TANH) dy_tanh_forward((size_t)n * out, Y);
 }
