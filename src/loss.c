@@ -28,9 +28,9 @@ double dy_sqerr_loss(int n, int w, const dy_real *Yhat, const dy_real *Y, double
   return sum;
 }
 
-/* --- sorting of projections -------------------------------------------------------------------
+/* --- sliced Wasserstein ----------------------------------------------------------------------------
  * Values are mapped to unsigned integers with the same order (flip all bits of negatives, the sign
- * bit of the others) and sorted by a least-significant-digit radix sort that carries the row index. */
+ * bit of the others) and sorted as integers. */
 #if defined(DY_REAL_DOUBLE)
 typedef uint64_t dy_key;
 #define DY_KEY_SIGN (UINT64_C(1) << 63)
@@ -38,13 +38,6 @@ typedef uint64_t dy_key;
 typedef uint32_t dy_key;
 #define DY_KEY_SIGN (UINT32_C(1) << 31)
 #endif
-
-static inline dy_key dy_key_of(dy_real x)
-{
-  dy_key u;
-  memcpy(&u, &x, sizeof u);
-  return (u & DY_KEY_SIGN) ? ~u : (u | DY_KEY_SIGN);
-}
 
 static inline dy_real dy_value_of(dy_key u)
 {
@@ -54,15 +47,17 @@ static inline dy_real dy_value_of(dy_key u)
   return x;
 }
 
-/* The projections are sorted DY_SW_GROUP at a time by a bitonic network whose compare-exchange acts
- * on whole rows: row n of a block holds the keys of a_n (or b_n) for the group's projections, so
- * every lane is an independent sort and the network needs no shuffles. The last three stages of
- * every merge work on eight rows held in registers. The keys of a carry the row index in their low
- * bits (the permutation is what the gradient needs); the rare pairs this puts out of order (values
- * equal in all other bits) are put right afterwards by an insertion pass on the true values. */
+/* The projections are handled DY_SW_HALF at a time (a group) in a block of rows of DY_SW_GROUP keys:
+ * row n holds the keys of a_n for the group's projections, then those of b_n, so a and b of a
+ * projection sit in the same row, half a row apart. A bitonic network sorts every lane of the block
+ * at once with compare-exchanges of whole rows (no shuffles); its stages go through memory a few at
+ * a time, the last three of every merge on eight rows in registers. For the gradient the keys of a
+ * carry the row index in their low bits (the permutation is what the gradient needs); the rare runs
+ * of values equal in all other bits are put in order of the true values afterwards. */
 #define DY_SW_GROUP 8
-typedef dy_key dy_kvec __attribute__((vector_size(32)));
-#define DY_SW_NKV ((int)(DY_SW_GROUP * sizeof(dy_key) / 32)) /* vectors per row */
+#define DY_SW_HALF (DY_SW_GROUP / 2)
+typedef dy_key dy_kvec __attribute__((vector_size(DY_SW_GROUP * sizeof(dy_key))));   /* one row of keys */
+typedef dy_real dy_rrow __attribute__((vector_size(DY_SW_GROUP * sizeof(dy_real)))); /* one row of values */
 
 #if defined(__AVX2__) && !defined(DY_REAL_DOUBLE)
 #include <immintrin.h>
@@ -80,28 +75,28 @@ static inline __attribute__((always_inline)) void dy_kminmax(dy_kvec *a, dy_kvec
   *b = (y & m) | (x & ~m);
 }
 #endif
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
-/* compare-exchange of rows i < j of r (rows of DY_SW_NKV vectors) */
-static inline __attribute__((always_inline)) void dy_sw_ce(dy_kvec *r, int i, int j)
-{
-  for (int v = 0; v < DY_SW_NKV; v++) dy_kminmax(&r[i * DY_SW_NKV + v], &r[j * DY_SW_NKV + v]);
-}
-#define DY_CE(r, i, j) dy_sw_ce(r, i, j)
-
-static inline __attribute__((always_inline)) void dy_sw_load8(const dy_kvec *rows, dy_kvec *r)
-{
-  for (int k = 0; k < 8 * DY_SW_NKV; k++) r[k] = rows[k];
-}
-
-static inline __attribute__((always_inline)) void dy_sw_store8(dy_kvec *rows, const dy_kvec *r)
-{
-  for (int k = 0; k < 8 * DY_SW_NKV; k++) rows[k] = r[k];
-}
+/* compare-exchange of rows i < j of r */
+#define DY_CE(r, i, j) dy_kminmax(&(r)[i], &(r)[j])
 
 /* strides 4, 2, 1 of a merge on eight rows */
 static inline __attribute__((always_inline)) void dy_sw_tail8(dy_kvec *r)
 {
   DY_CE(r, 0, 4), DY_CE(r, 1, 5), DY_CE(r, 2, 6), DY_CE(r, 3, 7);
+  DY_CE(r, 0, 2), DY_CE(r, 1, 3), DY_CE(r, 4, 6), DY_CE(r, 5, 7);
+  DY_CE(r, 0, 1), DY_CE(r, 2, 3), DY_CE(r, 4, 5), DY_CE(r, 6, 7);
+}
+
+/* merges of sizes 2, 4 and 8 on eight rows */
+static inline __attribute__((always_inline)) void dy_sw_sort8(dy_kvec *r)
+{
+  DY_CE(r, 0, 1), DY_CE(r, 2, 3), DY_CE(r, 4, 5), DY_CE(r, 6, 7);
+  DY_CE(r, 0, 3), DY_CE(r, 1, 2), DY_CE(r, 4, 7), DY_CE(r, 5, 6);
+  DY_CE(r, 0, 1), DY_CE(r, 2, 3), DY_CE(r, 4, 5), DY_CE(r, 6, 7);
+  DY_CE(r, 0, 7), DY_CE(r, 1, 6), DY_CE(r, 2, 5), DY_CE(r, 3, 4);
   DY_CE(r, 0, 2), DY_CE(r, 1, 3), DY_CE(r, 4, 6), DY_CE(r, 5, 7);
   DY_CE(r, 0, 1), DY_CE(r, 2, 3), DY_CE(r, 4, 5), DY_CE(r, 6, 7);
 }
@@ -113,40 +108,28 @@ static inline __attribute__((always_inline)) void dy_sw_tail8(dy_kvec *r)
 static inline __attribute__((always_inline)) void dy_sw_pass(const int m, const int mirror, int P, int size,
                                                              int step, dy_kvec *rows)
 {
-  dy_kvec r[8 * DY_SW_NKV];
+  dy_kvec r[8];
   for (int b0 = 0; b0 < P; b0 += mirror ? size : m * step)
     for (int t = 0; t < step; t++) {
       int idx[8];
       for (int a = 0; a < m; a++)
         idx[a] = mirror && a >= m / 2 ? b0 + size - 1 - t - (m - 1 - a) * step : b0 + t + a * step;
-      for (int a = 0; a < m; a++)
-        for (int v = 0; v < DY_SW_NKV; v++) r[a * DY_SW_NKV + v] = rows[(size_t)idx[a] * DY_SW_NKV + v];
+      for (int a = 0; a < m; a++) r[a] = rows[idx[a]];
       if (mirror)
         for (int a = 0; a < m / 2; a++) DY_CE(r, a, m - 1 - a);
       for (int u = mirror ? m / 4 : m / 2; u >= 1; u /= 2)
         for (int a = 0; a < m; a++)
           if (!(a & u)) DY_CE(r, a, a + u);
-      for (int a = 0; a < m; a++)
-        for (int v = 0; v < DY_SW_NKV; v++) rows[(size_t)idx[a] * DY_SW_NKV + v] = r[a * DY_SW_NKV + v];
+      for (int a = 0; a < m; a++) rows[idx[a]] = r[a];
     }
 }
 
-/* Sorts every lane of rows (P, GROUP) ascending, P a power of two >= 8. Each merge starts by
- * comparing mirrored rows, so every compare-exchange puts the minimum first; its stages of
- * strides >= 8 go through memory up to three at a time, the last three in registers. */
-static void dy_sw_sort_block(int P, dy_kvec *rows)
+/* Sorts every lane of rows (P, GROUP) ascending, P a power of two >= 8, whose runs of eight rows are
+ * already sorted. Each merge starts by comparing mirrored rows, so every compare-exchange puts the
+ * minimum first; its stages of strides >= 8 go through memory up to three at a time, the last three
+ * in registers. */
+static void dy_sw_merge_block(int P, dy_kvec *rows)
 {
-  dy_kvec r[8 * DY_SW_NKV];
-  for (int c = 0; c < P; c += 8) { /* merges of sizes 2, 4, 8 */
-    dy_sw_load8(rows + (size_t)c * DY_SW_NKV, r);
-    DY_CE(r, 0, 1), DY_CE(r, 2, 3), DY_CE(r, 4, 5), DY_CE(r, 6, 7);
-    DY_CE(r, 0, 3), DY_CE(r, 1, 2), DY_CE(r, 4, 7), DY_CE(r, 5, 6);
-    DY_CE(r, 0, 1), DY_CE(r, 2, 3), DY_CE(r, 4, 5), DY_CE(r, 6, 7);
-    DY_CE(r, 0, 7), DY_CE(r, 1, 6), DY_CE(r, 2, 5), DY_CE(r, 3, 4);
-    DY_CE(r, 0, 2), DY_CE(r, 1, 3), DY_CE(r, 4, 6), DY_CE(r, 5, 7);
-    DY_CE(r, 0, 1), DY_CE(r, 2, 3), DY_CE(r, 4, 5), DY_CE(r, 6, 7);
-    dy_sw_store8(rows + (size_t)c * DY_SW_NKV, r);
-  }
   for (int size = 16; size <= P; size *= 2) {
     /* the mirror stage with the next strides down to 8: m rows spaced size / m */
     int stride; /* largest stride left after the pass */
@@ -159,23 +142,31 @@ static void dy_sw_sort_block(int P, dy_kvec *rows)
       else dy_sw_pass(2, 0, P, size, stride, rows), stride /= 2;
     }
     for (int c = 0; c < P; c += 8) {
-      dy_sw_load8(rows + (size_t)c * DY_SW_NKV, r);
+      dy_kvec r[8];
+      for (int a = 0; a < 8; a++) r[a] = rows[c + a];
       dy_sw_tail8(r);
-      dy_sw_store8(rows + (size_t)c * DY_SW_NKV, r);
+      for (int a = 0; a < 8; a++) rows[c + a] = r[a];
     }
   }
 }
 
-/* Workspace layout of dy_sw_loss for B pairs, L projections (Lp: rounded up to whole groups),
+/* Workspace layout of dy_sw_loss for B pairs (Bp: rounded up to 4), L projections in ng groups,
  * latent dimension d. */
 typedef struct {
-  dy_kvec *ka, *kb; /* (P, GROUP) keys of a and b */
-  dy_real *av;      /* (B, GROUP) true values of a */
-  dy_real *as;      /* (B, GROUP) a in sorted order */
-  dy_key *perm;     /* (B, GROUP) row of the k-th smallest a */
-  dy_real *ga;      /* (B, Lp) d L_sw / d a_n for every projection, by row */
-  dy_real *thT;     /* (d, Lp) the directions by component, zero past L */
+  dy_kvec *keys; /* (P, GROUP) one group's keys */
+  dy_rrow *xz;   /* (B, d) rows {dz x4, dzp x4} */
+  dy_rrow *trow; /* (ng, d) the groups' directions by component, {theta x2}, zero past L */
+  dy_real *av;   /* (ng, Bp, HALF) a by group and row */
+  dy_real *bm;   /* (ng, Bp, HALF) the b of the same rank as a, as av */
+  int *ties;     /* (B HALF) sorted positions k HALF + lane whose key of a equals the one before but the row */
 } DySwWork;
+
+/* One vector of values, 4 of them, and sums in double (see also the prior below). */
+typedef dy_real dy_rvec __attribute__((vector_size(32)));
+#define DY_SW_VL ((int)(32 / sizeof(dy_real)))
+typedef double dy_dvec __attribute__((vector_size(32)));
+typedef dy_real dy_hvec __attribute__((vector_size(4 * sizeof(dy_real)))); /* 4 lanes */
+#define DY_SW_NH (DY_SW_VL / 4) /* 4-lane parts of a vector: rows of av per vector */
 
 static int dy_pow2_at_least(int n)
 {
@@ -184,182 +175,258 @@ static int dy_pow2_at_least(int n)
   return p;
 }
 
-static int dy_sw_lp(int L) { return (L + DY_SW_GROUP - 1) / DY_SW_GROUP * DY_SW_GROUP; }
-
 static size_t dy_sw_layout(int B, int L, int d, char *base, DySwWork *w)
 {
-  const size_t P = (size_t)dy_pow2_at_least(B), G = DY_SW_GROUP, kb = P * G * sizeof(dy_key), Lp = (size_t)dy_sw_lp(L);
-  const size_t rb = ((size_t)B * G * sizeof(dy_real) + 63) & ~(size_t)63;
-  const size_t ib = ((size_t)B * G * sizeof(dy_key) + 63) & ~(size_t)63;
-  const size_t gb = ((size_t)B * Lp * sizeof(dy_real) + 63) & ~(size_t)63;
-  const size_t tb = ((size_t)d * Lp * sizeof(dy_real) + 63) & ~(size_t)63;
-  if (w) {
-    w->ka = (dy_kvec *)base;
-    w->kb = (dy_kvec *)(base + kb);
-    w->av = (dy_real *)(base + 2 * kb);
-    w->as = (dy_real *)(base + 2 * kb + rb);
-    w->perm = (dy_key *)(base + 2 * kb + 2 * rb);
-    w->ga = (dy_real *)(base + 2 * kb + 2 * rb + ib);
-    w->thT = (dy_real *)(base + 2 * kb + 2 * rb + ib + gb);
-  }
-  return 2 * kb + 2 * rb + ib + gb + tb;
+#define DY_SW_SEG(field, bytes)                                                                                  \
+  do {                                                                                                         \
+    if (w) w->field = (void *)(base + off);                                                                    \
+    off += ((size_t)(bytes) + 63) & ~(size_t)63;                                                               \
+  } while (0)
+  const size_t P = (size_t)dy_pow2_at_least(B), ng = (size_t)(L + DY_SW_HALF - 1) / DY_SW_HALF;
+  const size_t Bp = (size_t)(B + 3) / 4 * 4;
+  size_t off = 0;
+  DY_SW_SEG(keys, P * sizeof(dy_kvec));
+  DY_SW_SEG(xz, (size_t)B * d * sizeof(dy_rrow));
+  DY_SW_SEG(trow, ng * d * sizeof(dy_rrow));
+  DY_SW_SEG(av, ng * Bp * DY_SW_HALF * sizeof(dy_real));
+  DY_SW_SEG(bm, ng * Bp * DY_SW_HALF * sizeof(dy_real));
+  DY_SW_SEG(ties, (size_t)B * DY_SW_HALF * sizeof(int));
+#undef DY_SW_SEG
+  return off;
 }
 
 size_t dy_sw_work_bytes(int B, int L, int d) { return dy_sw_layout(B, L, d, NULL, NULL); }
 
-/* One vector of values and their keys, as dy_key_of / dy_value_of lane by lane. */
-typedef dy_real dy_rvec __attribute__((vector_size(32)));
-typedef dy_key dy_ukvec __attribute__((vector_size(32), aligned(sizeof(dy_key)), may_alias));
-#define DY_SW_VL ((int)(32 / sizeof(dy_real)))
-#define DY_SW_NVG (DY_SW_GROUP / DY_SW_VL) /* vectors per group */
-/* Squared errors are summed in double, per lane, in 4-double vectors (one register each). */
-typedef double dy_dvec __attribute__((vector_size(32)));
-typedef dy_real dy_hvec __attribute__((vector_size(4 * sizeof(dy_real)))); /* 4 lanes */
-#define DY_SW_NH (DY_SW_VL / 4) /* 4-lane parts of a vector */
-
-static inline dy_kvec dy_keys_of(dy_rvec x)
+/* keys of a row of values, values of a row of keys (by pointer: rows of doubles are wider than
+ * the vector registers) */
+static inline void dy_keys_of(const dy_rrow *x, dy_kvec *k)
 {
-  const dy_kvec u = (dy_kvec)x, neg = u >> (8 * sizeof(dy_key) - 1); /* 1 for negatives */
-  return u ^ (-neg | DY_KEY_SIGN);
+  const dy_kvec u = (dy_kvec)*x, neg = u >> (8 * sizeof(dy_key) - 1); /* 1 for negatives */
+  *k = u ^ (-neg | DY_KEY_SIGN);
 }
 
-static inline dy_rvec dy_values_of(dy_kvec k)
+static inline void dy_values_of(const dy_kvec *k, dy_rrow *x)
 {
-  const dy_kvec pos = k >> (8 * sizeof(dy_key) - 1); /* 1 for keys of non-negatives */
-  return (dy_rvec)(k ^ ((pos - 1) | DY_KEY_SIGN));
+  const dy_kvec pos = *k >> (8 * sizeof(dy_key) - 1); /* 1 for keys of non-negatives */
+  *x = (dy_rrow)(*k ^ ((pos - 1) | DY_KEY_SIGN));
 }
 
-/* For one group: the order of a from its sorted keys ka, rows into w->perm and true values into
- * w->as. Packed keys order values equal in their upper bits by row; such rare pairs are put right
- * here by moving the value back within its lane (the rows before it are already in order). */
-static void dy_sw_order(int B, dy_key imask, const dy_key *ka, const DySwWork *w)
+/* The keys of a and b of the group with directions trow (d) (rows 0..B-1, then all ones up to P)
+ * sorted in runs of eight rows; with av non-NULL also a into av (the group's (Bp, 4)). imask: the low
+ * key bits that hold the row (0: none). */
+static inline __attribute__((always_inline)) void dy_sw_keys(int B, int P, int d, dy_key imask, const dy_rrow *trow,
+                                                             const DySwWork *w, dy_real *av)
 {
-  enum { G = DY_SW_GROUP };
-  for (int k = 0; k < B; k++)
-    for (int v = 0; v < DY_SW_NVG; v++) {
-      const size_t o = (size_t)k * G + v * DY_SW_VL;
-      dy_kvec pk;
-      dy_rvec as;
-      memcpy(&pk, ka + o, sizeof pk);
-      pk &= imask;
-#if defined(__AVX2__) && !defined(DY_REAL_DOUBLE)
-      as = (dy_rvec)_mm256_i32gather_ps(w->av + v * DY_SW_VL, (__m256i)(pk * G + (dy_kvec){0, 1, 2, 3, 4, 5, 6, 7}), 4);
+  const dy_kvec hmask = {imask, imask, imask, imask}; /* row bits of the keys of a */
+  for (int c0 = 0; c0 < P; c0 += 8) {
+    dy_kvec r[8];
+    for (int i = 0; i < 8; i++) {
+      const int n = c0 + i;
+      if (n >= B) {
+        r[i] = ~(dy_kvec){0};
+        continue;
+      }
+      const dy_rrow *x = w->xz + (size_t)n * d;
+      dy_rrow p = trow[0] * x[0];
+      for (int c = 1; c < d; c++) p += trow[c] * x[c];
+      if (av) memcpy(av + (size_t)n * DY_SW_HALF, &p, DY_SW_HALF * sizeof(dy_real));
+      dy_keys_of(&p, &r[i]);
+      r[i] = (r[i] & ~hmask) | (hmask & (dy_key)n);
+    }
+    dy_sw_sort8(r);
+    for (int i = 0; i < 8; i++) w->keys[c0 + i] = r[i];
+  }
+}
+
+/* For one sorted group, in place: the keys of a become the places n HALF + lane in av and bm of their
+ * rows n, the keys of b their values. Returns the number of positions put in w->ties, those whose
+ * key of a equals the one before but for the row bits, in lanes of the nl projections in use. */
+static int dy_sw_places(int B, int nl, dy_key imask, const DySwWork *w)
+{
+  const dy_kvec hmask = {imask, imask, imask, imask}, lane = {0, 1, 2, 3}, amask = {~(dy_key)0, ~(dy_key)0, ~(dy_key)0, ~(dy_key)0};
+  dy_kvec use = {0}; /* lanes of a in use */
+  for (int j = 0; j < nl; j++) use[j] = ~(dy_key)0;
+  dy_kvec prev = {0};
+  int nt = 0;
+  for (int k = 0; k < B; k++) {
+    const dy_kvec r = w->keys[k];
+    dy_rrow v;
+    dy_values_of(&r, &v);
+    w->keys[k] = ((r & hmask) * DY_SW_HALF + lane) | ((dy_kvec)v & ~amask);
+    const dy_kvec up = r & ~hmask, same = (dy_kvec)(up == prev) & use;
+    prev = up;
+    uint64_t q[DY_SW_HALF * sizeof(dy_key) / 8], any = 0;
+    memcpy(q, &same, sizeof q);
+    for (size_t h = 0; h < sizeof q / 8; h++) any |= q[h];
+    if (!any || !k) continue;
+    for (int j = 0; j < nl; j++)
+      if (same[j]) w->ties[nt++] = k * DY_SW_HALF + j;
+  }
+  return nt;
+}
+
+/* The runs of sorted a that had keys equal but for the row bits (positions in w->ties) put in order
+ * of the true values av, stable (equal values stay in row order as the keys had them). */
+static void dy_sw_ties(int nt, const DySwWork *w, const dy_real *av)
+{
+  enum { G = DY_SW_GROUP, H = DY_SW_HALF };
+  dy_key *keys = (dy_key *)w->keys;
+  int done[H] = {0}; /* last position handled per lane */
+  for (int t = 0; t < nt; t++) {
+    const int k = w->ties[t] / H, j = w->ties[t] % H;
+    if (k <= done[j]) continue;
+    int e = k; /* last position of the run */
+    for (int u = t + 1; u < nt && w->ties[u] / H <= e + 1; u++)
+      if (w->ties[u] == (e + 1) * H + j) e++;
+    done[j] = e;
+    dy_key *K = keys + j; /* places of lane j by position, stride G */
+    for (int i = k; i <= e; i++) {
+      const dy_key x = K[(size_t)i * G];
+      int m = i;
+      for (; m > k - 1 && av[K[(size_t)(m - 1) * G]] > av[x]; m--) K[(size_t)m * G] = K[(size_t)(m - 1) * G];
+      K[(size_t)m * G] = x;
+    }
+  }
+}
+
+/* The b of rank k to the row of the a of rank k: bm (the group's (Bp, 4)) from the places and values
+ * of dy_sw_places. */
+static void dy_sw_scatter(int B, const DySwWork *w, dy_real *bm)
+{
+  const char *rows = (const char *)w->keys;
+  for (size_t k = 0; k < (size_t)B; k++)
+    for (int j = 0; j < DY_SW_HALF; j++) {
+      dy_key p;
+      dy_real b;
+      memcpy(&p, rows + k * sizeof(dy_kvec) + j * sizeof(dy_key), sizeof p);
+      memcpy(&b, rows + k * sizeof(dy_kvec) + (DY_SW_HALF + j) * sizeof(dy_key), sizeof b);
+      bm[p] = b;
+    }
+}
+
+/* For one group sorted with exact keys: the squared errors of a and b of equal rank, summed per lane. */
+static void dy_sw_sorted_errors(int B, const DySwWork *w, dy_dvec *sum)
+{
+  dy_dvec s = *sum;
+  for (int k = 0; k < B; k++) {
+    dy_rrow v;
+    dy_values_of(&w->keys[k], &v);
+    dy_hvec a, b;
+    memcpy(&a, &v, sizeof a);
+    memcpy(&b, (const dy_real *)&v + DY_SW_HALF, sizeof b);
+    const dy_hvec e = a - b;
+    s += __builtin_convertvector(e * e, dy_dvec);
+  }
+  *sum = s;
+}
+
+/* For the NH rows r of a vector of av: s[2 r + i] = the sum of the four lanes of row r in acc_i. */
+static inline void dy_sw_row_sums(dy_rvec acc0, dy_rvec acc1, dy_real s[2 * DY_SW_NH])
+{
+#if defined(__AVX__) && !defined(DY_REAL_DOUBLE)
+  const __m256 h = _mm256_hadd_ps((__m256)acc0, (__m256)acc1), h2 = _mm256_hadd_ps(h, h);
+  _mm_storel_pi((__m64 *)s, _mm256_castps256_ps128(h2));
+  _mm_storel_pi((__m64 *)(s + 2), _mm256_extractf128_ps(h2, 1));
+#elif defined(__AVX__)
+  const __m256d h = _mm256_hadd_pd((__m256d)acc0, (__m256d)acc1);
+  _mm_storeu_pd(s, _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1)));
 #else
-      for (int j = 0; j < DY_SW_VL; j++) as[j] = w->av[(size_t)pk[j] * G + v * DY_SW_VL + j];
+  for (int r = 0; r < DY_SW_NH; r++) {
+    s[2 * r] = s[2 * r + 1] = 0;
+    for (int j = 0; j < 4; j++) s[2 * r] += acc0[4 * r + j], s[2 * r + 1] += acc1[4 * r + j];
+  }
 #endif
-      memcpy(w->perm + o, &pk, sizeof pk);
-      memcpy(w->as + o, &as, sizeof as);
-      if (!k) continue;
-      dy_rvec prev;
-      memcpy(&prev, w->as + o - G, sizeof prev);
-      const dy_kvec bad = (dy_kvec)(as < prev);
-      uint64_t q[4];
-      memcpy(q, &bad, sizeof q);
-      if (!(q[0] | q[1] | q[2] | q[3])) continue;
-      for (int j = 0; j < DY_SW_VL; j++) {
-        if (!bad[j]) continue;
-        dy_real *a = w->as + v * DY_SW_VL + j;
-        dy_key *p = w->perm + v * DY_SW_VL + j;
-        const dy_real x = a[(size_t)k * G];
-        const dy_key i = p[(size_t)k * G];
-        int m = k;
-        for (; m > 0 && a[(size_t)(m - 1) * G] > x; m--) {
-          a[(size_t)m * G] = a[(size_t)(m - 1) * G];
-          p[(size_t)m * G] = p[(size_t)(m - 1) * G];
-        }
-        a[(size_t)m * G] = x;
-        p[(size_t)m * G] = i;
-      }
-    }
 }
 
-/* For one group in the order of w->perm / w->as: the squared errors against the sorted b (summed
- * per lane into sum) and, with grad, gscale times the errors into w->ga (row, l0 + lane). */
-static void dy_sw_errors(int B, int Lp, int l0, dy_real gscale, const dy_key *kb, const DySwWork *w, int grad,
-                         dy_dvec sum[DY_SW_NH])
+/* By row, errors e = a - (b of the same rank): their squares summed per lane into sum, and
+ * gscale e theta added to gdz (B, d), two components at a time. Two vectors of rows at once, for
+ * independent sums. */
+static void dy_sw_backward(int B, int d, int ng, dy_real gscale, const DySwWork *w, dy_real *gdz, dy_dvec *sum)
 {
-  enum { G = DY_SW_GROUP };
-  dy_dvec s[DY_SW_NH];
-  for (int h = 0; h < DY_SW_NH; h++) s[h] = sum[h];
-  for (int k = 0; k < B; k++)
-    for (int v = 0; v < DY_SW_NVG; v++) {
-      const size_t o = (size_t)k * G + v * DY_SW_VL;
-      dy_kvec keyb, pk;
-      dy_rvec as;
-      memcpy(&pk, w->perm + o, sizeof pk);
-      memcpy(&as, w->as + o, sizeof as);
-      memcpy(&keyb, kb + o, sizeof keyb);
-      const dy_rvec e = as - dy_values_of(keyb), ge = gscale * e;
-      const dy_rvec e2 = e * e;
-      for (int h = 0; h < DY_SW_NH; h++) {
-        dy_hvec part;
-        memcpy(&part, (const dy_real *)&e2 + 4 * h, sizeof part);
-        s[h] += __builtin_convertvector(part, dy_dvec);
+  enum { NH = DY_SW_NH, U = 2 };
+  const size_t Bp = (size_t)(B + 3) / 4 * 4, gstride = Bp * DY_SW_HALF;
+  dy_dvec s = *sum;
+  for (int n = 0; n < B; n += U * NH)
+    for (int c0 = 0; c0 < d; c0 += 2) {
+      const int c1 = c0 + 1 < d ? c0 + 1 : c0; /* a second component, or the first again */
+      dy_rvec e2[U] = {{0}}, acc0[U] = {{0}}, acc1[U] = {{0}};
+      for (int g = 0; g < ng; g++) {
+        dy_rvec t0, t1;
+        memcpy(&t0, w->trow + (size_t)g * d + c0, sizeof t0);
+        memcpy(&t1, w->trow + (size_t)g * d + c1, sizeof t1);
+        for (int u = 0; u < U; u++) {
+          const size_t o = g * gstride + (size_t)(n + u * NH) * DY_SW_HALF;
+          dy_rvec a, b;
+          memcpy(&a, w->av + o, sizeof a);
+          memcpy(&b, w->bm + o, sizeof b);
+          const dy_rvec e = a - b;
+          e2[u] += e * e;
+          acc0[u] += e * t0;
+          acc1[u] += e * t1;
+        }
       }
-      if (grad)
-        for (int j = 0; j < DY_SW_VL; j++) w->ga[(size_t)pk[j] * Lp + l0 + v * DY_SW_VL + j] = ge[j];
+      for (int u = 0; u < U; u++) {
+        if (!c0)
+          for (int h = 0; h < NH; h++) {
+            dy_hvec part;
+            memcpy(&part, (const dy_real *)&e2[u] + 4 * h, sizeof part);
+            s += __builtin_convertvector(part, dy_dvec);
+          }
+        dy_real rs[2 * NH];
+        dy_sw_row_sums(acc0[u], acc1[u], rs);
+        for (int r = 0; r < NH && n + u * NH + r < B; r++) {
+          const size_t o = (size_t)(n + u * NH + r) * d;
+          gdz[o + c0] += gscale * rs[2 * r];
+          if (c1 != c0) gdz[o + c1] += gscale * rs[2 * r + 1];
+        }
+      }
     }
-  for (int h = 0; h < DY_SW_NH; h++) sum[h] = s[h];
+  *sum = s;
 }
 
 double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, const dy_real *dzp, double scale,
                   dy_real *gdz, void *work)
 {
-  enum { G = DY_SW_GROUP };
+  enum { H = DY_SW_HALF };
   DySwWork w;
   dy_sw_layout(B, L, d, work, &w);
-  const int P = dy_pow2_at_least(B), Lp = dy_sw_lp(L);
-  dy_key *ka = (dy_key *)w.ka, *kb = (dy_key *)w.kb;
+  const int P = dy_pow2_at_least(B), ng = (L + H - 1) / H;
+  const size_t Bp = (size_t)(B + 3) / 4 * 4;
   dy_key imask = 0;
-  while ((int)imask < B - 1) imask = 2 * imask + 1;
-  const dy_real gscale = (dy_real)(2 * scale / ((double)L * B));
-  /* directions by component; lanes past the last projection get zero directions, so zero a, b,
-   * error and gradient */
-  for (int c = 0; c < d; c++)
-    for (int l = 0; l < Lp; l++) w.thT[(size_t)c * Lp + l] = l < L ? theta[(size_t)l * d + c] : 0;
-  dy_dvec sumv[DY_SW_NH] = {{0}}; /* per-lane sums of squared errors */
-  for (int l0 = 0; l0 < L; l0 += G) {
-    for (int n = 0; n < B; n++)
-      for (int v = 0; v < DY_SW_NVG; v++) {
-        dy_rvec a = {0}, b = {0};
-        for (int c = 0; c < d; c++) {
-          dy_rvec t;
-          memcpy(&t, w.thT + (size_t)c * Lp + l0 + v * DY_SW_VL, sizeof t);
-          a += t * (dz[(size_t)n * d + c] - (dy_rvec){0});
-          b += t * (dzp[(size_t)n * d + c] - (dy_rvec){0});
-        }
-        const size_t o = (size_t)n * G + v * DY_SW_VL;
-        memcpy(w.av + o, &a, sizeof a);
-        const dy_kvec keya = (dy_keys_of(a) & ~imask) | (dy_key)n, keyb = dy_keys_of(b);
-        memcpy(ka + o, &keya, sizeof keya);
-        memcpy(kb + o, &keyb, sizeof keyb);
-      }
-    memset(ka + (size_t)B * G, 0xff, (size_t)(P - B) * G * sizeof *ka);
-    memset(kb + (size_t)B * G, 0xff, (size_t)(P - B) * G * sizeof *kb);
-    dy_sw_sort_block(P, w.ka);
-    dy_sw_sort_block(P, w.kb);
-    /* a in sorted order with its rows, then the loss terms and d L / d a_n by row */
-    dy_sw_order(B, imask, ka, &w);
-    dy_sw_errors(B, Lp, l0, gscale, kb, &w, gdz != NULL, sumv);
-  }
-  /* back to dz through the directions: gdz (B, d) += ga (B, Lp) thT^T */
   if (gdz)
-    for (int n = 0; n < B; n++)
-      for (int c = 0; c < d; c++) {
-        dy_rvec acc = {0};
-        for (int l = 0; l < Lp; l += DY_SW_VL) {
-          dy_rvec x, t;
-          memcpy(&x, w.ga + (size_t)n * Lp + l, sizeof x);
-          memcpy(&t, w.thT + (size_t)c * Lp + l, sizeof t);
-          acc += x * t;
-        }
-        dy_real g = 0;
-        for (int j = 0; j < DY_SW_VL; j++) g += acc[j];
-        gdz[(size_t)n * d + c] += g;
+    while ((int)imask < B - 1) imask = 2 * imask + 1;
+  /* directions by group and component; lanes past the last projection get zero directions, so zero
+   * a, b, error and gradient */
+  for (int g = 0; g < ng; g++)
+    for (int c = 0; c < d; c++)
+      for (int j = 0; j < 2 * H; j++) {
+        const int l = g * H + j % H;
+        w.trow[(size_t)g * d + c][j] = l < L ? theta[(size_t)l * d + c] : 0;
       }
+  for (int n = 0; n < B; n++)
+    for (int c = 0; c < d; c++) {
+      const dy_real x = dz[(size_t)n * d + c], y = dzp[(size_t)n * d + c];
+      w.xz[(size_t)n * d + c] = (dy_rrow){x, x, x, x, y, y, y, y};
+    }
+  dy_dvec sumv = {0}; /* per-lane sums of squared errors */
+  for (int g = 0; g < ng; g++) {
+    const dy_rrow *trow = w.trow + (size_t)g * d;
+    dy_real *av = gdz ? w.av + g * Bp * H : NULL, *bm = w.bm + g * Bp * H;
+    if (d == 2) dy_sw_keys(B, P, 2, imask, trow, &w, av); /* the common case, unrolled */
+    else dy_sw_keys(B, P, d, imask, trow, &w, av);
+    dy_sw_merge_block(P, w.keys);
+    if (!gdz) {
+      dy_sw_sorted_errors(B, &w, &sumv);
+      continue;
+    }
+    for (size_t k = (size_t)B * H; k < Bp * H; k++) av[k] = bm[k] = 0; /* rows that pad the last vectors */
+    const int nt = dy_sw_places(B, L - g * H < H ? L - g * H : H, imask, &w);
+    dy_sw_ties(nt, &w, av);
+    dy_sw_scatter(B, &w, bm);
+  }
+  if (gdz) dy_sw_backward(B, d, ng, (dy_real)(2 * scale / ((double)L * B)), &w, gdz, &sumv);
   double sum = 0;
-  for (int h = 0; h < DY_SW_NH; h++)
-    for (int j = 0; j < 4; j++) sum += sumv[h][j];
+  for (int j = 0; j < 4; j++) sum += sumv[j];
   return sum / ((double)L * B);
 }
 
