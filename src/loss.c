@@ -128,19 +128,21 @@ static inline __attribute__((always_inline)) void dy_sw_pass(const int m, const 
  * already sorted. Each merge starts by comparing mirrored rows, so every compare-exchange puts the
  * minimum first; its stages of strides >= 8 go through memory up to three at a time, the last three
  * in registers. */
-static void dy_sw_merge_block(int P, dy_kvec *rows)
+static int dy_sw_merge_block(int P, dy_kvec *rows)
 {
   for (int size = 16; size <= P; size *= 2) {
     /* the mirror stage with the next strides down to 8: m rows spaced size / m */
     int stride; /* largest stride left after the pass */
     if (size == 16) dy_sw_pass(2, 1, P, size, 8, rows), stride = 4;
     else if (size == 32) dy_sw_pass(4, 1, P, size, 8, rows), stride = 4;
+    else if (size == 64) dy_sw_pass(8, 1, P, size, 8, rows), stride = 4; /* constant offsets */
     else dy_sw_pass(8, 1, P, size, size / 8, rows), stride = size / 16;
     for (; stride >= 8;) {
       if (stride >= 32) dy_sw_pass(8, 0, P, size, stride / 4, rows), stride /= 8;
       else if (stride >= 16) dy_sw_pass(4, 0, P, size, stride / 2, rows), stride /= 4;
       else dy_sw_pass(2, 0, P, size, stride, rows), stride /= 2;
     }
+    if (size == P) break; /* the last merge's registers pass is the caller's */
     for (int c = 0; c < P; c += 8) {
       dy_kvec r[8];
       for (int a = 0; a < 8; a++) r[a] = rows[c + a];
@@ -148,6 +150,14 @@ static void dy_sw_merge_block(int P, dy_kvec *rows)
       for (int a = 0; a < 8; a++) rows[c + a] = r[a];
     }
   }
+  return P >= 16;
+}
+
+/* Rows c..c+7 of a block from dy_sw_merge_block into r, in their final order (tail: its return). */
+static inline __attribute__((always_inline)) void dy_sw_final8(const dy_kvec *rows, int c, int tail, dy_kvec *r)
+{
+  for (int a = 0; a < 8; a++) r[a] = rows[c + a];
+  if (tail) dy_sw_tail8(r);
 }
 
 /* Workspace layout of dy_sw_loss for B pairs (Bp: rounded up to 4), L projections in ng groups,
@@ -241,26 +251,33 @@ static inline __attribute__((always_inline)) void dy_sw_keys(int B, int P, int d
 /* For one sorted group, in place: the keys of a become the places n HALF + lane in av and bm of their
  * rows n, the keys of b their values. Returns the number of positions put in w->ties, those whose
  * key of a equals the one before but for the row bits, in lanes of the nl projections in use. */
-static int dy_sw_places(int B, int nl, dy_key imask, const DySwWork *w)
+static int dy_sw_places(int B, int nl, dy_key imask, int tail, const DySwWork *w)
 {
   const dy_kvec hmask = {imask, imask, imask, imask}, lane = {0, 1, 2, 3}, amask = {~(dy_key)0, ~(dy_key)0, ~(dy_key)0, ~(dy_key)0};
   dy_kvec use = {0}; /* lanes of a in use */
   for (int j = 0; j < nl; j++) use[j] = ~(dy_key)0;
   dy_kvec prev = {0};
   int nt = 0;
-  for (int k = 0; k < B; k++) {
-    const dy_kvec r = w->keys[k];
-    dy_rrow v;
-    dy_values_of(&r, &v);
-    w->keys[k] = ((r & hmask) * DY_SW_HALF + lane) | ((dy_kvec)v & ~amask);
-    const dy_kvec up = r & ~hmask, same = (dy_kvec)(up == prev) & use;
-    prev = up;
-    uint64_t q[DY_SW_HALF * sizeof(dy_key) / 8], any = 0;
-    memcpy(q, &same, sizeof q);
-    for (size_t h = 0; h < sizeof q / 8; h++) any |= q[h];
-    if (!any || !k) continue;
-    for (int j = 0; j < nl; j++)
-      if (same[j]) w->ties[nt++] = k * DY_SW_HALF + j;
+  for (int c = 0; c < B; c += 8) {
+    dy_kvec rs[8];
+    dy_sw_final8(w->keys, c, tail, rs);
+#pragma GCC unroll 8
+    for (int a = 0; a < 8; a++) {
+      const int k = c + a;
+      if (k >= B) break;
+      const dy_kvec r = rs[a];
+      dy_rrow v;
+      dy_values_of(&r, &v);
+      w->keys[k] = ((r & hmask) * DY_SW_HALF + lane) | ((dy_kvec)v & ~amask);
+      const dy_kvec up = r & ~hmask, same = (dy_kvec)(up == prev) & use;
+      prev = up;
+      uint64_t q[DY_SW_HALF * sizeof(dy_key) / 8], any = 0;
+      memcpy(q, &same, sizeof q);
+      for (size_t h = 0; h < sizeof q / 8; h++) any |= q[h];
+      if (!any || !k) continue;
+      for (int j = 0; j < nl; j++)
+        if (same[j]) w->ties[nt++] = k * DY_SW_HALF + j;
+    }
   }
   return nt;
 }
@@ -305,17 +322,23 @@ static void dy_sw_scatter(int B, const DySwWork *w, dy_real *bm)
 }
 
 /* For one group sorted with exact keys: the squared errors of a and b of equal rank, summed per lane. */
-static void dy_sw_sorted_errors(int B, const DySwWork *w, dy_dvec *sum)
+static void dy_sw_sorted_errors(int B, int tail, const DySwWork *w, dy_dvec *sum)
 {
   dy_dvec s = *sum;
-  for (int k = 0; k < B; k++) {
-    dy_rrow v;
-    dy_values_of(&w->keys[k], &v);
-    dy_hvec a, b;
-    memcpy(&a, &v, sizeof a);
-    memcpy(&b, (const dy_real *)&v + DY_SW_HALF, sizeof b);
-    const dy_hvec e = a - b;
-    s += __builtin_convertvector(e * e, dy_dvec);
+  for (int c = 0; c < B; c += 8) {
+    dy_kvec rs[8];
+    dy_sw_final8(w->keys, c, tail, rs);
+#pragma GCC unroll 8
+    for (int a = 0; a < 8; a++) {
+      if (c + a >= B) break;
+      dy_rrow v;
+      dy_values_of(&rs[a], &v);
+      dy_hvec a, b;
+      memcpy(&a, &v, sizeof a);
+      memcpy(&b, (const dy_real *)&v + DY_SW_HALF, sizeof b);
+      const dy_hvec e = a - b;
+      s += __builtin_convertvector(e * e, dy_dvec);
+    }
   }
   *sum = s;
 }
@@ -414,13 +437,13 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
     dy_real *av = gdz ? w.av + g * Bp * H : NULL, *bm = w.bm + g * Bp * H;
     if (d == 2) dy_sw_keys(B, P, 2, imask, trow, &w, av); /* the common case, unrolled */
     else dy_sw_keys(B, P, d, imask, trow, &w, av);
-    dy_sw_merge_block(P, w.keys);
+    const int tail = dy_sw_merge_block(P, w.keys);
     if (!gdz) {
-      dy_sw_sorted_errors(B, &w, &sumv);
+      dy_sw_sorted_errors(B, tail, &w, &sumv);
       continue;
     }
     for (size_t k = (size_t)B * H; k < Bp * H; k++) av[k] = bm[k] = 0; /* rows that pad the last vectors */
-    const int nt = dy_sw_places(B, L - g * H < H ? L - g * H : H, imask, &w);
+    const int nt = dy_sw_places(B, L - g * H < H ? L - g * H : H, imask, tail, &w);
     dy_sw_ties(nt, &w, av);
     dy_sw_scatter(B, &w, bm);
   }
