@@ -41,13 +41,16 @@ void dy_tanh_forward(size_t m, dy_real *H);
 void dy_exp_forward(size_t m, dy_real *X);
 
 /* Forward-mode tangents through a tanh layer. The primal rows Hp (B, w) hold tanh(A) already;
- * A_T holds ntan blocks of B tangent rows (ntan B, w) of the pre-activation tangents, and T gets the
- * post-activation tangents (1 - Hp^2) * A_T. */
-void dy_tanh_tangent_forward(int B, int w, int ntan, const dy_real *Hp, const dy_real *A_T, dy_real *T);
-/* Backward of the tanh on the primal rows together with dy_tanh_tangent_forward: on entry dHp
- * (B, w) and dT (ntan B, w) are gradients of the layer outputs; on exit they are the gradients of
- * the pre-activations (primal and tangent). */
-void dy_tanh_tangent_backward(int B, int w, int ntan, const dy_real *Hp, const dy_real *A_T, dy_real *dHp, dy_real *dT);
+ * A_T holds ntan blocks of B tangent rows (ntan B, w) of the pre-activation tangents, or with bcast
+ * one row per block (ntan, w) that stands for all B rows of the block (a first layer seeded with
+ * unit vectors: the columns of W, i.e. rows of W^T). T gets the post-activation tangents
+ * (1 - Hp^2) * A_T, (ntan B, w). */
+void dy_tanh_tangent_forward(int B, int w, int ntan, const dy_real *Hp, const dy_real *A_T, int bcast, dy_real *T);
+/* Backward of the tanh on the primal rows together with dy_tanh_tangent_forward (same A_T and
+ * bcast): on entry dHp (B, w) and dT (ntan B, w) are gradients of the layer outputs; on exit they
+ * are the gradients of the pre-activations (primal and tangent). */
+void dy_tanh_tangent_backward(int B, int w, int ntan, const dy_real *Hp, const dy_real *A_T, int bcast, dy_real *dHp,
+                              dy_real *dT);
 
 /* --- losses ------------------------------------------------------------------------------------ */
 

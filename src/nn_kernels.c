@@ -300,6 +300,19 @@ static void dy_gemm_narrow(int n, int q, int p, const dy_real *A, const dy_real 
   }
 }
 
+/* Columns [c, p) of dy_gemm one by one (those beyond the last full vector). */
+static void dy_gemm_scalar_cols(int c, int n, int q, int p, const dy_real *A, const dy_real *Bm, dy_real *C,
+                                const dy_real *bias, DyEpilogue mode, const dy_real *H)
+{
+  for (; c < p; c++)
+    for (int r = 0; r < n; r++) {
+      dy_real s = bias ? bias[c] : 0;
+      for (int k = 0; k < q; k++) s += A[(size_t)r * q + k] * Bm[(size_t)k * p + c];
+      const size_t o = (size_t)r * p + c;
+      C[o] = dy_epilogue_scalar(mode, s, C + o, H ? H + o : NULL);
+    }
+}
+
 /* dy_gemm for p >= VL: whole vectors of columns, then the remaining columns one by one. */
 DY_INLINE void dy_gemm_wide(int n, const int q, int p, const dy_real *A, const dy_real *Bm, dy_real *C,
                             const dy_real *bias, const DyEpilogue mode, const dy_real *H)
@@ -309,24 +322,54 @@ DY_INLINE void dy_gemm_wide(int n, const int q, int p, const dy_real *A, const d
     dy_gemm_cols(DY_TILE_NV, n, q, A, Bm + c, p, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL);
   for (; c + DY_VL <= p; c += DY_VL)
     dy_gemm_cols(1, n, q, A, Bm + c, p, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL);
-  for (; c < p; c++) /* columns beyond the last full vector */
-    for (int r = 0; r < n; r++) {
-      dy_real s = bias ? bias[c] : 0;
-      for (int k = 0; k < q; k++) s += A[(size_t)r * q + k] * Bm[(size_t)k * p + c];
-      const size_t o = (size_t)r * p + c;
-      C[o] = dy_epilogue_scalar(mode, s, C + o, H ? H + o : NULL);
-    }
+  dy_gemm_scalar_cols(c, n, q, p, A, Bm, C, bias, mode, H);
 }
 
-/* dy_gemm_wide with q <= 4 known inside (a first layer's few inputs): the inner loop unrolled. */
+/* NV vectors of columns of C (n, p) = epilogue(bias + A (n, q) Bm (q, p)) for q <= 4 (a first
+ * layer's few inputs, or the backward pass of a narrow layer): Bm's q NV vectors stay in
+ * registers and the rows stream through, one row of NV vectors at a time. */
+DY_INLINE void dy_gemm_short_cols(const int NV, const int q, int n, int p, const dy_real *A, const dy_real *Bm,
+                                  dy_real *C, const dy_real *bias, const DyEpilogue mode, const dy_real *H)
+{
+  dy_vec b[4][DY_TILE_NV_MAX], bv[DY_TILE_NV_MAX];
+  for (int v = 0; v < NV; v++) {
+    bv[v] = bias ? dy_vload(bias + v * DY_VL) : (dy_vec){0};
+    for (int k = 0; k < q; k++) b[k][v] = dy_vload(Bm + (size_t)k * p + v * DY_VL);
+  }
+  for (int r = 0; r < n; r++) {
+    dy_vec acc[DY_TILE_NV_MAX];
+    for (int v = 0; v < NV; v++) acc[v] = bv[v];
+    for (int k = 0; k < q; k++) {
+      const dy_vec a = dy_vbroadcast(A[(size_t)r * q + k]);
+      for (int v = 0; v < NV; v++) acc[v] += a * b[k][v];
+    }
+    for (int v = 0; v < NV; v++) {
+      const size_t o = (size_t)r * p + v * DY_VL;
+      dy_vstore(C + o, dy_epilogue(mode, acc[v], C + o, H ? H + o : NULL));
+    }
+  }
+}
+
+DY_INLINE void dy_gemm_short_q(const int q, int n, int p, const dy_real *A, const dy_real *Bm, dy_real *C,
+                               const dy_real *bias, const DyEpilogue mode, const dy_real *H)
+{
+  int c = 0;
+  for (; c + DY_TILE_NV_MAX * DY_VL <= p; c += DY_TILE_NV_MAX * DY_VL)
+    dy_gemm_short_cols(DY_TILE_NV_MAX, q, n, p, A, Bm + c, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL);
+  for (; c + DY_VL <= p; c += DY_VL)
+    dy_gemm_short_cols(1, q, n, p, A, Bm + c, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL);
+  dy_gemm_scalar_cols(c, n, q, p, A, Bm, C, bias, mode, H);
+}
+
+/* dy_gemm_wide's case q <= 4 with q known inside */
 DY_INLINE void dy_gemm_short(int n, int q, int p, const dy_real *A, const dy_real *Bm, dy_real *C, const dy_real *bias,
                              DyEpilogue mode, const dy_real *H)
 {
   switch (q) {
-  case 1: dy_gemm_wide(n, 1, p, A, Bm, C, bias, mode, H); break;
-  case 2: dy_gemm_wide(n, 2, p, A, Bm, C, bias, mode, H); break;
-  case 3: dy_gemm_wide(n, 3, p, A, Bm, C, bias, mode, H); break;
-  default: dy_gemm_wide(n, 4, p, A, Bm, C, bias, mode, H); break;
+  case 1: dy_gemm_short_q(1, n, p, A, Bm, C, bias, mode, H); break;
+  case 2: dy_gemm_short_q(2, n, p, A, Bm, C, bias, mode, H); break;
+  case 3: dy_gemm_short_q(3, n, p, A, Bm, C, bias, mode, H); break;
+  default: dy_gemm_short_q(4, n, p, A, Bm, C, bias, mode, H); break;
   }
 }
 
@@ -343,17 +386,30 @@ DY_INLINE void dy_gemm(int n, int q, int p, const dy_real *A, const dy_real *Bm,
   else dy_gemm_wide(n, q, p, A, Bm, C, bias, mode, H);
 }
 
-/* dy_gemm compiled separately for the forward direction (no H) and the backward one (no bias) */
+/* dy_gemm compiled separately for the forward direction (no H) and the backward one (no bias),
+ * and for each epilogue (and H given or not), so that no test of them is left in the loops */
 static void dy_gemm_forward(int n, int q, int p, const dy_real *A, const dy_real *Bm, const dy_real *BmT, dy_real *C,
                             const dy_real *bias, DyEpilogue mode)
 {
-  dy_gemm(n, q, p, A, Bm, BmT, C, bias, mode, NULL);
+  switch (mode) {
+  case DY_EPI_RELU: dy_gemm(n, q, p, A, Bm, BmT, C, bias, DY_EPI_RELU, NULL); break;
+  case DY_EPI_ADD: dy_gemm(n, q, p, A, Bm, BmT, C, bias, DY_EPI_ADD, NULL); break;
+  default: dy_gemm(n, q, p, A, Bm, BmT, C, bias, DY_EPI_SET, NULL); break;
+  }
 }
 
 static void dy_gemm_backward(int n, int q, int p, const dy_real *A, const dy_real *Bm, const dy_real *BmT, dy_real *C,
                              DyEpilogue mode, const dy_real *H)
 {
-  dy_gemm(n, q, p, A, Bm, BmT, C, NULL, mode, H);
+  switch (mode) {
+  case DY_EPI_RELU:
+    if (H) dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_RELU, H);
+    else dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_RELU, NULL);
+    break;
+  case DY_EPI_TANH: dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_TANH, H); break; /* H required */
+  case DY_EPI_ADD: dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_ADD, NULL); break;
+  default: dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_SET, NULL); break;
+  }
 }
 
 void dy_linear_forward(int n, int in, int out, const dy_real *X, const dy_real *W, const dy_real *WT, const dy_real *b,
@@ -523,39 +579,62 @@ void dy_exp_forward(size_t m, dy_real *X)
 #endif
 }
 
-void dy_tanh_tangent_forward(int B, int w, int ntan, const dy_real *Hp, const dy_real *A_T, dy_real *T)
+/* Element (n, c) of tangent block j of A_T, (ntan B, w) or with bcast (ntan, w). */
+DY_INLINE const dy_real *dy_tangent_at(const dy_real *A_T, int bcast, size_t m, int w, int j, size_t k)
 {
-  const size_t m = (size_t)B * w, mv = m - m % DY_VL;
-  size_t k = 0;
-  for (; k < mv; k += DY_VL) {
-    const dy_vec h = dy_vload(Hp + k), s = 1 - h * h;
-    for (int j = 0; j < ntan; j++) dy_vstore(T + j * m + k, s * dy_vload(A_T + j * m + k));
-  }
-  for (; k < m; k++)
-    for (int j = 0; j < ntan; j++) T[j * m + k] = (1 - Hp[k] * Hp[k]) * A_T[j * m + k];
+  return bcast ? A_T + (size_t)j * w + k % (size_t)w : A_T + j * m + k;
 }
 
-void dy_tanh_tangent_backward(int B, int w, int ntan, const dy_real *Hp, const dy_real *A_T, dy_real *dHp, dy_real *dT)
+void dy_tanh_tangent_forward(int B, int w, int ntan, const dy_real *Hp, const dy_real *A_T, int bcast, dy_real *T)
+{
+  const size_t m = (size_t)B * w;
+  size_t k = 0;
+  if (!bcast) /* one flat pass; with bcast a row of vectors at a time, the same A_T row for every n */
+    for (; k + DY_VL <= m; k += DY_VL) {
+      const dy_vec h = dy_vload(Hp + k), s = 1 - h * h;
+      for (int j = 0; j < ntan; j++) dy_vstore(T + j * m + k, s * dy_vload(A_T + j * m + k));
+    }
+  else if (w % DY_VL == 0)
+    for (; k < m; k += w)
+      for (int c = 0; c < w; c += DY_VL) {
+        const dy_vec h = dy_vload(Hp + k + c), s = 1 - h * h;
+        for (int j = 0; j < ntan; j++) dy_vstore(T + j * m + k + c, s * dy_vload(A_T + (size_t)j * w + c));
+      }
+  for (; k < m; k++)
+    for (int j = 0; j < ntan; j++) T[j * m + k] = (1 - Hp[k] * Hp[k]) * *dy_tangent_at(A_T, bcast, m, w, j, k);
+}
+
+/* dy_tanh_tangent_backward on the 8 elements at flat index k whose A_T values are at a + j ab */
+DY_INLINE void dy_tanh_tangent_backward_vec(size_t k, size_t m, int ntan, const dy_real *Hp, const dy_real *a,
+                                            size_t ab, dy_real *dHp, dy_real *dT)
+{
+  const dy_vec h = dy_vload(Hp + k), s = 1 - h * h, h2 = 2 * h;
+  dy_vec g = dy_vload(dHp + k);
+  for (int j = 0; j < ntan; j++) {
+    const dy_vec dt = dy_vload(dT + j * m + k);
+    g -= h2 * dy_vload(a + j * ab) * dt;
+    dy_vstore(dT + j * m + k, dt * s);
+  }
+  dy_vstore(dHp + k, g * s);
+}
+
+void dy_tanh_tangent_backward(int B, int w, int ntan, const dy_real *Hp, const dy_real *A_T, int bcast, dy_real *dHp,
+                              dy_real *dT)
 {
   /* t = (1 - h^2) a_t, so dL/dh gains -2 h a_t dL/dt and dL/da_t = (1 - h^2) dL/dt; all tangents
-   * of an element in one pass */
-  const size_t m = (size_t)B * w, mv = m - m % DY_VL;
+   * of an element in one pass, vectors as in dy_tanh_tangent_forward */
+  const size_t m = (size_t)B * w;
   size_t k = 0;
-  for (; k < mv; k += DY_VL) {
-    const dy_vec h = dy_vload(Hp + k), s = 1 - h * h, h2 = 2 * h;
-    dy_vec g = dy_vload(dHp + k);
-    for (int j = 0; j < ntan; j++) {
-      const dy_vec dt = dy_vload(dT + j * m + k);
-      g -= h2 * dy_vload(A_T + j * m + k) * dt;
-      dy_vstore(dT + j * m + k, dt * s);
-    }
-    dy_vstore(dHp + k, g * s);
-  }
+  if (!bcast)
+    for (; k + DY_VL <= m; k += DY_VL) dy_tanh_tangent_backward_vec(k, m, ntan, Hp, A_T + k, m, dHp, dT);
+  else if (w % DY_VL == 0)
+    for (; k < m; k += w)
+      for (int c = 0; c < w; c += DY_VL) dy_tanh_tangent_backward_vec(k + c, m, ntan, Hp, A_T + c, w, dHp, dT);
   for (; k < m; k++) {
     const dy_real s = 1 - Hp[k] * Hp[k];
     dy_real g = dHp[k];
     for (int j = 0; j < ntan; j++) {
-      g -= 2 * Hp[k] * A_T[j * m + k] * dT[j * m + k];
+      g -= 2 * Hp[k] * *dy_tangent_at(A_T, bcast, m, w, j, k) * dT[j * m + k];
       dT[j * m + k] *= s;
     }
     dHp[k] = g * s;
