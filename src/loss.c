@@ -168,7 +168,7 @@ typedef struct {
   dy_rrow *trow; /* (ng, d) the groups' directions by component, {theta x2}, zero past L */
   dy_real *av;   /* (ng, Bp, HALF) a by group and row */
   dy_real *bm;   /* (ng, Bp, HALF) the b of the same rank as a, as av */
-  int *ties;     /* (B HALF) sorted positions k HALF + lane whose key of a equals the one before but the row */
+  int *ties;     /* (B HALF) sorted positions k HALF + lane whose true a is below a value before it */
 } DySwWork;
 
 /* One vector of values, 4 of them, and sums in double (see also the prior below). */
@@ -248,16 +248,31 @@ static inline __attribute__((always_inline)) void dy_sw_keys(int B, int P, int d
   }
 }
 
-/* For one sorted group, in place: the keys of a become the places n HALF + lane in av and bm of their
- * rows n, the keys of b their values. Returns the number of positions put in w->ties, those whose
- * key of a equals the one before but for the row bits, in lanes of the nl projections in use. */
-static int dy_sw_places(int B, int nl, dy_key imask, int tail, const DySwWork *w)
+/* The true a at places p (four lanes) of a group's av. */
+static inline dy_hvec dy_sw_gather4(const dy_real *av, const dy_key *p)
 {
+#if defined(__AVX2__) && !defined(DY_REAL_DOUBLE)
+  return (dy_hvec)_mm_i32gather_ps(av, _mm_loadu_si128((const __m128i *)p), sizeof(dy_real));
+#elif defined(__AVX2__)
+  return (dy_hvec)_mm256_i64gather_pd(av, _mm256_loadu_si256((const __m256i *)p), sizeof(dy_real));
+#else
+  const dy_hvec x = {av[p[0]], av[p[1]], av[p[2]], av[p[3]]};
+  return x;
+#endif
+}
+
+/* For one sorted group, in place: the keys of a become the places n HALF + lane in av and bm of their
+ * rows n, the keys of b their values. Packed keys order values equal in their upper bits (a bucket)
+ * by row, so a true value (from av) can be below the largest one before it in its bucket; such
+ * positions go to w->ties, their number is returned. True values are read only at positions whose
+ * bucket continues in some lane (rare but for repeated rows). */
+static int dy_sw_places(int B, dy_key imask, int tail, const dy_real *av, const DySwWork *w)
+{
+  typedef dy_key dy_hkvec __attribute__((vector_size(sizeof(dy_hvec)))); /* 4 keys */
   const dy_kvec hmask = {imask, imask, imask, imask}, lane = {0, 1, 2, 3}, amask = {~(dy_key)0, ~(dy_key)0, ~(dy_key)0, ~(dy_key)0};
-  dy_kvec use = {0}; /* lanes of a in use */
-  for (int j = 0; j < nl; j++) use[j] = ~(dy_key)0;
-  dy_kvec prev = {0};
-  int nt = 0;
+  dy_kvec prev = {0}; /* bits above the row of the keys of a at the position before */
+  dy_hvec top = {0};  /* largest true a of the bucket so far per lane, when `known` */
+  int known = 0, nt = 0;
   for (int c = 0; c < B; c += 8) {
     dy_kvec rs[8];
     dy_sw_final8(w->keys, c, tail, rs);
@@ -265,44 +280,49 @@ static int dy_sw_places(int B, int nl, dy_key imask, int tail, const DySwWork *w
     for (int a = 0; a < 8; a++) {
       const int k = c + a;
       if (k >= B) break;
-      const dy_kvec r = rs[a];
+      const dy_kvec r = rs[a], upper = r & ~hmask, same = (dy_kvec)(upper == prev) & amask;
       dy_rrow v;
       dy_values_of(&r, &v);
       w->keys[k] = ((r & hmask) * DY_SW_HALF + lane) | ((dy_kvec)v & ~amask);
-      const dy_kvec up = r & ~hmask, same = (dy_kvec)(up == prev) & use;
-      prev = up;
+      prev = upper;
       uint64_t q[DY_SW_HALF * sizeof(dy_key) / 8], any = 0;
       memcpy(q, &same, sizeof q);
       for (size_t h = 0; h < sizeof q / 8; h++) any |= q[h];
-      if (!any || !k) continue;
-      for (int j = 0; j < nl; j++)
-        if (same[j]) w->ties[nt++] = k * DY_SW_HALF + j;
+      if (!any || !k) {
+        known = 0;
+        continue;
+      }
+      if (!known) top = dy_sw_gather4(av, (const dy_key *)&w->keys[k - 1]); /* began its buckets */
+      const dy_hvec at = dy_sw_gather4(av, (const dy_key *)&w->keys[k]);
+      dy_hkvec in; /* lanes whose bucket continues */
+      memcpy(&in, &same, sizeof in);
+      const dy_hkvec bad = (dy_hkvec)(at < top) & in, up = (dy_hkvec)(at > top) | ~in;
+      top = (dy_hvec)(((dy_hkvec)at & up) | ((dy_hkvec)top & ~up));
+      known = 1;
+      memcpy(q, &bad, sizeof q);
+      any = 0;
+      for (size_t h = 0; h < sizeof q / 8; h++) any |= q[h];
+      if (!any) continue;
+      for (int j = 0; j < DY_SW_HALF; j++)
+        if (bad[j]) w->ties[nt++] = k * DY_SW_HALF + j;
     }
   }
   return nt;
 }
 
-/* The runs of sorted a that had keys equal but for the row bits (positions in w->ties) put in order
- * of the true values av, stable (equal values stay in row order as the keys had them). */
+/* The positions in w->ties moved back in their lanes past the larger true values before them
+ * (stable: equal values keep the row order the keys gave them). */
 static void dy_sw_ties(int nt, const DySwWork *w, const dy_real *av)
 {
   enum { G = DY_SW_GROUP, H = DY_SW_HALF };
   dy_key *keys = (dy_key *)w->keys;
-  int done[H] = {0}; /* last position handled per lane */
   for (int t = 0; t < nt; t++) {
     const int k = w->ties[t] / H, j = w->ties[t] % H;
-    if (k <= done[j]) continue;
-    int e = k; /* last position of the run */
-    for (int u = t + 1; u < nt && w->ties[u] / H <= e + 1; u++)
-      if (w->ties[u] == (e + 1) * H + j) e++;
-    done[j] = e;
     dy_key *K = keys + j; /* places of lane j by position, stride G */
-    for (int i = k; i <= e; i++) {
-      const dy_key x = K[(size_t)i * G];
-      int m = i;
-      for (; m > k - 1 && av[K[(size_t)(m - 1) * G]] > av[x]; m--) K[(size_t)m * G] = K[(size_t)(m - 1) * G];
-      K[(size_t)m * G] = x;
-    }
+    const dy_key x = K[(size_t)k * G];
+    int m = k;
+    for (; m > 0 && av[K[(size_t)(m - 1) * G]] > av[x]; m--) K[(size_t)m * G] = K[(size_t)(m - 1) * G];
+    K[(size_t)m * G] = x;
   }
 }
 
@@ -443,7 +463,7 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
       continue;
     }
     for (size_t k = (size_t)B * H; k < Bp * H; k++) av[k] = bm[k] = 0; /* rows that pad the last vectors */
-    const int nt = dy_sw_places(B, L - g * H < H ? L - g * H : H, imask, tail, &w);
+    const int nt = dy_sw_places(B, imask, tail, av, &w);
     dy_sw_ties(nt, &w, av);
     dy_sw_scatter(B, &w, bm);
   }
