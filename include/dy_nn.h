@@ -23,9 +23,10 @@ void dy_linear_forward(int n, int in, int out, const dy_real *X, const dy_real *
                        DyEpilogue act, dy_real *Y);
 /* dX (n, in) = mode(dY (n, out) W (out, in)), WT as above: with mode ADD it accumulates; with
  * RELU or TANH, H (n, in) is the layer input (output of the previous activation) and the result is
- * the gradient of that activation's input. */
+ * the gradient of that activation's input. When db is non-NULL, the column sums of the stored dX
+ * are added into db (in): with RELU or TANH, the previous layer's bias gradient, at no extra pass. */
 void dy_linear_backward_input(int n, int in, int out, const dy_real *dY, const dy_real *W, const dy_real *WT,
-                              const dy_real *H, DyEpilogue mode, dy_real *dX);
+                              const dy_real *H, DyEpilogue mode, dy_real *dX, dy_real *db);
 /* dW (out, in) += dY^T X. */
 void dy_linear_backward_weight(int n, int in, int out, const dy_real *X, const dy_real *dY, dy_real *dW);
 /* db (out) += column sums of dY (n, out). */

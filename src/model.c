@@ -222,13 +222,15 @@ static void dy_net_backward(DyModel *model, DyWork *w, int k, int n, dy_real *do
     const dy_real *W = model->params + off, *WT = w->wt + off;
     const dy_real *X = l ? nb->h[l] : nb->in;
     dy_linear_backward_weight(n, in, out, X, cur, model->grads + off);
-    dy_linear_backward_bias(n, out, cur, model->grads + off + (size_t)out * in);
+    /* the bias gradients of the layers before come with the input gradients */
+    if (l == net->nlayer - 1) dy_linear_backward_bias(n, out, cur, model->grads + off + (size_t)out * in);
     if (l == 0) {
-      if (dinput) dy_linear_backward_input(n, in, out, cur, W, WT, NULL, DY_EPI_ADD, dinput);
+      if (dinput) dy_linear_backward_input(n, in, out, cur, W, WT, NULL, DY_EPI_ADD, dinput, NULL);
       break;
     }
     dy_real *next = cur == w->g0 ? w->g1 : w->g0;
-    dy_linear_backward_input(n, in, out, cur, W, WT, X, act, next);
+    dy_real *db = model->grads + net->offset + dy_layer_offset(net, l - 1) + (size_t)in * net->dims[l - 1];
+    dy_linear_backward_input(n, in, out, cur, W, WT, X, act, next, db);
     cur = next;
   }
 }
@@ -300,7 +302,7 @@ static void dy_logdiff_backward(DyModel *model, DyWork *w, int B, dy_real *dG, c
         }
         const dy_real *Wj = W + (size_t)j * in;
         dy_linear_backward_weight(B, in, 1, X + (size_t)(1 + j) * B * in, w->vec, dW + (size_t)j * in);
-        dy_linear_backward_input(B, in, 1, w->vec, Wj, Wj, NULL, DY_EPI_SET, next + (size_t)(1 + j) * B * in);
+        dy_linear_backward_input(B, in, 1, w->vec, Wj, Wj, NULL, DY_EPI_SET, next + (size_t)(1 + j) * B * in, NULL);
       }
     if (l == 0) {
       if (last) break;
@@ -311,7 +313,7 @@ static void dy_logdiff_backward(DyModel *model, DyWork *w, int B, dy_real *dG, c
       }
       break;
     }
-    dy_linear_backward_input(last ? B : rows, in, out, cur, W, WT, NULL, DY_EPI_SET, next);
+    dy_linear_backward_input(last ? B : rows, in, out, cur, W, WT, NULL, DY_EPI_SET, next, NULL);
     const int bcast = l == 1;
     dy_tanh_tangent_backward(B, in, d, X, bcast ? w->wt + net->offset : nb->at[l], bcast, next, next + (size_t)B * in);
     cur = next;

@@ -178,9 +178,11 @@ void dy_transpose(int out, int in, const dy_real *W, dy_real *WT)
 enum { DY_TILE_NV = 2, DY_TILE_R = 6, DY_TILE_NV_MAX = 4 };
 
 /* C (R, NV VL) = epilogue(bias + A (R, q) Bm (q, NV VL)); bias may be NULL; H, when non-NULL, has
- * C's layout. lda, ldb, ldc are row strides. */
+ * C's layout. lda, ldb, ldc are row strides. When cs is non-NULL, the column sums of the stored
+ * tile are added into cs[0, NV). */
 DY_INLINE void dy_gemm_tile(const int R, const int NV, int q, const dy_real *A, int lda, const dy_real *Bm, int ldb,
-                            dy_real *C, int ldc, const dy_real *bias, const DyEpilogue mode, const dy_real *H)
+                            dy_real *C, int ldc, const dy_real *bias, const DyEpilogue mode, const dy_real *H,
+                            dy_vec *cs)
 {
   dy_vec acc[DY_TILE_R][DY_TILE_NV];
   for (int r = 0; r < R; r++)
@@ -196,20 +198,32 @@ DY_INLINE void dy_gemm_tile(const int R, const int NV, int q, const dy_real *A, 
   for (int r = 0; r < R; r++)
     for (int v = 0; v < NV; v++) {
       const size_t o = (size_t)r * ldc + v * DY_VL;
-      dy_vstore(C + o, dy_epilogue(mode, acc[r][v], C + o, H ? H + o : NULL));
+      acc[r][v] = dy_epilogue(mode, acc[r][v], C + o, H ? H + o : NULL);
+      dy_vstore(C + o, acc[r][v]);
+    }
+  if (cs)
+    for (int v = 0; v < NV; v++) {
+      dy_vec t = acc[0][v];
+      for (int r = 1; r < R; r++) t += acc[r][v];
+      cs[v] += t;
     }
 }
 
-/* All n rows for one block of NV vectors of columns. */
+/* All n rows for one block of NV vectors of columns; db (NV VL), when non-NULL, gets the column
+ * sums of the block added. */
 DY_INLINE void dy_gemm_cols(const int NV, int n, int q, const dy_real *A, const dy_real *Bm, int p, dy_real *C,
-                            const dy_real *bias, const DyEpilogue mode, const dy_real *H)
+                            const dy_real *bias, const DyEpilogue mode, const dy_real *H, dy_real *db)
 {
+  dy_vec cs[DY_TILE_NV] = {{0}};
   int r = 0;
   for (; r + DY_TILE_R <= n; r += DY_TILE_R)
     dy_gemm_tile(DY_TILE_R, NV, q, A + (size_t)r * q, q, Bm, p, C + (size_t)r * p, p, bias, mode,
-                 H ? H + (size_t)r * p : NULL);
+                 H ? H + (size_t)r * p : NULL, db ? cs : NULL);
   for (; r < n; r++)
-    dy_gemm_tile(1, NV, q, A + (size_t)r * q, q, Bm, p, C + (size_t)r * p, p, bias, mode, H ? H + (size_t)r * p : NULL);
+    dy_gemm_tile(1, NV, q, A + (size_t)r * q, q, Bm, p, C + (size_t)r * p, p, bias, mode, H ? H + (size_t)r * p : NULL,
+                 db ? cs : NULL);
+  if (db)
+    for (int v = 0; v < NV; v++) dy_vstore(db + v * DY_VL, dy_vload(db + v * DY_VL) + cs[v]);
 }
 
 /* Lane i of the result is the sum of the lanes of x[i] (a transposing reduction tree). */
@@ -221,14 +235,15 @@ DY_INLINE dy_vec dy_vsum_lanes(const dy_vec *x)
   const dy_vec t1 = __builtin_shuffle(x[2], x[3], lo) + __builtin_shuffle(x[2], x[3], hi);
   return __builtin_shuffle(t0, t1, l2) + __builtin_shuffle(t0, t1, h2);
 #else
-  const dy_ivec lo = {0, 8, 2, 10, 4, 12, 6, 14}, hi = {1, 9, 3, 11, 5, 13, 7, 15};
-  const dy_ivec l2 = {0, 1, 8, 9, 4, 5, 12, 13}, h2 = {2, 3, 10, 11, 6, 7, 14, 15};
+  /* even and odd lanes of two vectors (one vshufps each), twice: lanes 0-3 of u[0] then hold the
+   * low-half sums of x[0..3], lanes 4-7 their high-half sums; then the halves are combined */
+  const dy_ivec ev = {0, 2, 8, 10, 4, 6, 12, 14}, od = {1, 3, 9, 11, 5, 7, 13, 15};
   const dy_ivec l4 = {0, 1, 2, 3, 8, 9, 10, 11}, h4 = {4, 5, 6, 7, 12, 13, 14, 15};
   dy_vec t[4], u[2];
   for (int i = 0; i < 4; i++)
-    t[i] = __builtin_shuffle(x[2 * i], x[2 * i + 1], lo) + __builtin_shuffle(x[2 * i], x[2 * i + 1], hi);
+    t[i] = __builtin_shuffle(x[2 * i], x[2 * i + 1], ev) + __builtin_shuffle(x[2 * i], x[2 * i + 1], od);
   for (int i = 0; i < 2; i++)
-    u[i] = __builtin_shuffle(t[2 * i], t[2 * i + 1], l2) + __builtin_shuffle(t[2 * i], t[2 * i + 1], h2);
+    u[i] = __builtin_shuffle(t[2 * i], t[2 * i + 1], ev) + __builtin_shuffle(t[2 * i], t[2 * i + 1], od);
   return __builtin_shuffle(u[0], u[1], l4) + __builtin_shuffle(u[0], u[1], h4);
 #endif
 }
@@ -300,38 +315,44 @@ static void dy_gemm_narrow(int n, int q, int p, const dy_real *A, const dy_real 
   }
 }
 
-/* Columns [c, p) of dy_gemm one by one (those beyond the last full vector). */
+/* Columns [c, p) of dy_gemm one by one (those beyond the last full vector), their sums added
+ * into db[c, p) when db is non-NULL. */
 static void dy_gemm_scalar_cols(int c, int n, int q, int p, const dy_real *A, const dy_real *Bm, dy_real *C,
-                                const dy_real *bias, DyEpilogue mode, const dy_real *H)
+                                const dy_real *bias, DyEpilogue mode, const dy_real *H, dy_real *db)
 {
-  for (; c < p; c++)
+  for (; c < p; c++) {
+    dy_real cs = 0;
     for (int r = 0; r < n; r++) {
       dy_real s = bias ? bias[c] : 0;
       for (int k = 0; k < q; k++) s += A[(size_t)r * q + k] * Bm[(size_t)k * p + c];
       const size_t o = (size_t)r * p + c;
       C[o] = dy_epilogue_scalar(mode, s, C + o, H ? H + o : NULL);
+      cs += C[o];
     }
+    if (db) db[c] += cs;
+  }
 }
 
 /* dy_gemm for p >= VL: whole vectors of columns, then the remaining columns one by one. */
 DY_INLINE void dy_gemm_wide(int n, const int q, int p, const dy_real *A, const dy_real *Bm, dy_real *C,
-                            const dy_real *bias, const DyEpilogue mode, const dy_real *H)
+                            const dy_real *bias, const DyEpilogue mode, const dy_real *H, dy_real *db)
 {
   int c = 0;
   for (; c + DY_TILE_NV * DY_VL <= p; c += DY_TILE_NV * DY_VL)
-    dy_gemm_cols(DY_TILE_NV, n, q, A, Bm + c, p, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL);
+    dy_gemm_cols(DY_TILE_NV, n, q, A, Bm + c, p, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL,
+                 db ? db + c : NULL);
   for (; c + DY_VL <= p; c += DY_VL)
-    dy_gemm_cols(1, n, q, A, Bm + c, p, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL);
-  dy_gemm_scalar_cols(c, n, q, p, A, Bm, C, bias, mode, H);
+    dy_gemm_cols(1, n, q, A, Bm + c, p, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL, db ? db + c : NULL);
+  dy_gemm_scalar_cols(c, n, q, p, A, Bm, C, bias, mode, H, db);
 }
 
 /* NV vectors of columns of C (n, p) = epilogue(bias + A (n, q) Bm (q, p)) for q <= 4 (a first
  * layer's few inputs, or the backward pass of a narrow layer): Bm's q NV vectors stay in
  * registers and the rows stream through, one row of NV vectors at a time. */
 DY_INLINE void dy_gemm_short_cols(const int NV, const int q, int n, int p, const dy_real *A, const dy_real *Bm,
-                                  dy_real *C, const dy_real *bias, const DyEpilogue mode, const dy_real *H)
+                                  dy_real *C, const dy_real *bias, const DyEpilogue mode, const dy_real *H, dy_real *db)
 {
-  dy_vec b[4][DY_TILE_NV_MAX], bv[DY_TILE_NV_MAX];
+  dy_vec b[4][DY_TILE_NV_MAX], bv[DY_TILE_NV_MAX], cs[DY_TILE_NV_MAX] = {{0}};
   for (int v = 0; v < NV; v++) {
     bv[v] = bias ? dy_vload(bias + v * DY_VL) : (dy_vec){0};
     for (int k = 0; k < q; k++) b[k][v] = dy_vload(Bm + (size_t)k * p + v * DY_VL);
@@ -345,45 +366,53 @@ DY_INLINE void dy_gemm_short_cols(const int NV, const int q, int n, int p, const
     }
     for (int v = 0; v < NV; v++) {
       const size_t o = (size_t)r * p + v * DY_VL;
-      dy_vstore(C + o, dy_epilogue(mode, acc[v], C + o, H ? H + o : NULL));
+      acc[v] = dy_epilogue(mode, acc[v], C + o, H ? H + o : NULL);
+      dy_vstore(C + o, acc[v]);
+      cs[v] += acc[v];
     }
   }
+  if (db)
+    for (int v = 0; v < NV; v++) dy_vstore(db + v * DY_VL, dy_vload(db + v * DY_VL) + cs[v]);
 }
 
 DY_INLINE void dy_gemm_short_q(const int q, int n, int p, const dy_real *A, const dy_real *Bm, dy_real *C,
-                               const dy_real *bias, const DyEpilogue mode, const dy_real *H)
+                               const dy_real *bias, const DyEpilogue mode, const dy_real *H, dy_real *db)
 {
   int c = 0;
   for (; c + DY_TILE_NV_MAX * DY_VL <= p; c += DY_TILE_NV_MAX * DY_VL)
-    dy_gemm_short_cols(DY_TILE_NV_MAX, q, n, p, A, Bm + c, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL);
+    dy_gemm_short_cols(DY_TILE_NV_MAX, q, n, p, A, Bm + c, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL,
+                       db ? db + c : NULL);
   for (; c + DY_VL <= p; c += DY_VL)
-    dy_gemm_short_cols(1, q, n, p, A, Bm + c, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL);
-  dy_gemm_scalar_cols(c, n, q, p, A, Bm, C, bias, mode, H);
+    dy_gemm_short_cols(1, q, n, p, A, Bm + c, C + c, bias ? bias + c : NULL, mode, H ? H + c : NULL,
+                       db ? db + c : NULL);
+  dy_gemm_scalar_cols(c, n, q, p, A, Bm, C, bias, mode, H, db);
 }
 
 /* dy_gemm_wide's case q <= 4 with q known inside */
 DY_INLINE void dy_gemm_short(int n, int q, int p, const dy_real *A, const dy_real *Bm, dy_real *C, const dy_real *bias,
-                             DyEpilogue mode, const dy_real *H)
+                             DyEpilogue mode, const dy_real *H, dy_real *db)
 {
   switch (q) {
-  case 1: dy_gemm_short_q(1, n, p, A, Bm, C, bias, mode, H); break;
-  case 2: dy_gemm_short_q(2, n, p, A, Bm, C, bias, mode, H); break;
-  case 3: dy_gemm_short_q(3, n, p, A, Bm, C, bias, mode, H); break;
-  default: dy_gemm_short_q(4, n, p, A, Bm, C, bias, mode, H); break;
+  case 1: dy_gemm_short_q(1, n, p, A, Bm, C, bias, mode, H, db); break;
+  case 2: dy_gemm_short_q(2, n, p, A, Bm, C, bias, mode, H, db); break;
+  case 3: dy_gemm_short_q(3, n, p, A, Bm, C, bias, mode, H, db); break;
+  default: dy_gemm_short_q(4, n, p, A, Bm, C, bias, mode, H, db); break;
   }
 }
 
 /* C (n, p) = epilogue(bias + A (n, q) Bm (q, p)) with BmT (p, q) the transpose of Bm. Wide outputs
- * vectorise along p; narrow ones (p < VL, e.g. the latent layer) along q. */
+ * vectorise along p; narrow ones (p < VL, e.g. the latent layer) along q. When db is non-NULL, the
+ * column sums of the stored C are added into db (p): in the tiles while C is in registers. */
 DY_INLINE void dy_gemm(int n, int q, int p, const dy_real *A, const dy_real *Bm, const dy_real *BmT, dy_real *C,
-                       const dy_real *bias, DyEpilogue mode, const dy_real *H)
+                       const dy_real *bias, DyEpilogue mode, const dy_real *H, dy_real *db)
 {
   if (p < DY_VL) {
     dy_gemm_narrow(n, q, p, A, BmT, C, bias, mode, H);
+    if (db) dy_linear_backward_bias(n, p, C, db);
     return;
   }
-  if (q <= 4) dy_gemm_short(n, q, p, A, Bm, C, bias, mode, H);
-  else dy_gemm_wide(n, q, p, A, Bm, C, bias, mode, H);
+  if (q <= 4) dy_gemm_short(n, q, p, A, Bm, C, bias, mode, H, db);
+  else dy_gemm_wide(n, q, p, A, Bm, C, bias, mode, H, db);
 }
 
 /* dy_gemm compiled separately for the forward direction (no H) and the backward one (no bias),
@@ -392,23 +421,23 @@ static void dy_gemm_forward(int n, int q, int p, const dy_real *A, const dy_real
                             const dy_real *bias, DyEpilogue mode)
 {
   switch (mode) {
-  case DY_EPI_RELU: dy_gemm(n, q, p, A, Bm, BmT, C, bias, DY_EPI_RELU, NULL); break;
-  case DY_EPI_ADD: dy_gemm(n, q, p, A, Bm, BmT, C, bias, DY_EPI_ADD, NULL); break;
-  default: dy_gemm(n, q, p, A, Bm, BmT, C, bias, DY_EPI_SET, NULL); break;
+  case DY_EPI_RELU: dy_gemm(n, q, p, A, Bm, BmT, C, bias, DY_EPI_RELU, NULL, NULL); break;
+  case DY_EPI_ADD: dy_gemm(n, q, p, A, Bm, BmT, C, bias, DY_EPI_ADD, NULL, NULL); break;
+  default: dy_gemm(n, q, p, A, Bm, BmT, C, bias, DY_EPI_SET, NULL, NULL); break;
   }
 }
 
 static void dy_gemm_backward(int n, int q, int p, const dy_real *A, const dy_real *Bm, const dy_real *BmT, dy_real *C,
-                             DyEpilogue mode, const dy_real *H)
+                             DyEpilogue mode, const dy_real *H, dy_real *db)
 {
   switch (mode) {
   case DY_EPI_RELU:
-    if (H) dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_RELU, H);
-    else dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_RELU, NULL);
+    if (H) dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_RELU, H, db);
+    else dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_RELU, NULL, db);
     break;
-  case DY_EPI_TANH: dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_TANH, H); break; /* H required */
-  case DY_EPI_ADD: dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_ADD, NULL); break;
-  default: dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_SET, NULL); break;
+  case DY_EPI_TANH: dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_TANH, H, db); break; /* H required */
+  case DY_EPI_ADD: dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_ADD, NULL, db); break;
+  default: dy_gemm(n, q, p, A, Bm, BmT, C, NULL, DY_EPI_SET, NULL, db); break;
   }
 }
 
@@ -422,9 +451,9 @@ void dy_linear_forward(int n, int in, int out, const dy_real *X, const dy_real *
 }
 
 void dy_linear_backward_input(int n, int in, int out, const dy_real *dY, const dy_real *W, const dy_real *WT,
-                              const dy_real *H, DyEpilogue mode, dy_real *dX)
+                              const dy_real *H, DyEpilogue mode, dy_real *dX, dy_real *db)
 {
-  dy_gemm_backward(n, out, in, dY, W, WT, dX, mode, H);
+  dy_gemm_backward(n, out, in, dY, W, WT, dX, mode, H, db);
 }
 
 /* C (P, Q) += A^T B over n rows, A (n, P), B (n, Q), for a tile of RP rows of C and NV vectors
