@@ -17,6 +17,15 @@ typedef dy_real dy_uvec __attribute__((vector_size(DY_VBYTES), aligned(sizeof(dy
 #define DY_INLINE static inline __attribute__((always_inline))
 
 DY_INLINE dy_vec dy_vload(const dy_real *p) { return *(const dy_uvec *)p; }
+/* v, kept in a register: for an operand used by several FMAs, the compiler would otherwise fold
+ * its load into each of them (measured: 11% slower weight gradients, loads being the limit) */
+DY_INLINE dy_vec dy_vreg(dy_vec v)
+{
+#if defined(__AVX__)
+  __asm__("" : "+x"(v));
+#endif
+  return v;
+}
 DY_INLINE void dy_vstore(dy_real *p, dy_vec v) { *(dy_uvec *)p = v; }
 /* all lanes x (x - 0 is exactly x, so this folds to a broadcast; 0 + x would not, for x = -0) */
 DY_INLINE dy_vec dy_vbroadcast(dy_real x) { return x - (dy_vec){0}; }
@@ -466,7 +475,7 @@ DY_INLINE void dy_gemm_tn_tile(const int RP, const int NV, int n, const dy_real 
     for (int v = 0; v < NV; v++) acc[i][v] = (dy_vec){0};
   for (int r = 0; r < n; r++) {
     dy_vec b[DY_TILE_NV_MAX];
-    for (int v = 0; v < NV; v++) b[v] = dy_vload(B + (size_t)r * Q + v * DY_VL);
+    for (int v = 0; v < NV; v++) b[v] = dy_vreg(dy_vload(B + (size_t)r * Q + v * DY_VL));
     for (int i = 0; i < RP; i++) {
       const dy_vec a = dy_vbroadcast(A[(size_t)r * P + i]);
       for (int v = 0; v < NV; v++) acc[i][v] += a * b[v];
