@@ -58,6 +58,7 @@ static inline dy_real dy_value_of(dy_key u)
 #define DY_SW_HALF (DY_SW_GROUP / 2)
 typedef dy_key dy_kvec __attribute__((vector_size(DY_SW_GROUP * sizeof(dy_key))));   /* one row of keys */
 typedef dy_real dy_rrow __attribute__((vector_size(DY_SW_GROUP * sizeof(dy_real)))); /* one row of values */
+typedef __typeof__((dy_kvec){0} < (dy_kvec){0}) dy_skvec; /* signed keys (slots are small) */
 
 #if defined(__AVX2__) && !defined(DY_REAL_DOUBLE)
 #include <immintrin.h>
@@ -161,13 +162,19 @@ static inline __attribute__((always_inline)) void dy_sw_final8(const dy_kvec *ro
 }
 
 /* Workspace layout of dy_sw_loss for B pairs (Bp: rounded up to 4), L projections in ng groups,
- * latent dimension d. */
+ * latent dimension d. With the gradient, the rows of a group's a live in slots: first the first two
+ * rows of each set of equal rows of dz (pairs drawn twice), at slots 2 c and 2 c + 1, so that their
+ * keys differ only in the lowest bit and need no tie check, then the other rows in row order; slots
+ * B..Bp-1 hold zeros. */
 typedef struct {
   dy_kvec *keys; /* (P, GROUP) one group's keys */
   dy_rrow *xz;   /* (B, d) rows {dz x4, dzp x4} */
   dy_rrow *trow; /* (ng, d) the groups' directions by component, {theta x2}, zero past L */
-  dy_real *av;   /* (ng, Bp, HALF) a by group and row */
+  dy_real *av;   /* (ng, Bp, HALF) a by group and slot */
   dy_real *bm;   /* (ng, Bp, HALF) the b of the same rank as a, as av */
+  int *slot;     /* (B) slot of each row */
+  int *rowof;    /* (Bp) row of each slot, -1 past B */
+  int *table;    /* (T) hash table of rows of dz: first row of a set of equal rows + 1, or 0 */
   int *ties;     /* (B HALF) sorted positions k HALF + lane whose true a is below a value before it */
 } DySwWork;
 
@@ -200,6 +207,9 @@ static size_t dy_sw_layout(int B, int L, int d, char *base, DySwWork *w)
   DY_SW_SEG(trow, ng * d * sizeof(dy_rrow));
   DY_SW_SEG(av, ng * Bp * DY_SW_HALF * sizeof(dy_real));
   DY_SW_SEG(bm, ng * Bp * DY_SW_HALF * sizeof(dy_real));
+  DY_SW_SEG(slot, (size_t)B * sizeof(int));
+  DY_SW_SEG(rowof, Bp * sizeof(int));
+  DY_SW_SEG(table, (size_t)dy_pow2_at_least(4 * B) * sizeof(int));
   DY_SW_SEG(ties, (size_t)B * DY_SW_HALF * sizeof(int));
 #undef DY_SW_SEG
   return off;
@@ -222,8 +232,8 @@ static inline void dy_values_of(const dy_kvec *k, dy_rrow *x)
 }
 
 /* The keys of a and b of the group with directions trow (d) (rows 0..B-1, then all ones up to P)
- * sorted in runs of eight rows; with av non-NULL also a into av (the group's (Bp, 4)). imask: the low
- * key bits that hold the row (0: none). */
+ * sorted in runs of eight rows; with av non-NULL also a into av (the group's (Bp, 4)) at the row's
+ * slot. imask: the low key bits that hold the slot (0: none). */
 static inline __attribute__((always_inline)) void dy_sw_keys(int B, int P, int d, dy_key imask, const dy_rrow *trow,
                                                              const DySwWork *w, dy_real *av)
 {
@@ -239,40 +249,46 @@ static inline __attribute__((always_inline)) void dy_sw_keys(int B, int P, int d
       const dy_rrow *x = w->xz + (size_t)n * d;
       dy_rrow p = trow[0] * x[0];
       for (int c = 1; c < d; c++) p += trow[c] * x[c];
-      if (av) memcpy(av + (size_t)n * DY_SW_HALF, &p, DY_SW_HALF * sizeof(dy_real));
+      const int sl = av ? w->slot[n] : 0;
+      if (av) memcpy(av + (size_t)sl * DY_SW_HALF, &p, DY_SW_HALF * sizeof(dy_real));
       dy_keys_of(&p, &r[i]);
-      r[i] = (r[i] & ~hmask) | (hmask & (dy_key)n);
+      r[i] = (r[i] & ~hmask) | (hmask & (dy_key)sl);
     }
     dy_sw_sort8(r);
     for (int i = 0; i < 8; i++) w->keys[c0 + i] = r[i];
   }
 }
 
-/* The true a at places p (four lanes) of a group's av. */
-static inline dy_hvec dy_sw_gather4(const dy_real *av, const dy_key *p)
+/* whether a row of keys has a bit set */
+static inline int dy_sw_any(const dy_kvec *x)
 {
-#if defined(__AVX2__) && !defined(DY_REAL_DOUBLE)
-  return (dy_hvec)_mm_i32gather_ps(av, _mm_loadu_si128((const __m128i *)p), sizeof(dy_real));
-#elif defined(__AVX2__)
-  return (dy_hvec)_mm256_i64gather_pd(av, _mm256_loadu_si256((const __m256i *)p), sizeof(dy_real));
+#if defined(__AVX__) && !defined(DY_REAL_DOUBLE)
+  return !_mm256_testz_si256((__m256i)*x, (__m256i)*x);
 #else
-  const dy_hvec x = {av[p[0]], av[p[1]], av[p[2]], av[p[3]]};
-  return x;
+  uint64_t q[sizeof *x / 8], any = 0;
+  memcpy(q, x, sizeof q);
+  for (size_t h = 0; h < sizeof q / 8; h++) any |= q[h];
+  return any != 0;
 #endif
 }
 
-/* For one sorted group, in place: the keys of a become the places n HALF + lane in av and bm of their
- * rows n, the keys of b their values. Packed keys order values equal in their upper bits (a bucket)
- * by row, so a true value (from av) can be below the largest one before it in its bucket; such
- * positions go to w->ties, their number is returned. True values are read only at positions whose
- * bucket continues in some lane (rare but for repeated rows). */
-static int dy_sw_places(int B, dy_key imask, int tail, const dy_real *av, const DySwWork *w)
+/* For one sorted group, in place: the keys of a become the places (slot HALF + lane) in av and bm,
+ * the keys of b their values. Packed keys order values equal in their upper bits (a bucket) by slot,
+ * and slots are not all in row order: so at a position whose bucket continues, unless it is the
+ * second of a pair of equal rows (slots below npair) or its lane is being checked, the true value
+ * and row are compared with the largest (value, row) before it, and positions below go to w->ties;
+ * their number is returned. nl: the lanes in use (the others hold zeros, one bucket). */
+static int dy_sw_places(int B, int nl, dy_key imask, int npair, int tail, const dy_real *av, const DySwWork *w)
 {
-  typedef dy_key dy_hkvec __attribute__((vector_size(sizeof(dy_hvec)))); /* 4 keys */
-  const dy_kvec hmask = {imask, imask, imask, imask}, lane = {0, 1, 2, 3}, amask = {~(dy_key)0, ~(dy_key)0, ~(dy_key)0, ~(dy_key)0};
-  dy_kvec prev = {0}; /* bits above the row of the keys of a at the position before */
-  dy_hvec top = {0};  /* largest true a of the bucket so far per lane, when `known` */
-  int known = 0, nt = 0;
+  const dy_kvec hmask = {imask, imask, imask, imask}, cmask = hmask & ~(dy_key)1, lane = {0, 1, 2, 3};
+  const dy_kvec pend = {(dy_key)npair, (dy_key)npair, (dy_key)npair, (dy_key)npair};
+  const dy_kvec amask = {~(dy_key)0, ~(dy_key)0, ~(dy_key)0, ~(dy_key)0};
+  dy_kvec use = {0}; /* lanes of a in use */
+  for (int j = 0; j < nl; j++) use[j] = ~(dy_key)0;
+  dy_kvec prev = {0}, cont = {0}; /* the keys at the position before, the lanes checked there */
+  dy_real topv[DY_SW_HALF] = {0};  /* per lane checked: the largest (value, row) so far */
+  int topr[DY_SW_HALF] = {0}, nt = 0;
+  const dy_key *places = (const dy_key *)w->keys;
   for (int c = 0; c < B; c += 8) {
     dy_kvec rs[8];
     dy_sw_final8(w->keys, c, tail, rs);
@@ -280,38 +296,33 @@ static int dy_sw_places(int B, dy_key imask, int tail, const dy_real *av, const 
     for (int a = 0; a < 8; a++) {
       const int k = c + a;
       if (k >= B) break;
-      const dy_kvec r = rs[a], upper = r & ~hmask, same = (dy_kvec)(upper == prev) & amask;
+      const dy_kvec r = rs[a], x = r ^ prev, was = cont;
       dy_rrow v;
       dy_values_of(&r, &v);
       w->keys[k] = ((r & hmask) * DY_SW_HALF + lane) | ((dy_kvec)v & ~amask);
-      prev = upper;
-      uint64_t q[DY_SW_HALF * sizeof(dy_key) / 8], any = 0;
-      memcpy(q, &same, sizeof q);
-      for (size_t h = 0; h < sizeof q / 8; h++) any |= q[h];
-      if (!any || !k) {
-        known = 0;
-        continue;
+      prev = r;
+      const dy_kvec pair = (dy_kvec)((x & cmask) == 0) & (dy_kvec)((dy_skvec)(r & hmask) < (dy_skvec)pend);
+      cont = (dy_kvec)((x & ~hmask) == 0) & (~pair | was) & use;
+      if (!k) cont = (dy_kvec){0};
+      if (!dy_sw_any(&cont)) continue;
+      for (int j = 0; j < nl; j++) {
+        if (!cont[j]) continue;
+        if (!was[j]) { /* the position before began the checks of its bucket: the largest so far */
+          const dy_key pp = places[(size_t)(k - 1) * DY_SW_GROUP + j];
+          topv[j] = av[pp], topr[j] = w->rowof[pp / DY_SW_HALF];
+        }
+        const dy_key pk = places[(size_t)k * DY_SW_GROUP + j];
+        const dy_real vk = av[pk];
+        const int rk = w->rowof[pk / DY_SW_HALF];
+        if (vk < topv[j] || (vk == topv[j] && rk < topr[j])) w->ties[nt++] = k * DY_SW_HALF + j;
+        else topv[j] = vk, topr[j] = rk;
       }
-      if (!known) top = dy_sw_gather4(av, (const dy_key *)&w->keys[k - 1]); /* began its buckets */
-      const dy_hvec at = dy_sw_gather4(av, (const dy_key *)&w->keys[k]);
-      dy_hkvec in; /* lanes whose bucket continues */
-      memcpy(&in, &same, sizeof in);
-      const dy_hkvec bad = (dy_hkvec)(at < top) & in, up = (dy_hkvec)(at > top) | ~in;
-      top = (dy_hvec)(((dy_hkvec)at & up) | ((dy_hkvec)top & ~up));
-      known = 1;
-      memcpy(q, &bad, sizeof q);
-      any = 0;
-      for (size_t h = 0; h < sizeof q / 8; h++) any |= q[h];
-      if (!any) continue;
-      for (int j = 0; j < DY_SW_HALF; j++)
-        if (bad[j]) w->ties[nt++] = k * DY_SW_HALF + j;
     }
   }
   return nt;
 }
 
-/* The positions in w->ties moved back in their lanes past the larger true values before them
- * (stable: equal values keep the row order the keys gave them). */
+/* The positions in w->ties moved back in their lanes past the larger (true value, row) before them. */
 static void dy_sw_ties(int nt, const DySwWork *w, const dy_real *av)
 {
   enum { G = DY_SW_GROUP, H = DY_SW_HALF };
@@ -320,8 +331,14 @@ static void dy_sw_ties(int nt, const DySwWork *w, const dy_real *av)
     const int k = w->ties[t] / H, j = w->ties[t] % H;
     dy_key *K = keys + j; /* places of lane j by position, stride G */
     const dy_key x = K[(size_t)k * G];
+    const dy_real vx = av[x];
+    const int rx = w->rowof[x / H];
     int m = k;
-    for (; m > 0 && av[K[(size_t)(m - 1) * G]] > av[x]; m--) K[(size_t)m * G] = K[(size_t)(m - 1) * G];
+    for (; m > 0; m--) {
+      const dy_key y = K[(size_t)(m - 1) * G];
+      if (!(av[y] > vx || (av[y] == vx && w->rowof[y / H] > rx))) break;
+      K[(size_t)m * G] = y;
+    }
     K[(size_t)m * G] = x;
   }
 }
@@ -381,13 +398,13 @@ static inline void dy_sw_row_sums(dy_rvec acc0, dy_rvec acc1, dy_real s[2 * DY_S
 #endif
 }
 
-/* By row, errors e = a - (b of the same rank): their squares summed per lane into sum, and
+/* By slot, errors e = a - (b of the same rank): their squares summed per lane into sum, and
  * gscale e theta added to gdz (B, d), two components at a time. Two vectors of rows at once, for
  * independent sums. */
 static void dy_sw_backward(int B, int d, int ng, dy_real gscale, const DySwWork *w, dy_real *gdz, dy_dvec *sum)
 {
   enum { NH = DY_SW_NH, U = 2 };
-  const size_t Bp = (size_t)(B + 3) / 4 * 4, gstride = Bp * DY_SW_HALF;
+  const size_t gstride = (size_t)(B + 3) / 4 * 4 * DY_SW_HALF;
   dy_dvec s = *sum;
   for (int n = 0; n < B; n += U * NH)
     for (int c0 = 0; c0 < d; c0 += 2) {
@@ -418,13 +435,51 @@ static void dy_sw_backward(int B, int d, int ng, dy_real gscale, const DySwWork 
         dy_real rs[2 * NH];
         dy_sw_row_sums(acc0[u], acc1[u], rs);
         for (int r = 0; r < NH && n + u * NH + r < B; r++) {
-          const size_t o = (size_t)(n + u * NH + r) * d;
+          const size_t o = (size_t)w->rowof[n + u * NH + r] * d;
           gdz[o + c0] += gscale * rs[2 * r];
           if (c1 != c0) gdz[o + c1] += gscale * rs[2 * r + 1];
         }
       }
     }
   *sum = s;
+}
+
+/* The slots of the rows of dz (B, d) (see DySwWork); equal rows found by hashing their bits. Returns
+ * the number of slots of pairs of equal rows. */
+static int dy_sw_slots(int B, int d, const dy_real *dz, const DySwWork *w)
+{
+  const int T = dy_pow2_at_least(4 * B);
+  int *first = w->ties, *second = w->ties + B; /* per row: the first of its equal rows; the second */
+  memset(w->table, 0, (size_t)T * sizeof(int));
+  for (int n = 0; n < B; n++) {
+    const dy_real *x = dz + (size_t)n * d;
+    uint64_t h = 0;
+    for (int c = 0; c < d; c++) {
+      dy_key u;
+      memcpy(&u, x + c, sizeof u);
+      h = (h ^ u) * UINT64_C(0x9e3779b97f4a7c15);
+    }
+    int i = (int)(h >> 32) & (T - 1), same = 0;
+    for (; w->table[i]; i = (i + 1) & (T - 1)) {
+      const dy_real *y = dz + (size_t)(w->table[i] - 1) * d;
+      same = 1;
+      for (int c = 0; c < d; c++) same &= !memcmp(x + c, y + c, sizeof *x);
+      if (same) break;
+    }
+    if (!same) w->table[i] = n + 1;
+    first[n] = w->table[i] - 1, second[n] = -1;
+    if (same && second[first[n]] < 0) second[first[n]] = n;
+    w->slot[n] = -1;
+  }
+  int s = 0;
+  for (int n = 0; n < B; n++)
+    if (first[n] == n && second[n] >= 0) w->slot[n] = s, w->slot[second[n]] = s + 1, s += 2;
+  const int npair = s;
+  for (int n = 0; n < B; n++)
+    if (w->slot[n] < 0) w->slot[n] = s++;
+  for (int n = 0; n < B; n++) w->rowof[w->slot[n]] = n;
+  for (int k = B; k < (B + 3) / 4 * 4; k++) w->rowof[k] = -1;
+  return npair;
 }
 
 double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, const dy_real *dzp, double scale,
@@ -436,8 +491,11 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
   const int P = dy_pow2_at_least(B), ng = (L + H - 1) / H;
   const size_t Bp = (size_t)(B + 3) / 4 * 4;
   dy_key imask = 0;
-  if (gdz)
+  int npair = 0;
+  if (gdz) {
     while ((int)imask < B - 1) imask = 2 * imask + 1;
+    npair = dy_sw_slots(B, d, dz, &w);
+  }
   /* directions by group and component; lanes past the last projection get zero directions, so zero
    * a, b, error and gradient */
   for (int g = 0; g < ng; g++)
@@ -462,8 +520,8 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
       dy_sw_sorted_errors(B, tail, &w, &sumv);
       continue;
     }
-    for (size_t k = (size_t)B * H; k < Bp * H; k++) av[k] = bm[k] = 0; /* rows that pad the last vectors */
-    const int nt = dy_sw_places(B, imask, tail, av, &w);
+    for (size_t k = (size_t)B * H; k < Bp * H; k++) av[k] = bm[k] = 0; /* slots that pad the last vectors */
+    const int nt = dy_sw_places(B, L - g * H < H ? L - g * H : H, imask, npair, tail, av, &w);
     dy_sw_ties(nt, &w, av);
     dy_sw_scatter(B, &w, bm);
   }

@@ -4,8 +4,8 @@
  *
  * Inputs (dz, dzp normal, theta unit vectors) come from a ring of pre-drawn sets, so that the timed
  * calls see changing data as in training; --dup N makes N rows of dz copies of others (pairs drawn
- * twice from the same frames, as batches drawn with replacement have). Prints the median and minimum microseconds per call with
- * the gradient (gdz) and without it. */
+ * twice from the same frames, as batches drawn with replacement have). Prints the median and
+ * minimum microseconds per call with the gradient (gdz) and without it. */
 #include "dy_nn.h"
 #include "dy_rng.h"
 

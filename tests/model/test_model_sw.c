@@ -23,7 +23,10 @@ static void sort_pairs(int n, dy_real *v, int *idx)
     }
 }
 
-static int check(int B, int L, int d, uint64_t seed)
+/* pattern 0: rows repeat with period 85 (every component equal); pattern 1: components take few
+ * values each, independently, so that rows of different dz tie exactly in some projections and
+ * classes of equal rows hold several rows */
+static int check(int B, int L, int d, uint64_t seed, int pattern)
 {
   DyRng rng;
   dy_rng_seed(&rng, seed, 3);
@@ -34,8 +37,10 @@ static int check(int B, int L, int d, uint64_t seed)
    * all but the lowest bits */
   for (int n = 0; n < B; n++)
     for (int c = 0; c < d; c++) {
-      dy_real v = (dy_real)(0.1 * (double)((n * 7 + c) % 5) - 0.2);
-      for (int k = 0; k < (n * 13) % 17; k++) /* ulp offsets out of row order */
+      const double base = pattern ? 0.25 * ((n / (1 + 3 * c)) % 4) - 0.4 : 0.1 * ((n * 7 + c) % 5) - 0.2;
+      dy_real v = (dy_real)base;
+      const int ulps = pattern ? (n * 5 + c) % 3 : (n * 13) % 17;
+      for (int k = 0; k < ulps; k++) /* ulp offsets out of row order */
         v = sizeof v == sizeof(float) ? (dy_real)nextafterf((float)v, 10.0f) : (dy_real)nextafter((double)v, 10.0);
       dz[n * d + c] = v;
       dzp[n * d + c] = (dy_real)dy_rng_normal(&rng);
@@ -75,8 +80,9 @@ static int check(int B, int L, int d, uint64_t seed)
   const double tol = sizeof(dy_real) == 4 ? 1e-5 : 1e-12;
   const double loss_only = dy_sw_loss(L, B, d, theta, dz, dzp, 1.0, NULL, work); /* sorts without rows */
   const int ok = fabs(loss - ref) <= tol * ref && fabs(loss_only - ref) <= tol * ref && gerr <= tol * gmax;
-  printf("B %d, L %d, d %d: loss %.10g (without gradient %.10g, plain sort %.10g), gradient error %.2e of %.2e: %s\n", B,
-         L, d, loss, loss_only, ref, gerr, gmax, ok ? "ok" : "FAIL");
+  printf("pattern %d, B %d, L %d, d %d: loss %.10g (without gradient %.10g, plain sort %.10g), gradient error %.2e "
+         "of %.2e: %s\n",
+         pattern, B, L, d, loss, loss_only, ref, gerr, gmax, ok ? "ok" : "FAIL");
   free(dz), free(dzp), free(theta), free(g), free(gref), free(work), free(a), free(b), free(ia), free(ib);
   return ok;
 }
@@ -84,11 +90,14 @@ static int check(int B, int L, int d, uint64_t seed)
 int main(void)
 {
   int ok = 1;
-  ok &= check(200, 10, 1, 1);
-  ok &= check(256, 50, 2, 2);
-  ok &= check(37, 3, 3, 3);
-  ok &= check(5, 9, 2, 4);
-  ok &= check(130, 7, 5, 5);
+  ok &= check(200, 10, 1, 1, 0);
+  ok &= check(256, 50, 2, 2, 0);
+  ok &= check(37, 3, 3, 3, 0);
+  ok &= check(5, 9, 2, 4, 0);
+  ok &= check(130, 7, 5, 5, 0);
+  ok &= check(256, 50, 2, 6, 1);
+  ok &= check(100, 9, 3, 7, 1);
+  ok &= check(64, 4, 1, 8, 1);
   printf("%s\n", ok ? "ok" : "FAIL");
   return ok ? 0 : 1;
 }
