@@ -273,7 +273,7 @@ DY_INLINE int dy_gemm_narrow_rows(const int p, int n, int q, const dy_real *A, c
     for (int k = 0; k < q; k += DY_VL) {
       dy_vec a[DY_VL], bt[DY_VL];
       for (int j = 0; j < R; j++) a[j] = dy_vload(A + (size_t)(r0 + j) * q + k);
-      for (int c = 0; c < p; c++) bt[c] = dy_vload(BmT + (size_t)c * q + k);
+      for (int c = 0; c < p; c++) bt[c] = dy_vreg(dy_vload(BmT + (size_t)c * q + k));
       for (int i = 0; i < DY_VL; i++) acc[i] += a[i / p] * bt[i % p];
     }
     const size_t o = (size_t)r0 * p;
