@@ -58,33 +58,49 @@ static inline dy_real dy_value_of(dy_key u)
 #define DY_SW_HALF (DY_SW_GROUP / 2)
 typedef dy_key dy_kvec __attribute__((vector_size(DY_SW_GROUP * sizeof(dy_key))));   /* one row of keys */
 typedef dy_real dy_rrow __attribute__((vector_size(DY_SW_GROUP * sizeof(dy_real)))); /* one row of values */
-typedef __typeof__((dy_kvec){0} < (dy_kvec){0}) dy_skvec; /* signed keys (slots are small) */
 
-#if defined(__AVX2__) && !defined(DY_REAL_DOUBLE)
+/* The sort works on 256-bit vectors, DY_SW_NKV per row (rows of doubles are wider than a register). */
+typedef dy_key dy_svec __attribute__((vector_size(32)));
+#define DY_SW_NKV ((int)(sizeof(dy_kvec) / sizeof(dy_svec)))
+
+#if defined(__AVX__)
 #include <immintrin.h>
-static inline __attribute__((always_inline)) void dy_kminmax(dy_kvec *a, dy_kvec *b)
+#endif
+#if defined(__AVX2__) && !defined(DY_REAL_DOUBLE)
+static inline __attribute__((always_inline)) void dy_kminmax(dy_svec *a, dy_svec *b)
 {
   const __m256i x = (__m256i)*a, y = (__m256i)*b;
-  *a = (dy_kvec)_mm256_min_epu32(x, y);
-  *b = (dy_kvec)_mm256_max_epu32(x, y);
+  *a = (dy_svec)_mm256_min_epu32(x, y);
+  *b = (dy_svec)_mm256_max_epu32(x, y);
+}
+#elif defined(__AVX2__)
+/* 64-bit keys compared signed after flipping the sign bit */
+static inline __attribute__((always_inline)) void dy_kminmax(dy_svec *a, dy_svec *b)
+{
+  const __m256i x = (__m256i)*a, y = (__m256i)*b, s = _mm256_set1_epi64x((long long)DY_KEY_SIGN);
+  const __m256i gt = _mm256_cmpgt_epi64(_mm256_xor_si256(x, s), _mm256_xor_si256(y, s));
+  *a = (dy_svec)_mm256_blendv_epi8(x, y, gt);
+  *b = (dy_svec)_mm256_blendv_epi8(y, x, gt);
 }
 #else
-static inline __attribute__((always_inline)) void dy_kminmax(dy_kvec *a, dy_kvec *b)
+static inline __attribute__((always_inline)) void dy_kminmax(dy_svec *a, dy_svec *b)
 {
-  const dy_kvec x = *a, y = *b, m = (dy_kvec)(x < y);
+  const dy_svec x = *a, y = *b, m = (dy_svec)(x < y);
   *a = (x & m) | (y & ~m);
   *b = (y & m) | (x & ~m);
 }
 #endif
-#if defined(__AVX__)
-#include <immintrin.h>
-#endif
 
-/* compare-exchange of rows i < j of r */
-#define DY_CE(r, i, j) dy_kminmax(&(r)[i], &(r)[j])
+/* compare-exchange of rows i < j of r (rows of DY_SW_NKV vectors) */
+static inline __attribute__((always_inline)) void dy_sw_ce(dy_svec *r, int i, int j)
+{
+  for (int v = 0; v < DY_SW_NKV; v++) dy_kminmax(&r[i * DY_SW_NKV + v], &r[j * DY_SW_NKV + v]);
+}
+
+#define DY_CE(r, i, j) dy_sw_ce(r, i, j)
 
 /* strides 4, 2, 1 of a merge on eight rows */
-static inline __attribute__((always_inline)) void dy_sw_tail8(dy_kvec *r)
+static inline __attribute__((always_inline)) void dy_sw_tail8(dy_svec *r)
 {
   DY_CE(r, 0, 4), DY_CE(r, 1, 5), DY_CE(r, 2, 6), DY_CE(r, 3, 7);
   DY_CE(r, 0, 2), DY_CE(r, 1, 3), DY_CE(r, 4, 6), DY_CE(r, 5, 7);
@@ -92,7 +108,7 @@ static inline __attribute__((always_inline)) void dy_sw_tail8(dy_kvec *r)
 }
 
 /* merges of sizes 2, 4 and 8 on eight rows */
-static inline __attribute__((always_inline)) void dy_sw_sort8(dy_kvec *r)
+static inline __attribute__((always_inline)) void dy_sw_sort8(dy_svec *r)
 {
   DY_CE(r, 0, 1), DY_CE(r, 2, 3), DY_CE(r, 4, 5), DY_CE(r, 6, 7);
   DY_CE(r, 0, 3), DY_CE(r, 1, 2), DY_CE(r, 4, 7), DY_CE(r, 5, 6);
@@ -107,21 +123,24 @@ static inline __attribute__((always_inline)) void dy_sw_sort8(dy_kvec *r)
  * index distances u = m/2 (m/4 with mirror) down to 1. Several stages cost one load and one store
  * of every row. */
 static inline __attribute__((always_inline)) void dy_sw_pass(const int m, const int mirror, int P, int size,
-                                                             int step, dy_kvec *rows)
+                                                             int step, dy_svec *rows)
 {
-  dy_kvec r[8];
+  enum { NKV = DY_SW_NKV };
+  dy_svec r[8 * NKV];
   for (int b0 = 0; b0 < P; b0 += mirror ? size : m * step)
     for (int t = 0; t < step; t++) {
       int idx[8];
       for (int a = 0; a < m; a++)
         idx[a] = mirror && a >= m / 2 ? b0 + size - 1 - t - (m - 1 - a) * step : b0 + t + a * step;
-      for (int a = 0; a < m; a++) r[a] = rows[idx[a]];
+      for (int a = 0; a < m; a++)
+        for (int v = 0; v < NKV; v++) r[a * NKV + v] = rows[(size_t)idx[a] * NKV + v];
       if (mirror)
         for (int a = 0; a < m / 2; a++) DY_CE(r, a, m - 1 - a);
       for (int u = mirror ? m / 4 : m / 2; u >= 1; u /= 2)
         for (int a = 0; a < m; a++)
           if (!(a & u)) DY_CE(r, a, a + u);
-      for (int a = 0; a < m; a++) rows[idx[a]] = r[a];
+      for (int a = 0; a < m; a++)
+        for (int v = 0; v < NKV; v++) rows[(size_t)idx[a] * NKV + v] = r[a * NKV + v];
     }
 }
 
@@ -129,7 +148,7 @@ static inline __attribute__((always_inline)) void dy_sw_pass(const int m, const 
  * already sorted. Each merge starts by comparing mirrored rows, so every compare-exchange puts the
  * minimum first; its stages of strides >= 8 go through memory up to three at a time, the last three
  * in registers. */
-static int dy_sw_merge_block(int P, dy_kvec *rows)
+static int dy_sw_merge_block(int P, dy_svec *rows)
 {
   for (int size = 16; size <= P; size *= 2) {
     /* the mirror stage with the next strides down to 8: m rows spaced size / m */
@@ -144,11 +163,11 @@ static int dy_sw_merge_block(int P, dy_kvec *rows)
       else dy_sw_pass(2, 0, P, size, stride, rows), stride /= 2;
     }
     if (size == P) break; /* the last merge's registers pass is the caller's */
-    for (int c = 0; c < P; c += 8) {
-      dy_kvec r[8];
-      for (int a = 0; a < 8; a++) r[a] = rows[c + a];
+    for (size_t k = 0; k < (size_t)P * DY_SW_NKV; k += 8 * DY_SW_NKV) {
+      dy_svec r[8 * DY_SW_NKV];
+      for (int a = 0; a < 8 * DY_SW_NKV; a++) r[a] = rows[k + a];
       dy_sw_tail8(r);
-      for (int a = 0; a < 8; a++) rows[c + a] = r[a];
+      for (int a = 0; a < 8 * DY_SW_NKV; a++) rows[k + a] = r[a];
     }
   }
   return P >= 16;
@@ -157,8 +176,15 @@ static int dy_sw_merge_block(int P, dy_kvec *rows)
 /* Rows c..c+7 of a block from dy_sw_merge_block into r, in their final order (tail: its return). */
 static inline __attribute__((always_inline)) void dy_sw_final8(const dy_kvec *rows, int c, int tail, dy_kvec *r)
 {
+#if defined(DY_REAL_DOUBLE) /* rows of two vectors */
+  dy_svec s[8 * DY_SW_NKV];
+  memcpy(s, rows + c, sizeof s);
+  if (tail) dy_sw_tail8(s);
+  memcpy(r, s, sizeof s);
+#else
   for (int a = 0; a < 8; a++) r[a] = rows[c + a];
   if (tail) dy_sw_tail8(r);
+#endif
 }
 
 /* Workspace layout of dy_sw_loss for B pairs (Bp: rounded up to 4), L projections in ng groups,
@@ -217,18 +243,11 @@ static size_t dy_sw_layout(int B, int L, int d, char *base, DySwWork *w)
 
 size_t dy_sw_work_bytes(int B, int L, int d) { return dy_sw_layout(B, L, d, NULL, NULL); }
 
-/* keys of a row of values, values of a row of keys (by pointer: rows of doubles are wider than
- * the vector registers) */
+/* keys of a row of values (by pointer: rows of doubles are wider than the vector registers) */
 static inline void dy_keys_of(const dy_rrow *x, dy_kvec *k)
 {
   const dy_kvec u = (dy_kvec)*x, neg = u >> (8 * sizeof(dy_key) - 1); /* 1 for negatives */
   *k = u ^ (-neg | DY_KEY_SIGN);
-}
-
-static inline void dy_values_of(const dy_kvec *k, dy_rrow *x)
-{
-  const dy_kvec pos = *k >> (8 * sizeof(dy_key) - 1); /* 1 for keys of non-negatives */
-  *x = (dy_rrow)(*k ^ ((pos - 1) | DY_KEY_SIGN));
 }
 
 /* The keys of a and b of the group with directions trow (d) (rows 0..B-1, then all ones up to P)
@@ -254,19 +273,46 @@ static inline __attribute__((always_inline)) void dy_sw_keys(int B, int P, int d
       dy_keys_of(&p, &r[i]);
       r[i] = (r[i] & ~hmask) | (hmask & (dy_key)sl);
     }
+#if defined(DY_REAL_DOUBLE) /* rows of two vectors */
+    dy_svec sr[8 * DY_SW_NKV];
+    memcpy(sr, r, sizeof sr);
+    dy_sw_sort8(sr);
+    memcpy(w->keys + c0, sr, sizeof sr);
+#else
     dy_sw_sort8(r);
     for (int i = 0; i < 8; i++) w->keys[c0 + i] = r[i];
+#endif
   }
 }
 
-/* whether a row of keys has a bit set */
-static inline int dy_sw_any(const dy_kvec *x)
+/* Half a row of keys (the four lanes of a, or of b) and its signed form (slots are small). */
+typedef dy_key dy_hkvec __attribute__((vector_size(DY_SW_HALF * sizeof(dy_key))));
+typedef __typeof__((dy_hkvec){0} < (dy_hkvec){0}) dy_shkvec;
+
+/* the halves of row r */
+static inline void dy_sw_halves(const dy_kvec *r, dy_hkvec *a, dy_hkvec *b)
+{
+  memcpy(a, r, sizeof *a);
+  memcpy(b, (const char *)r + sizeof *a, sizeof *b);
+}
+
+/* values of half a row of keys */
+static inline dy_hvec dy_sw_half_values(dy_hkvec k)
+{
+  const dy_hkvec pos = k >> (8 * sizeof(dy_key) - 1); /* 1 for keys of non-negatives */
+  return (dy_hvec)(k ^ ((pos - 1) | DY_KEY_SIGN));
+}
+
+/* whether half a row of keys has a bit set */
+static inline int dy_sw_any(dy_hkvec x)
 {
 #if defined(__AVX__) && !defined(DY_REAL_DOUBLE)
-  return !_mm256_testz_si256((__m256i)*x, (__m256i)*x);
+  return !_mm_testz_si128((__m128i)x, (__m128i)x);
+#elif defined(__AVX__)
+  return !_mm256_testz_si256((__m256i)x, (__m256i)x);
 #else
-  uint64_t q[sizeof *x / 8], any = 0;
-  memcpy(q, x, sizeof q);
+  uint64_t q[sizeof x / 8], any = 0;
+  memcpy(q, &x, sizeof q);
   for (size_t h = 0; h < sizeof q / 8; h++) any |= q[h];
   return any != 0;
 #endif
@@ -280,12 +326,11 @@ static inline int dy_sw_any(const dy_kvec *x)
  * their number is returned. nl: the lanes in use (the others hold zeros, one bucket). */
 static int dy_sw_places(int B, int nl, dy_key imask, int npair, int tail, const dy_real *av, const DySwWork *w)
 {
-  const dy_kvec hmask = {imask, imask, imask, imask}, cmask = hmask & ~(dy_key)1, lane = {0, 1, 2, 3};
-  const dy_kvec pend = {(dy_key)npair, (dy_key)npair, (dy_key)npair, (dy_key)npair};
-  const dy_kvec amask = {~(dy_key)0, ~(dy_key)0, ~(dy_key)0, ~(dy_key)0};
-  dy_kvec use = {0}; /* lanes of a in use */
+  const dy_hkvec hmask = {imask, imask, imask, imask}, cmask = hmask & ~(dy_key)1, lane = {0, 1, 2, 3};
+  const dy_hkvec pend = {(dy_key)npair, (dy_key)npair, (dy_key)npair, (dy_key)npair};
+  dy_hkvec use = {0}; /* lanes of a in use */
   for (int j = 0; j < nl; j++) use[j] = ~(dy_key)0;
-  dy_kvec prev = {0}, cont = {0}; /* the keys at the position before, the lanes checked there */
+  dy_hkvec prev = {0}, cont = {0}; /* the keys of a at the position before, the lanes checked there */
   dy_real topv[DY_SW_HALF] = {0};  /* per lane checked: the largest (value, row) so far */
   int topr[DY_SW_HALF] = {0}, nt = 0;
   const dy_key *places = (const dy_key *)w->keys;
@@ -296,15 +341,21 @@ static int dy_sw_places(int B, int nl, dy_key imask, int npair, int tail, const 
     for (int a = 0; a < 8; a++) {
       const int k = c + a;
       if (k >= B) break;
-      const dy_kvec r = rs[a], x = r ^ prev, was = cont;
-      dy_rrow v;
-      dy_values_of(&r, &v);
-      w->keys[k] = ((r & hmask) * DY_SW_HALF + lane) | ((dy_kvec)v & ~amask);
-      prev = r;
-      const dy_kvec pair = (dy_kvec)((x & cmask) == 0) & (dy_kvec)((dy_skvec)(r & hmask) < (dy_skvec)pend);
-      cont = (dy_kvec)((x & ~hmask) == 0) & (~pair | was) & use;
-      if (!k) cont = (dy_kvec){0};
-      if (!dy_sw_any(&cont)) continue;
+      dy_hkvec ka, kb;
+      dy_sw_halves(&rs[a], &ka, &kb);
+      const dy_hkvec x = ka ^ prev, was = cont, pl = (ka & hmask) * DY_SW_HALF + lane;
+      const dy_hvec bv = dy_sw_half_values(kb);
+#if defined(DY_REAL_DOUBLE)
+      memcpy(&w->keys[k], &pl, sizeof pl);
+      memcpy((char *)&w->keys[k] + sizeof pl, &bv, sizeof bv);
+#else
+      w->keys[k] = __builtin_shufflevector(pl, (dy_hkvec)bv, 0, 1, 2, 3, 4, 5, 6, 7);
+#endif
+      prev = ka;
+      const dy_hkvec pair = (dy_hkvec)((x & cmask) == 0) & (dy_hkvec)((dy_shkvec)(ka & hmask) < (dy_shkvec)pend);
+      cont = (dy_hkvec)((x & ~hmask) == 0) & (~pair | was) & use;
+      if (!k) cont = (dy_hkvec){0};
+      if (!dy_sw_any(cont)) continue;
       for (int j = 0; j < nl; j++) {
         if (!cont[j]) continue;
         if (!was[j]) { /* the position before began the checks of its bucket: the largest so far */
@@ -368,12 +419,9 @@ static void dy_sw_sorted_errors(int B, int tail, const DySwWork *w, dy_dvec *sum
 #pragma GCC unroll 8
     for (int a = 0; a < 8; a++) {
       if (c + a >= B) break;
-      dy_rrow v;
-      dy_values_of(&rs[a], &v);
-      dy_hvec a, b;
-      memcpy(&a, &v, sizeof a);
-      memcpy(&b, (const dy_real *)&v + DY_SW_HALF, sizeof b);
-      const dy_hvec e = a - b;
+      dy_hkvec ka, kb;
+      dy_sw_halves(&rs[a], &ka, &kb);
+      const dy_hvec e = dy_sw_half_values(ka) - dy_sw_half_values(kb);
       s += __builtin_convertvector(e * e, dy_dvec);
     }
   }
@@ -515,7 +563,7 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
     dy_real *av = gdz ? w.av + g * Bp * H : NULL, *bm = w.bm + g * Bp * H;
     if (d == 2) dy_sw_keys(B, P, 2, imask, trow, &w, av); /* the common case, unrolled */
     else dy_sw_keys(B, P, d, imask, trow, &w, av);
-    const int tail = dy_sw_merge_block(P, w.keys);
+    const int tail = dy_sw_merge_block(P, (dy_svec *)w.keys);
     if (!gdz) {
       dy_sw_sorted_errors(B, tail, &w, &sumv);
       continue;
