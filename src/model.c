@@ -393,7 +393,7 @@ static void dy_model_step(DyModel *model, DyWork *w, int B, int L, const dy_real
                 B;
 
   /* force and log-diffusion at z0; the log-diffusion net also carries one tangent block per latent
-   * direction, seeded with the unit vectors, so that its outputs include dg/dz */
+   * direction, seeded with the unit vectors, for the diagonal Jacobian J = dg_i/dz_i */
   w->nb[DY_NET_FORCE].in = z0;
   dy_net_forward(model, w, DY_NET_FORCE, B);
   w->nb[DY_NET_LOGDIFF].in = z0;
