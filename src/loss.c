@@ -39,21 +39,15 @@ typedef uint32_t dy_key;
 #define DY_KEY_SIGN (UINT32_C(1) << 31)
 #endif
 
-static inline dy_real dy_value_of(dy_key u)
-{
-  u = (u & DY_KEY_SIGN) ? (u & ~DY_KEY_SIGN) : ~u;
-  dy_real x;
-  memcpy(&x, &u, sizeof x);
-  return x;
-}
-
 /* The projections are handled DY_SW_HALF at a time (a group) in a block of rows of DY_SW_GROUP keys:
  * row n holds the keys of a_n for the group's projections, then those of b_n, so a and b of a
- * projection sit in the same row, half a row apart. A bitonic network sorts every lane of the block
- * at once with compare-exchanges of whole rows (no shuffles); its stages go through memory a few at
- * a time, the last three of every merge on eight rows in registers. For the gradient the keys of a
- * carry the row index in their low bits (the permutation is what the gradient needs); the rare runs
- * of values equal in all other bits are put in order of the true values afterwards. */
+ * projection sit in the same row, half a row apart (50 + 50 projections fill 13 blocks). A bitonic
+ * network sorts every lane of the block at once with compare-exchanges of whole rows (no shuffles);
+ * its stages go through memory a few at a time, the last three of every merge on eight rows in
+ * registers. For the gradient the keys of a carry the row's slot in their low bits (the permutation
+ * is what the gradient needs): after the sort, the b of every rank is sent to the slot of the a of
+ * that rank, and one pass by row gives the loss and the gradient. The rare positions whose packed key
+ * orders them differently from their true (value, row) are put right by a tie pass. */
 #define DY_SW_GROUP 8
 #define DY_SW_HALF (DY_SW_GROUP / 2)
 typedef dy_key dy_kvec __attribute__((vector_size(DY_SW_GROUP * sizeof(dy_key))));   /* one row of keys */
