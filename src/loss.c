@@ -279,30 +279,37 @@ static inline __attribute__((always_inline)) void dy_sw_keys(int B, int P, int d
   }
 }
 
-/* Half a row of keys (the four lanes of a, or of b) and its signed form (slots are small). */
-typedef dy_key dy_hkvec __attribute__((vector_size(DY_SW_HALF * sizeof(dy_key))));
-typedef __typeof__((dy_hkvec){0} < (dy_hkvec){0}) dy_shkvec;
+/* Keys of a for the tie checks, and their signed form (slots are small): in single precision the
+ * whole row in one register (the lanes of b are masked off), in double its first half. */
+#if defined(DY_REAL_DOUBLE)
+typedef dy_key dy_fkvec __attribute__((vector_size(DY_SW_HALF * sizeof(dy_key))));
+#else
+typedef dy_kvec dy_fkvec;
+#endif
+typedef __typeof__((dy_fkvec){0} < (dy_fkvec){0}) dy_sfkvec;
 
-/* the halves of row r */
-static inline void dy_sw_halves(const dy_kvec *r, dy_hkvec *a, dy_hkvec *b)
+/* The values of row r of sorted keys: a (first half) and b. */
+static inline void dy_sw_row_values(const dy_kvec *r, dy_hvec *a, dy_hvec *b)
 {
-  memcpy(a, r, sizeof *a);
-  memcpy(b, (const char *)r + sizeof *a, sizeof *b);
+#if defined(DY_REAL_DOUBLE) /* by halves: rows of doubles are wider than the vector registers */
+  for (int h = 0; h < 2; h++) {
+    dy_fkvec k;
+    memcpy(&k, (const char *)r + h * sizeof k, sizeof k);
+    const dy_fkvec pos = k >> (8 * sizeof(dy_key) - 1); /* 1 for keys of non-negatives */
+    const dy_fkvec v = k ^ ((pos - 1) | DY_KEY_SIGN);
+    memcpy(h ? b : a, &v, sizeof v);
+  }
+#else
+  const dy_kvec pos = *r >> (8 * sizeof(dy_key) - 1), v = *r ^ ((pos - 1) | DY_KEY_SIGN);
+  memcpy(a, &v, sizeof *a);
+  memcpy(b, (const char *)&v + sizeof *a, sizeof *b);
+#endif
 }
 
-/* values of half a row of keys */
-static inline dy_hvec dy_sw_half_values(dy_hkvec k)
+/* whether keys for the tie checks have a bit set */
+static inline int dy_sw_any(dy_fkvec x)
 {
-  const dy_hkvec pos = k >> (8 * sizeof(dy_key) - 1); /* 1 for keys of non-negatives */
-  return (dy_hvec)(k ^ ((pos - 1) | DY_KEY_SIGN));
-}
-
-/* whether half a row of keys has a bit set */
-static inline int dy_sw_any(dy_hkvec x)
-{
-#if defined(__AVX__) && !defined(DY_REAL_DOUBLE)
-  return !_mm_testz_si128((__m128i)x, (__m128i)x);
-#elif defined(__AVX__)
+#if defined(__AVX__)
   return !_mm256_testz_si256((__m256i)x, (__m256i)x);
 #else
   uint64_t q[sizeof x / 8], any = 0;
@@ -320,11 +327,11 @@ static inline int dy_sw_any(dy_hkvec x)
  * their number is returned. nl: the lanes in use (the others hold zeros, one bucket). */
 static int dy_sw_places(int B, int nl, dy_key imask, int npair, int tail, const dy_real *av, const DySwWork *w)
 {
-  const dy_hkvec hmask = {imask, imask, imask, imask}, cmask = hmask & ~(dy_key)1, lane = {0, 1, 2, 3};
-  const dy_hkvec pend = {(dy_key)npair, (dy_key)npair, (dy_key)npair, (dy_key)npair};
-  dy_hkvec use = {0}; /* lanes of a in use */
+  const dy_fkvec hmask = {imask, imask, imask, imask}, cmask = hmask & ~(dy_key)1, lane = {0, 1, 2, 3};
+  const dy_fkvec pend = {(dy_key)npair, (dy_key)npair, (dy_key)npair, (dy_key)npair};
+  dy_fkvec use = {0}; /* lanes of a in use */
   for (int j = 0; j < nl; j++) use[j] = ~(dy_key)0;
-  dy_hkvec prev = {0}, cont = {0}; /* the keys of a at the position before, the lanes checked there */
+  dy_fkvec prev = {0}, cont = {0}; /* the keys of a at the position before, the lanes checked there */
   dy_real topv[DY_SW_HALF] = {0};  /* per lane checked: the largest (value, row) so far */
   int topr[DY_SW_HALF] = {0}, nt = 0;
   const dy_key *places = (const dy_key *)w->keys;
@@ -335,20 +342,22 @@ static int dy_sw_places(int B, int nl, dy_key imask, int npair, int tail, const 
     for (int a = 0; a < 8; a++) {
       const int k = c + a;
       if (k >= B) break;
-      dy_hkvec ka, kb;
-      dy_sw_halves(&rs[a], &ka, &kb);
-      const dy_hkvec x = ka ^ prev, was = cont, pl = (ka & hmask) * DY_SW_HALF + lane;
-      const dy_hvec bv = dy_sw_half_values(kb);
+      dy_fkvec ka; /* keys of a (and in single precision b, masked off below) */
+      memcpy(&ka, &rs[a], sizeof ka);
+      const dy_fkvec x = ka ^ prev, was = cont, pl = (ka & hmask) * DY_SW_HALF + lane;
 #if defined(DY_REAL_DOUBLE)
+      dy_hvec va, vb;
+      dy_sw_row_values(&rs[a], &va, &vb);
       memcpy(&w->keys[k], &pl, sizeof pl);
-      memcpy((char *)&w->keys[k] + sizeof pl, &bv, sizeof bv);
-#else
-      w->keys[k] = __builtin_shufflevector(pl, (dy_hkvec)bv, 0, 1, 2, 3, 4, 5, 6, 7);
+      memcpy((char *)&w->keys[k] + sizeof pl, &vb, sizeof vb);
+#else /* one store: pl is zero in the lanes of b */
+      const dy_kvec pos = rs[a] >> (8 * sizeof(dy_key) - 1), amask = {~0u, ~0u, ~0u, ~0u};
+      w->keys[k] = pl | ((rs[a] ^ ((pos - 1) | DY_KEY_SIGN)) & ~amask);
 #endif
       prev = ka;
-      const dy_hkvec pair = (dy_hkvec)((x & cmask) == 0) & (dy_hkvec)((dy_shkvec)(ka & hmask) < (dy_shkvec)pend);
-      cont = (dy_hkvec)((x & ~hmask) == 0) & (~pair | was) & use;
-      if (!k) cont = (dy_hkvec){0};
+      const dy_fkvec pair = (dy_fkvec)((x & cmask) == 0) & (dy_fkvec)((dy_sfkvec)(ka & hmask) < (dy_sfkvec)pend);
+      cont = (dy_fkvec)((x & ~hmask) == 0) & (~pair | was) & use;
+      if (!k) cont = (dy_fkvec){0};
       if (!dy_sw_any(cont)) continue;
       for (int j = 0; j < nl; j++) {
         if (!cont[j]) continue;
@@ -413,9 +422,9 @@ static void dy_sw_sorted_errors(int B, int tail, const DySwWork *w, dy_dvec *sum
 #pragma GCC unroll 8
     for (int a = 0; a < 8; a++) {
       if (c + a >= B) break;
-      dy_hkvec ka, kb;
-      dy_sw_halves(&rs[a], &ka, &kb);
-      const dy_hvec e = dy_sw_half_values(ka) - dy_sw_half_values(kb);
+      dy_hvec va, vb;
+      dy_sw_row_values(&rs[a], &va, &vb);
+      const dy_hvec e = va - vb;
       s += __builtin_convertvector(e * e, dy_dvec);
     }
   }
