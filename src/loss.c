@@ -190,8 +190,7 @@ typedef struct {
   dy_kvec *keys; /* (P, GROUP) one group's keys */
   dy_rrow *xz;   /* (B, d) rows {dz x4, dzp x4} */
   dy_rrow *trow; /* (ng, d) the groups' directions by component, {theta x2}, zero past L */
-  dy_real *av;   /* (ng, Bp, HALF) a by group and slot */
-  dy_real *bm;   /* (ng, Bp, HALF) the b of the same rank as a, as av */
+  dy_real *av;   /* (ng, Bp, HALF) a by group and slot, then a - (the b of the same rank) */
   int *slot;     /* (B) slot of each row */
   int *rowof;    /* (Bp) row of each slot, -1 past B */
   int *table;    /* (T) hash table of rows of dz: first row of a set of equal rows + 1, or 0 */
@@ -226,7 +225,6 @@ static size_t dy_sw_layout(int B, int L, int d, char *base, DySwWork *w)
   DY_SW_SEG(xz, (size_t)B * d * sizeof(dy_rrow));
   DY_SW_SEG(trow, ng * d * sizeof(dy_rrow));
   DY_SW_SEG(av, ng * Bp * DY_SW_HALF * sizeof(dy_real));
-  DY_SW_SEG(bm, ng * Bp * DY_SW_HALF * sizeof(dy_real));
   DY_SW_SEG(slot, (size_t)B * sizeof(int));
   DY_SW_SEG(rowof, Bp * sizeof(int));
   DY_SW_SEG(table, (size_t)dy_pow2_at_least(4 * B) * sizeof(int));
@@ -319,7 +317,7 @@ static inline int dy_sw_any(dy_fkvec x)
 #endif
 }
 
-/* For one sorted group, in place: the keys of a become the places (slot HALF + lane) in av and bm,
+/* For one sorted group, in place: the keys of a become the places (slot HALF + lane) in av,
  * the keys of b their values. Packed keys order values equal in their upper bits (a bucket) by slot,
  * and slots are not all in row order: so at a position whose bucket continues, unless it is the
  * second of a pair of equal rows (slots below npair) or its lane is being checked, the true value
@@ -397,9 +395,9 @@ static void dy_sw_ties(int nt, const DySwWork *w, const dy_real *av)
   }
 }
 
-/* The b of rank k to the row of the a of rank k: bm (the group's (Bp, 4)) from the places and values
- * of dy_sw_places. */
-static void dy_sw_scatter(int B, const DySwWork *w, dy_real *bm)
+/* The b of rank k taken from the a of rank k in av (the group's (Bp, 4)), from the places and values
+ * of dy_sw_places: av holds the errors after. */
+static void dy_sw_scatter(int B, const DySwWork *w, dy_real *av)
 {
   const char *rows = (const char *)w->keys;
   for (size_t k = 0; k < (size_t)B; k++)
@@ -408,7 +406,7 @@ static void dy_sw_scatter(int B, const DySwWork *w, dy_real *bm)
       dy_real b;
       memcpy(&p, rows + k * sizeof(dy_kvec) + j * sizeof(dy_key), sizeof p);
       memcpy(&b, rows + k * sizeof(dy_kvec) + (DY_SW_HALF + j) * sizeof(dy_key), sizeof b);
-      bm[p] = b;
+      av[p] -= b;
     }
 }
 
@@ -467,10 +465,8 @@ static void dy_sw_backward(int B, int d, int ng, dy_real gscale, const DySwWork 
         memcpy(&t1, w->trow + (size_t)g * d + c1, sizeof t1);
         for (int u = 0; u < U; u++) {
           const size_t o = g * gstride + (size_t)(n + u * NH) * DY_SW_HALF;
-          dy_rvec a, b;
-          memcpy(&a, w->av + o, sizeof a);
-          memcpy(&b, w->bm + o, sizeof b);
-          const dy_rvec e = a - b;
+          dy_rvec e;
+          memcpy(&e, w->av + o, sizeof e);
           e2[u] += e * e;
           acc0[u] += e * t0;
           acc1[u] += e * t1;
@@ -563,7 +559,7 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
   dy_dvec sumv = {0}; /* per-lane sums of squared errors */
   for (int g = 0; g < ng; g++) {
     const dy_rrow *trow = w.trow + (size_t)g * d;
-    dy_real *av = gdz ? w.av + g * Bp * H : NULL, *bm = w.bm + g * Bp * H;
+    dy_real *av = gdz ? w.av + g * Bp * H : NULL;
     if (d == 2) dy_sw_keys(B, P, 2, imask, trow, &w, av); /* the common case, unrolled */
     else dy_sw_keys(B, P, d, imask, trow, &w, av);
     const int tail = dy_sw_merge_block(P, (dy_svec *)w.keys);
@@ -571,10 +567,10 @@ double dy_sw_loss(int L, int B, int d, const dy_real *theta, const dy_real *dz, 
       dy_sw_sorted_errors(B, tail, &w, &sumv);
       continue;
     }
-    for (size_t k = (size_t)B * H; k < Bp * H; k++) av[k] = bm[k] = 0; /* slots that pad the last vectors */
+    for (size_t k = (size_t)B * H; k < Bp * H; k++) av[k] = 0; /* slots that pad the last vectors */
     const int nt = dy_sw_places(B, L - g * H < H ? L - g * H : H, imask, npair, tail, av, &w);
     dy_sw_ties(nt, &w, av);
-    dy_sw_scatter(B, &w, bm);
+    dy_sw_scatter(B, &w, av);
   }
   if (gdz) dy_sw_backward(B, d, ng, (dy_real)(2 * scale / ((double)L * B)), &w, gdz, &sumv);
   double sum = 0;
