@@ -1,15 +1,20 @@
 /* Times one full DynamicsAE training step of the numerical core, without MPI.
  *
  *   bench_step [--B 256] [--L 50] [--D 2] [--d 2] [--diffusion constant|learned] [--reps 500]
- *              [--warmup 50] [--torch] [--python /usr/bin/python3] [--script tools/bench_torch.py]
+ *              [--warmup 50] [--torch] [--torch-reps 200] [--rounds 5] [--python /usr/bin/python3]
+ *              [--script tools/bench_torch.py]
  *
  * One step = dy_model_loss_grad (both losses and all gradients) + both Adam updates, default widths
  * of SPEC section 7. Two figures:
  *   "core": batch, theta and eps prepared beforehand (a ring of pre-drawn inputs), only the step timed;
  *   "with inputs": each timed step also gathers B pairs from a pool of frames and draws L unit
  *   vectors and B x d normals, as the trainer does per step.
- * The FLOP count is analytic (matrix products only; see step_flops). --torch also runs
- * tools/bench_torch.py on the same shapes and prints the ratio. */
+ * The FLOP count is analytic (matrix products only; see step_flops). --torch also times the
+ * same step in PyTorch (tools/bench_torch.py in its serve mode, on the same shapes) and prints the
+ * ratios. The clock of a shared machine drifts by tens of percent over seconds, so the timed
+ * steps are split into --rounds rounds (default 5 with --torch, else 1), each a block of C steps
+ * with pre-drawn inputs, one with drawing, then one of PyTorch steps: both sides see the same
+ * periods, and the per-round ratios show how steady the comparison is. */
 #include "dy_model.h"
 #include "dy_rng.h"
 
@@ -18,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #ifndef DY_BENCH_TORCH_SCRIPT
 #define DY_BENCH_TORCH_SCRIPT "tools/bench_torch.py"
@@ -31,6 +38,8 @@ typedef struct {
   DyDiffusion diffusion; /* sampling mode of the prior moves */
   int reps, warmup;     /* timed steps and untimed steps before them */
   int torch;            /* 1: also run the PyTorch script */
+  int torch_reps;       /* timed PyTorch steps in all */
+  int rounds;           /* blocks the timed steps are split into (0: 5 with --torch, else 1) */
   const char *python;   /* interpreter for the script */
   const char *script;   /* tools/bench_torch.py */
 } BenchOptions;
@@ -162,7 +171,7 @@ static void draw_inputs(DyRng *rng, const BenchOptions *o, const dy_real *frames
 static int parse_options(int argc, char **argv, BenchOptions *o)
 {
   *o = (BenchOptions){.B = 256, .L = 50, .D = 2, .d = 2, .diffusion = DY_DIFFUSION_CONSTANT, .reps = 500,
-                      .warmup = 50, .torch = 0, .python = "/usr/bin/python3", .script = DY_BENCH_TORCH_SCRIPT};
+                      .warmup = 50, .torch = 0, .torch_reps = 200, .rounds = 0, .python = "/usr/bin/python3", .script = DY_BENCH_TORCH_SCRIPT};
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
     int *ival = !strcmp(a, "--B")        ? &o->B
@@ -171,6 +180,8 @@ static int parse_options(int argc, char **argv, BenchOptions *o)
                 : !strcmp(a, "--d")      ? &o->d
                 : !strcmp(a, "--reps")   ? &o->reps
                 : !strcmp(a, "--warmup") ? &o->warmup
+                : !strcmp(a, "--torch-reps") ? &o->torch_reps
+                : !strcmp(a, "--rounds") ? &o->rounds
                                          : NULL;
     if (!strcmp(a, "--torch")) {
       o->torch = 1;
@@ -189,39 +200,96 @@ static int parse_options(int argc, char **argv, BenchOptions *o)
       return 1;
     }
   }
-  if (o->B < 2 || o->L < 1 || o->D < 1 || o->d < 1 || o->d > DY_MAX_LAYERS || o->reps < 1 || o->warmup < 0) {
-    fprintf(stderr, "bench_step: need B >= 2, L >= 1, D >= 1, 1 <= d <= %d, reps >= 1, warmup >= 0\n", DY_MAX_LAYERS);
+  if (!o->rounds) o->rounds = o->torch ? 5 : 1;
+  if (o->B < 2 || o->L < 1 || o->D < 1 || o->d < 1 || o->d > DY_MAX_LAYERS || o->warmup < 0 || o->rounds < 1 ||
+      o->reps < o->rounds || o->torch_reps < o->rounds) {
+    fprintf(stderr,
+            "bench_step: need B >= 2, L >= 1, D >= 1, 1 <= d <= %d, warmup >= 0, rounds >= 1, reps and torch-reps "
+            ">= rounds\n",
+            DY_MAX_LAYERS);
     return 1;
   }
   return 0;
 }
 
-/* Runs the PyTorch script; returns its median microseconds per step, or -1. */
-static double run_torch(const BenchOptions *o, double *min_us)
+/* tools/bench_torch.py in serve mode: it reads requests on `to` and answers on `from`. */
+typedef struct {
+  pid_t pid;  /* the interpreter's process */
+  FILE *to;   /* its standard input */
+  FILE *from; /* its standard output */
+} TorchServer;
+
+/* Starts the script and echoes its header line; 0 on success. */
+static int torch_start(const BenchOptions *o, TorchServer *ts)
 {
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd, "%s %s --B %d --L %d --D %d --d %d --diffusion %s", o->python, o->script, o->B, o->L,
-           o->D, o->d, o->diffusion == DY_DIFFUSION_LEARNED ? "learned" : "constant");
-  fflush(stdout);
-  FILE *p = popen(cmd, "r");
-  if (!p) return -1;
-  char line[512];
-  double med = -1;
-  while (fgets(line, sizeof line, p)) {
-    if (sscanf(line, "torch_us_per_step median %lf min %lf", &med, min_us) == 2) continue;
-    printf("  %s", line);
+  int in[2], out[2];
+  char B[16], L[16], D[16], d[16];
+  snprintf(B, sizeof B, "%d", o->B);
+  snprintf(L, sizeof L, "%d", o->L);
+  snprintf(D, sizeof D, "%d", o->D);
+  snprintf(d, sizeof d, "%d", o->d);
+  if (pipe(in)) return -1;
+  if (pipe(out)) {
+    close(in[0]);
+    close(in[1]);
+    return -1;
   }
-  if (pclose(p) != 0) return -1;
-  return med;
+  fflush(stdout);
+  ts->pid = fork();
+  if (ts->pid == 0) {
+    dup2(in[0], STDIN_FILENO);
+    dup2(out[1], STDOUT_FILENO);
+    close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+    execl(o->python, o->python, o->script, "--B", B, "--L", L, "--D", D, "--d", d, "--diffusion",
+          o->diffusion == DY_DIFFUSION_LEARNED ? "learned" : "constant", "--serve", (char *)NULL);
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  ts->to = fdopen(in[1], "w");
+  ts->from = fdopen(out[0], "r");
+  char line[512];
+  if (ts->pid < 0 || !ts->to || !ts->from || !fgets(line, sizeof line, ts->from)) return -1;
+  printf("  %s", line);
+  return 0;
 }
 
-/* Times `reps` steps after `warmup`; fresh = 1 draws the inputs inside the timed region. */
+/* Times n PyTorch steps; appends their microseconds at times[*count]. 0 on success. */
+static int torch_block(TorchServer *ts, int n, double *times, int *count)
+{
+  char *line = NULL, *p, *end;
+  size_t cap = 0;
+  int ok = fprintf(ts->to, "steps %d\n", n) > 0 && fflush(ts->to) == 0 && getline(&line, &cap, ts->from) > 0 &&
+           !strncmp(line, "torch_block ", 12);
+  p = ok ? line + 12 : NULL;
+  for (int k = 0; ok && k < n; k++) {
+    times[*count + k] = strtod(p, &end);
+    ok = end != p;
+    p = end;
+  }
+  free(line);
+  if (ok) *count += n;
+  return ok ? 0 : -1;
+}
+
+/* Ends the script; 0 when it exited cleanly. */
+static int torch_stop(TorchServer *ts)
+{
+  int status = 0;
+  if (ts->to) fprintf(ts->to, "quit\n"), fclose(ts->to);
+  if (ts->from) fclose(ts->from);
+  if (ts->pid > 0) waitpid(ts->pid, &status, 0);
+  return ts->pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* Times n steps after `warmup` untimed ones into times[0, n); fresh = 1 draws the inputs inside
+ * the timed region. */
 static void time_steps(DyModel *m, DyWork *w, DyAdam *rep, DyAdam *pri, const BenchOptions *o, BenchInputs *ring,
-                       const dy_real *frames, DyRng *rng, int fresh, double *times, DyLosses *last)
+                       const dy_real *frames, DyRng *rng, int fresh, int warmup, int n, double *times, DyLosses *last)
 {
   const DyLossOptions lo = {.beta = 10.0, .diffusion = o->diffusion};
   DyLosses losses = {0};
-  for (int s = 0; s < o->warmup + o->reps; ++s) {
+  for (int s = 0; s < warmup + n; ++s) {
     BenchInputs *in = &ring[s % NRING];
     double t0 = now_us();
     if (fresh) draw_inputs(rng, o, frames, in);
@@ -229,7 +297,7 @@ static void time_steps(DyModel *m, DyWork *w, DyAdam *rep, DyAdam *pri, const Be
     dy_adam_update(rep, m->params, m->grads);
     dy_adam_update(pri, m->params, m->grads);
     double t1 = now_us();
-    if (s >= o->warmup) times[s - o->warmup] = t1 - t0;
+    if (s >= warmup) times[s - warmup] = t1 - t0;
   }
   *last = losses;
 }
@@ -265,8 +333,10 @@ int main(int argc, char **argv)
 
   dy_real *frames = malloc(sizeof(dy_real) * NFRAMES * o.D);
   BenchInputs ring[NRING];
-  double *times = malloc(sizeof(double) * o.reps);
-  if (!frames || !times) return 1;
+  double *core = malloc(sizeof(double) * o.reps), *fresh = malloc(sizeof(double) * o.reps);
+  double *ttimes = malloc(sizeof(double) * o.torch_reps), *tmp = malloc(sizeof(double) * o.reps);
+  double ratio_lo = INFINITY, ratio_hi = 0; /* per-round ratios of medians, PyTorch over C pre-drawn */
+  if (!frames || !core || !fresh || !ttimes || !tmp) return 1;
   for (int k = 0; k < NFRAMES * o.D; ++k) frames[k] = (dy_real)dy_rng_normal(&rng);
   for (int r = 0; r < NRING; ++r) {
     ring[r].x0 = malloc(sizeof(dy_real) * o.B * o.D);
@@ -294,29 +364,63 @@ int main(int argc, char **argv)
          o.reps);
   printf("  FLOPs per step (matrix products, analytic): %.3f M\n", flops * 1e-6);
 
+  TorchServer ts = {0};
+  if (o.torch && torch_start(&o, &ts)) {
+    fprintf(stderr, "bench_step: cannot run '%s %s --serve'\n", o.python, o.script);
+    torch_stop(&ts);
+    return 1;
+  }
+  if (o.rounds > 1)
+    printf("  interleaved in %d rounds: C steps with pre-drawn inputs, C steps drawing them%s\n", o.rounds,
+           o.torch ? ", PyTorch steps" : "");
   double med_core, med_fresh, min_core, min_fresh;
   DyLosses last;
-  time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 0, times, &last);
-  report("step (inputs pre-drawn)", times, o.reps, flops, peak, &med_core, &min_core);
-  time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 1, times, &last);
-  report("step + drawing inputs", times, o.reps, flops, peak, &med_fresh, &min_fresh);
+  int ncore = 0, nfresh = 0, ntorch = 0;
+  for (int r = 0; r < o.rounds; ++r) {
+    /* round r gets its share of the steps; the warm-up precedes the first round only */
+    const int nc = o.reps * (r + 1) / o.rounds - o.reps * r / o.rounds;
+    const int nt = o.torch_reps * (r + 1) / o.rounds - o.torch_reps * r / o.rounds;
+    time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 0, r ? 0 : o.warmup, nc, core + ncore, &last);
+    time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 1, 0, nc, fresh + nfresh, &last);
+    if (o.torch) {
+      if (torch_block(&ts, nt, ttimes, &ntorch)) {
+        fprintf(stderr, "bench_step: '%s %s --serve' stopped answering\n", o.python, o.script);
+        torch_stop(&ts);
+        return 1;
+      }
+      memcpy(tmp, core + ncore, sizeof(double) * nc);
+      qsort(tmp, (size_t)nc, sizeof(double), cmp_double);
+      double cm = tmp[nc / 2];
+      memcpy(tmp, ttimes + ntorch - nt, sizeof(double) * nt);
+      qsort(tmp, (size_t)nt, sizeof(double), cmp_double);
+      ratio_lo = fmin(ratio_lo, tmp[nt / 2] / cm);
+      ratio_hi = fmax(ratio_hi, tmp[nt / 2] / cm);
+    }
+    ncore += nc;
+    nfresh += nc;
+  }
+  report("step (inputs pre-drawn)", core, ncore, flops, peak, &med_core, &min_core);
+  report("step + drawing inputs", fresh, nfresh, flops, peak, &med_fresh, &min_fresh);
   printf("  losses of the last step (training on random frames): rec %.4g sw %.4g prior %.4g\n", last.rec, last.sw,
          last.prior);
   if (!isfinite(last.rec + last.sw + last.prior)) {
     fprintf(stderr, "bench_step: non-finite losses\n");
+    torch_stop(&ts);
     return 1;
   }
-
   if (o.torch) {
-    double tmin = 0, tmed = run_torch(&o, &tmin);
-    if (tmed < 0) {
-      fprintf(stderr, "bench_step: '%s %s' failed\n", o.python, o.script);
-    } else {
-      printf("%-24s median %8.1f us  min %8.1f us\n", "torch float32 1 thread", tmed, tmin);
-      printf("speed-up over torch (median / median): %.1fx (pre-drawn), %.1fx (with input drawing); min / min: "
-             "%.1fx\n",
-             tmed / med_core, tmed / med_fresh, tmin / min_core);
+    if (torch_stop(&ts)) {
+      fprintf(stderr, "bench_step: '%s %s --serve' failed\n", o.python, o.script);
+      return 1;
     }
+    qsort(ttimes, (size_t)ntorch, sizeof(double), cmp_double);
+    const double tmed = ttimes[ntorch / 2], tmin = ttimes[0];
+    printf("%-24s median %8.1f us  min %8.1f us  (%d steps)\n", "torch float32 1 thread", tmed, tmin, ntorch);
+    printf("speed-up over torch (median / median): %.1fx (pre-drawn), %.1fx (with input drawing); min / min: "
+           "%.1fx (pre-drawn), %.1fx (with input drawing)\n",
+           tmed / med_core, tmed / med_fresh, tmin / min_core, tmin / min_fresh);
+    if (o.rounds > 1)
+      printf("  per-round ratio of medians (pre-drawn): %.1fx to %.1fx over %d rounds\n", ratio_lo, ratio_hi, o.rounds);
   }
 
   for (int r = 0; r < NRING; ++r) {
@@ -326,7 +430,10 @@ int main(int argc, char **argv)
     free(ring[r].eps);
   }
   free(frames);
-  free(times);
+  free(core);
+  free(fresh);
+  free(ttimes);
+  free(tmp);
   dy_adam_destroy(&rep);
   dy_adam_destroy(&pri);
   dy_work_destroy(&w);

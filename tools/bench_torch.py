@@ -6,6 +6,10 @@
 One thread, float32, the networks and losses of tools/torch_oracle.py (autograd, create_graph for
 the prior's diagonal Jacobian), both Adam steps. Each step draws fresh x, theta and eps with torch
 inside the timed region. Prints a line "torch_us_per_step median M min N" that bench_step parses.
+
+With --serve it times blocks on request instead, so that bench_step can interleave them with its
+own: after the warm-up it reads lines "steps N" from stdin and answers each with one line
+"torch_block T1 T2 ... TN" (microseconds per step); "quit" or the end of input stops it.
 """
 import argparse
 import os
@@ -31,6 +35,7 @@ def main(argv):
     p.add_argument("--beta", type=float, default=10.0)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--reps", type=int, default=200)
+    p.add_argument("--serve", action="store_true", help="time blocks of steps on request (see above)")
     args = p.parse_args(argv)
 
     import numpy as np
@@ -55,13 +60,27 @@ def main(argv):
 
     for _ in range(args.warmup):
         step()
+    header = "torch %s, %d thread, float32, %s on %s" % (torch.__version__, torch.get_num_threads(),
+                                                         args.diffusion, platform.processor() or platform.machine())
+    if args.serve:
+        print(header, flush=True)
+        for line in sys.stdin:
+            words = line.split()
+            if not words or words[0] == "quit":
+                break
+            block = []
+            for _ in range(int(words[1])):
+                t0 = time.perf_counter()
+                step()
+                block.append((time.perf_counter() - t0) * 1e6)
+            print("torch_block " + " ".join("%.1f" % t for t in block), flush=True)
+        return
     times = []
     for _ in range(args.reps):
         t0 = time.perf_counter()
         step()
         times.append((time.perf_counter() - t0) * 1e6)
-    print("torch %s, %d thread, float32, %s on %s" % (torch.__version__, torch.get_num_threads(),
-                                                      args.diffusion, platform.processor() or platform.machine()))
+    print(header)
     print("torch_us_per_step median %.1f min %.1f" % (statistics.median(times), min(times)))
 
 
