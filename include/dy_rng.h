@@ -19,8 +19,10 @@ enum {
 };
 
 typedef struct {
-  uint64_t s[4];        /* xoshiro256** state */
-  uint64_t reserved[2]; /* zero; keeps the 48 bytes that checkpoints store */
+  uint64_t s[4];      /* xoshiro256** state */
+  double spare;       /* second Box-Muller normal, valid when has_spare */
+  int32_t has_spare;  /* 1 when spare holds an unused normal */
+  int32_t pad_;       /* keeps the struct 48 bytes with no implicit padding */
 } DyRng;
 
 /* Seeds rng from (seed, stream); different streams are independent for practical purposes. */
@@ -31,8 +33,7 @@ uint64_t dy_rng_u64(DyRng *rng);
 double dy_rng_uniform(DyRng *rng);
 /* Uniform integer in [0, n), unbiased (n > 0). */
 uint64_t dy_rng_below(DyRng *rng, uint64_t n);
-/* Standard normal N(0, 1) by the ziggurat method (256 layers; one 64-bit draw for about 99% of
- * the values, exact tail and wedges for the rest). */
+/* Standard normal N(0, 1) (Box-Muller; the second value is kept in the state). */
 double dy_rng_normal(DyRng *rng);
 /* Fills v (length d) with a unit vector uniform on the sphere S^{d-1}. */
 void dy_rng_unit_vector(DyRng *rng, int d, double *v);

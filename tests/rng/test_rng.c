@@ -1,6 +1,6 @@
 /* The generators of dy_rng.h: the normal sampler's distribution (moments, Kolmogorov-Smirnov
- * distance, tail mass beyond the ziggurat's base and inside its wedges), unit vectors, and the
- * state as a value (a copy continues the same sequence, as a checkpoint needs). Fails on any
+ * distance, the mass of both tails and of a few inner intervals), unit vectors, and the state as a
+ * value (a copy continues the same sequence, also mid-pair, as a checkpoint needs). Fails on any
  * deviation beyond about five standard errors. */
 #include "dy_rng.h"
 
@@ -56,7 +56,7 @@ static void check_normal(uint64_t seed)
   CHECK(fabs(mean) < 5 / sqrt(N), "seed %llu: mean %.3g", (unsigned long long)seed, mean);
   CHECK(fabs(var - 1) < 5 * sqrt(2.0 / N), "seed %llu: variance %.6f", (unsigned long long)seed, var);
   CHECK(fabs(k4 - 3) < 5 * sqrt(96.0 / N), "seed %llu: fourth moment %.4f", (unsigned long long)seed, k4);
-  /* tails beyond the base strip, a wedge region and the top layer, both signs */
+  /* both tails, a far tail, and inner intervals on either side of 0 */
   check_mass("tail > 3.6541", v, N, 3.6541528853610088, INFINITY);
   check_mass("tail < -3.6541", v, N, -INFINITY, -3.6541528853610088);
   check_mass("beyond 4.5", v, N, 4.5, INFINITY);
