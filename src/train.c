@@ -3,9 +3,12 @@
  * Every rank holds a random share of the training pairs. A step is the same on every rank: the
  * same bin (shared stream), the same projections theta (shared stream), then each rank draws B
  * pairs of that bin from its own members and fresh noise eps (rank stream), computes the losses
- * and gradients locally, and one MPI_Allreduce sums the gradient buffer with the contributor count
+ * and gradients locally, and one allreduce sums the gradient buffer with the contributor count
  * and the three losses appended. Every rank then divides by the count and applies the identical
- * Adam updates (representation, then prior), so the weights never drift apart.
+ * Adam updates (representation, then prior), so the weights never drift apart. While the sums
+ * travel (MPI_Iallreduce), each rank draws the next step's inputs: the same draws in the same
+ * order as without the overlap, so results do not depend on it; a checkpoint taken between the
+ * two steps records the streams as they were before those draws.
  *
  * Test losses are evaluated on the local test pairs in chunks of B in global-id order (so a chunk
  * is a stretch of trajectory rather than a latent bin), with theta and eps drawn from a stream
@@ -63,6 +66,17 @@ static PetscErrorCode dy_train_register_events(void)
   PetscFunctionReturn(0);
 }
 
+/* One step's inputs, drawn before the step that uses them. */
+typedef struct {
+  int nb;                 /* local pairs of the step: B, or 0 when this rank holds none of its bin */
+  int64_t *idx;           /* (B) the local training pairs */
+  dy_real *x0, *x1;       /* (B, D) their frames */
+  dy_real *ty0, *ty1;     /* (B, Dy) their targets (unused without targets) */
+  const dy_real *y0, *y1; /* the targets in use: ty0, ty1, or x0, x1 */
+  dy_real *theta;         /* (L, d) the projections */
+  dy_real *eps;           /* (B, d) the noise of the prior moves */
+} DyBatch;
+
 /* Everything one rank needs to train; identical on every rank except the data and own stream. */
 typedef struct {
   MPI_Comm comm;               /* the ranks training together */
@@ -76,12 +90,11 @@ typedef struct {
   DyRng shared;                /* same sequence on every rank: projections */
   DyRng own;                   /* this rank's: noise eps */
   DySampler sampler;           /* the epoch's plan of bins and this rank's draws */
-  dy_real *bx0, *bx1;          /* (B, D) the step's frames */
-  dy_real *by0, *by1;          /* (B, Dy) their targets (unused without targets) */
-  dy_real *theta;              /* (L, d) */
-  dy_real *eps;                /* (B, d) */
+  DyBatch batch[2];            /* the current step's inputs and the next one's */
+  int cur;                     /* index in batch of the current step */
+  int ahead;                   /* 1 when batch[1 - cur] holds the next step's inputs, drawn already */
+  DyRng shared_mark, own_mark; /* with ahead: shared and own as they were before those draws */
   dy_real *red;                /* (nparam + DY_RED_EXTRA) gradients, count, losses */
-  int64_t *idx;                /* (B) local training pairs of the step */
   dy_real *z0;                 /* (ntrain local, d) latent of the training pairs' first frames */
   int *bin;                    /* (ntrain local) bin of each training pair */
   int K;                       /* centres of the last clustering (0: none yet) */
@@ -98,21 +111,20 @@ typedef struct {
   DyRunLock lock;              /* keeps other runs out of output.dir */
 } DyTrainer;
 
-/* Copies the rows idx (nb) of the pairs into the batch buffers; returns the target pointers. */
-static void dy_train_gather(DyTrainer *t, const DyPairs *p, int nb, const int64_t *idx, const dy_real **y0,
-                            const dy_real **y1)
+/* Copies the rows b->idx (b->nb) of the pairs into the batch; sets its target pointers. */
+static void dy_train_gather(const DyTrainer *t, const DyPairs *p, DyBatch *b)
 {
   const int D = t->D, Dy = t->Dy;
   const int targets = p->y0 != p->x0;
-  for (int j = 0; j < nb; j++) {
-    memcpy(t->bx0 + (size_t)j * D, p->x0 + (size_t)idx[j] * D, sizeof(dy_real) * D);
-    memcpy(t->bx1 + (size_t)j * D, p->x1 + (size_t)idx[j] * D, sizeof(dy_real) * D);
+  for (int j = 0; j < b->nb; j++) {
+    memcpy(b->x0 + (size_t)j * D, p->x0 + (size_t)b->idx[j] * D, sizeof(dy_real) * D);
+    memcpy(b->x1 + (size_t)j * D, p->x1 + (size_t)b->idx[j] * D, sizeof(dy_real) * D);
     if (!targets) continue;
-    memcpy(t->by0 + (size_t)j * Dy, p->y0 + (size_t)idx[j] * Dy, sizeof(dy_real) * Dy);
-    memcpy(t->by1 + (size_t)j * Dy, p->y1 + (size_t)idx[j] * Dy, sizeof(dy_real) * Dy);
+    memcpy(b->ty0 + (size_t)j * Dy, p->y0 + (size_t)b->idx[j] * Dy, sizeof(dy_real) * Dy);
+    memcpy(b->ty1 + (size_t)j * Dy, p->y1 + (size_t)b->idx[j] * Dy, sizeof(dy_real) * Dy);
   }
-  *y0 = targets ? t->by0 : t->bx0;
-  *y1 = targets ? t->by1 : t->bx1;
+  b->y0 = targets ? b->ty0 : b->x0;
+  b->y1 = targets ? b->ty1 : b->x1;
 }
 
 static void dy_train_draw_theta(DyRng *rng, int L, int d, dy_real *theta)
@@ -129,26 +141,42 @@ static void dy_train_draw_normals(DyRng *rng, size_t n, dy_real *eps)
   for (size_t i = 0; i < n; i++) eps[i] = (dy_real)dy_rng_normal(rng);
 }
 
-/* One optimiser step on every rank: nb (0 or B) local pairs idx of the training set. Adds the
- * globally averaged losses into the position's sums; *stop is 1 on every rank when any rank caught
- * a stop signal. */
-static PetscErrorCode dy_train_step(DyTrainer *t, int nb, const int64_t *idx, const DyLossOptions *lopt, int epoch,
-                                    int64_t step, int *stop)
+/* Draws a step's inputs into b: its pairs from the sampler, theta from the shared stream (on every
+ * rank, so that the stream stays in step), and with pairs their frames and eps from this rank's
+ * stream. *req, a reduction in flight (or MPI_REQUEST_NULL), is progressed between the parts. */
+static PetscErrorCode dy_train_draw_batch(DyTrainer *t, DyBatch *b, MPI_Request *req)
+{
+  int bin, done;
+
+  PetscFunctionBegin;
+  PetscCall(dy_sampler_next(&t->sampler, &bin, &b->nb, b->idx));
+  PetscCallMPI(MPI_Test(req, &done, MPI_STATUS_IGNORE));
+  dy_train_draw_theta(&t->shared, t->L, t->d, b->theta);
+  if (b->nb > 0) {
+    dy_train_gather(t, &t->data->train, b);
+    PetscCallMPI(MPI_Test(req, &done, MPI_STATUS_IGNORE));
+    dy_train_draw_normals(&t->own, (size_t)b->nb * t->d, b->eps);
+  }
+  PetscFunctionReturn(0);
+}
+
+/* One optimiser step on every rank with the inputs of batch[cur] (drawn already), of step `step`
+ * of nsteps; draws the next step's inputs while the sums travel. Adds the globally averaged losses
+ * into the position's sums; *stop is 1 on every rank when any rank caught a stop signal. */
+static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *lopt, int epoch, int64_t step,
+                                    int64_t nsteps, int *stop)
 {
   const size_t np = t->model.nparam;
+  const DyBatch *b = &t->batch[t->cur];
   dy_real *red = t->red;
+  MPI_Request req;
   int finite = 1;
 
   PetscFunctionBegin;
-  /* Every rank draws theta so that the shared stream stays in step. */
-  dy_train_draw_theta(&t->shared, t->L, t->d, t->theta);
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
-  if (nb > 0) {
-    const dy_real *y0, *y1;
+  if (b->nb > 0) {
     DyLosses l;
-    dy_train_gather(t, &t->data->train, nb, idx, &y0, &y1);
-    dy_train_draw_normals(&t->own, (size_t)nb * t->d, t->eps);
-    dy_model_loss_grad(&t->model, t->work, nb, t->L, t->bx0, t->bx1, y0, y1, t->theta, t->eps, lopt, &l);
+    dy_model_loss_grad(&t->model, t->work, b->nb, t->L, b->x0, b->x1, b->y0, b->y1, b->theta, b->eps, lopt, &l);
     memcpy(red, t->model.grads, sizeof(dy_real) * np);
     red[np + DY_RED_COUNT] = 1;
     red[np + DY_RED_REC] = (dy_real)l.rec;
@@ -161,8 +189,16 @@ static PetscErrorCode dy_train_step(DyTrainer *t, int nb, const int64_t *idx, co
   PetscCall(PetscLogEventEnd(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
 
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
-  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, red, (int)(np + DY_RED_EXTRA), DY_MPI_REAL, MPI_SUM, t->comm));
+  PetscCallMPI(MPI_Iallreduce(MPI_IN_PLACE, red, (int)(np + DY_RED_EXTRA), DY_MPI_REAL, MPI_SUM, t->comm, &req));
+  t->ahead = step + 1 < nsteps;
+  if (t->ahead) {
+    t->shared_mark = t->shared;
+    t->own_mark = t->own;
+    PetscCall(dy_train_draw_batch(t, &t->batch[1 - t->cur], &req));
+  }
+  PetscCallMPI(MPI_Wait(&req, MPI_STATUS_IGNORE));
   PetscCall(PetscLogEventEnd(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
+  if (t->ahead) t->cur = 1 - t->cur;
 
   /* Every rank holds the same sums now, so every rank takes the same decisions below. */
   const dy_real count = red[np + DY_RED_COUNT];
@@ -204,13 +240,15 @@ static PetscErrorCode dy_train_test_losses(DyTrainer *t, const DyLossOptions *lo
   PetscFunctionBegin;
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_TEST], 0, 0, 0, 0));
   dy_rng_seed(&rng, (uint64_t)t->cfg->seed, DY_STREAM_TEST_EVAL + (uint64_t)t->rank);
+  /* the buffers of the step just done: after an epoch's last step nothing is drawn ahead */
+  dy_real *theta = t->batch[t->cur].theta, *eps = t->batch[t->cur].eps;
   for (int64_t c = 0; c < p->n; c += t->B) {
     const int nb = (int)DY_MIN((int64_t)t->B, p->n - c);
     DyLosses l;
-    dy_train_draw_theta(&rng, t->L, t->d, t->theta);
-    dy_train_draw_normals(&rng, (size_t)nb * t->d, t->eps);
+    dy_train_draw_theta(&rng, t->L, t->d, theta);
+    dy_train_draw_normals(&rng, (size_t)nb * t->d, eps);
     dy_model_losses(&t->model, t->work, nb, t->L, p->x0 + (size_t)c * t->D, p->x1 + (size_t)c * t->D,
-                    p->y0 + (size_t)c * t->Dy, p->y1 + (size_t)c * t->Dy, t->theta, t->eps, lopt, &l);
+                    p->y0 + (size_t)c * t->Dy, p->y1 + (size_t)c * t->Dy, theta, eps, lopt, &l);
     sum[0] += nb * l.rec;
     sum[1] += nb * l.sw;
     sum[2] += nb * l.prior;
@@ -269,7 +307,15 @@ static PetscErrorCode dy_train_save(DyTrainer *t, int checkpoint, int results)
     PetscCall(PetscLogEventBegin(dy_events[DY_EV_CHECKPOINT], 0, 0, 0, 0));
     /* A checkpoint holds one copy of what is replicated: rank 0's clock stands for all. */
     PetscCallMPI(MPI_Bcast(&t->pos.seconds, 1, MPI_DOUBLE, 0, t->comm));
-    PetscCall(dy_trainstate_save(t->comm, t->cfg->dir, &t->state, t->cfg->effective ? t->cfg->effective : ""));
+    /* With the next step's inputs drawn already, the streams are saved as they were before those
+     * draws: a restart draws them again, the same. */
+    const DyRng shared = t->shared, own = t->own;
+    if (t->ahead) t->shared = t->shared_mark, t->own = t->own_mark;
+    const PetscErrorCode ierr =
+      dy_trainstate_save(t->comm, t->cfg->dir, &t->state, t->cfg->effective ? t->cfg->effective : "");
+    t->shared = shared;
+    t->own = own;
+    PetscCall(ierr);
     PetscCall(PetscLogEventEnd(dy_events[DY_EV_CHECKPOINT], 0, 0, 0, 0));
   }
   if (results) {
@@ -331,10 +377,14 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
   PetscCall(PetscLogEventEnd(dy_events[DY_EV_RESAMPLE], 0, 0, 0, 0));
   pos->nsteps = nsteps;
 
+  t->ahead = 0;
+  if (first < nsteps) {
+    MPI_Request none = MPI_REQUEST_NULL;
+    PetscCall(dy_train_draw_batch(t, &t->batch[t->cur], &none));
+  }
   for (int64_t s = first; s < nsteps; s++) {
-    int bin, nb, stop = 0;
-    PetscCall(dy_sampler_next(&t->sampler, &bin, &nb, t->idx));
-    PetscCall(dy_train_step(t, nb, t->idx, &lopt, epoch, s, &stop));
+    int stop = 0;
+    PetscCall(dy_train_step(t, &lopt, epoch, s, nsteps, &stop));
     pos->step = s + 1;
     pos->seconds = MPI_Wtime() - start;
     if (stop) {
@@ -411,10 +461,14 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
   PetscCall(dy_adam_create(0, t->model.nparam_rep, cfg->warmup_lr, &t->rep));
   PetscCall(dy_adam_create(t->model.nparam_rep, t->model.nparam - t->model.nparam_rep, cfg->prior_lr, &t->prior));
 
-  PetscCall(PetscMalloc7((size_t)t->B * t->D, &t->bx0, (size_t)t->B * t->D, &t->bx1, (size_t)t->B * t->Dy, &t->by0,
-                         (size_t)t->B * t->Dy, &t->by1, (size_t)t->L * t->d, &t->theta, (size_t)t->B * t->d, &t->eps,
-                         t->model.nparam + DY_RED_EXTRA, &t->red));
-  PetscCall(PetscCalloc6((size_t)t->B, &t->idx, (size_t)DY_MAX(n, 1) * t->d, &t->z0, (size_t)DY_MAX(n, 1), &t->bin,
+  for (int k = 0; k < 2; k++) {
+    DyBatch *b = &t->batch[k];
+    PetscCall(PetscMalloc7((size_t)t->B, &b->idx, (size_t)t->B * t->D, &b->x0, (size_t)t->B * t->D, &b->x1,
+                           (size_t)t->B * t->Dy, &b->ty0, (size_t)t->B * t->Dy, &b->ty1, (size_t)t->L * t->d, &b->theta,
+                           (size_t)t->B * t->d, &b->eps));
+  }
+  PetscCall(PetscMalloc1(t->model.nparam + DY_RED_EXTRA, &t->red));
+  PetscCall(PetscCalloc5((size_t)DY_MAX(n, 1) * t->d, &t->z0, (size_t)DY_MAX(n, 1), &t->bin,
                          (size_t)cfg->max_centers * t->d, &t->centers, (size_t)cfg->max_centers, &t->counts,
                          (size_t)cfg->max_centers, &t->quota));
   PetscCall(dy_history_create(cfg->epochs, &t->hist));
@@ -442,8 +496,12 @@ static void dy_trainer_destroy(DyTrainer *t)
   if (t->dir_ready) dy_runlock_release(&t->lock);
   PetscFree(t->params_epoch_start);
   dy_history_destroy(&t->hist);
-  PetscFree6(t->idx, t->z0, t->bin, t->centers, t->counts, t->quota);
-  PetscFree7(t->bx0, t->bx1, t->by0, t->by1, t->theta, t->eps, t->red);
+  PetscFree5(t->z0, t->bin, t->centers, t->counts, t->quota);
+  PetscFree(t->red);
+  for (int k = 0; k < 2; k++) {
+    DyBatch *b = &t->batch[k];
+    PetscFree7(b->idx, b->x0, b->x1, b->ty0, b->ty1, b->theta, b->eps);
+  }
   dy_sampler_free(&t->sampler);
   dy_adam_destroy(&t->prior);
   dy_adam_destroy(&t->rep);
