@@ -309,13 +309,9 @@ static PetscErrorCode dy_train_save(DyTrainer *t, int checkpoint, int results)
     PetscCallMPI(MPI_Bcast(&t->pos.seconds, 1, MPI_DOUBLE, 0, t->comm));
     /* With the next step's inputs drawn already, the streams are saved as they were before those
      * draws: a restart draws them again, the same. */
-    const DyRng shared = t->shared, own = t->own;
-    if (t->ahead) t->shared = t->shared_mark, t->own = t->own_mark;
-    const PetscErrorCode ierr =
-      dy_trainstate_save(t->comm, t->cfg->dir, &t->state, t->cfg->effective ? t->cfg->effective : "");
-    t->shared = shared;
-    t->own = own;
-    PetscCall(ierr);
+    t->state.shared = t->ahead ? &t->shared_mark : &t->shared;
+    t->state.own = t->ahead ? &t->own_mark : &t->own;
+    PetscCall(dy_trainstate_save(t->comm, t->cfg->dir, &t->state, t->cfg->effective ? t->cfg->effective : ""));
     PetscCall(PetscLogEventEnd(dy_events[DY_EV_CHECKPOINT], 0, 0, 0, 0));
   }
   if (results) {

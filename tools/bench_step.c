@@ -302,6 +302,14 @@ static void time_steps(DyModel *m, DyWork *w, DyAdam *rep, DyAdam *pri, const Be
   *last = losses;
 }
 
+/* Median of x (n values) through the scratch tmp, leaving x as it is. */
+static double median_of(const double *x, int n, double *tmp)
+{
+  memcpy(tmp, x, sizeof(double) * n);
+  qsort(tmp, (size_t)n, sizeof(double), cmp_double);
+  return tmp[n / 2];
+}
+
 static void report(const char *what, double *times, int reps, double flops, double peak, double *median, double *min)
 {
   qsort(times, (size_t)reps, sizeof(double), cmp_double);
@@ -334,7 +342,8 @@ int main(int argc, char **argv)
   dy_real *frames = malloc(sizeof(dy_real) * NFRAMES * o.D);
   BenchInputs ring[NRING];
   double *core = malloc(sizeof(double) * o.reps), *fresh = malloc(sizeof(double) * o.reps);
-  double *ttimes = malloc(sizeof(double) * o.torch_reps), *tmp = malloc(sizeof(double) * o.reps);
+  double *ttimes = malloc(sizeof(double) * o.torch_reps);
+  double *tmp = malloc(sizeof(double) * (o.reps > o.torch_reps ? o.reps : o.torch_reps));
   double ratio_lo = INFINITY, ratio_hi = 0; /* per-round ratios of medians, PyTorch over C pre-drawn */
   if (!frames || !core || !fresh || !ttimes || !tmp) return 1;
   for (int k = 0; k < NFRAMES * o.D; ++k) frames[k] = (dy_real)dy_rng_normal(&rng);
@@ -375,32 +384,27 @@ int main(int argc, char **argv)
            o.torch ? ", PyTorch steps" : "");
   double med_core, med_fresh, min_core, min_fresh;
   DyLosses last;
-  int ncore = 0, nfresh = 0, ntorch = 0;
+  int ndone = 0, ntorch = 0; /* C steps timed per kind, PyTorch steps */
   for (int r = 0; r < o.rounds; ++r) {
     /* round r gets its share of the steps; the warm-up precedes the first round only */
     const int nc = o.reps * (r + 1) / o.rounds - o.reps * r / o.rounds;
     const int nt = o.torch_reps * (r + 1) / o.rounds - o.torch_reps * r / o.rounds;
-    time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 0, r ? 0 : o.warmup, nc, core + ncore, &last);
-    time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 1, 0, nc, fresh + nfresh, &last);
+    time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 0, r ? 0 : o.warmup, nc, core + ndone, &last);
+    time_steps(&m, w, &rep, &pri, &o, ring, frames, &rng, 1, 0, nc, fresh + ndone, &last);
     if (o.torch) {
       if (torch_block(&ts, nt, ttimes, &ntorch)) {
         fprintf(stderr, "bench_step: '%s %s --serve' stopped answering\n", o.python, o.script);
         torch_stop(&ts);
         return 1;
       }
-      memcpy(tmp, core + ncore, sizeof(double) * nc);
-      qsort(tmp, (size_t)nc, sizeof(double), cmp_double);
-      double cm = tmp[nc / 2];
-      memcpy(tmp, ttimes + ntorch - nt, sizeof(double) * nt);
-      qsort(tmp, (size_t)nt, sizeof(double), cmp_double);
-      ratio_lo = fmin(ratio_lo, tmp[nt / 2] / cm);
-      ratio_hi = fmax(ratio_hi, tmp[nt / 2] / cm);
+      const double ratio = median_of(ttimes + ntorch - nt, nt, tmp) / median_of(core + ndone, nc, tmp);
+      ratio_lo = fmin(ratio_lo, ratio);
+      ratio_hi = fmax(ratio_hi, ratio);
     }
-    ncore += nc;
-    nfresh += nc;
+    ndone += nc;
   }
-  report("step (inputs pre-drawn)", core, ncore, flops, peak, &med_core, &min_core);
-  report("step + drawing inputs", fresh, nfresh, flops, peak, &med_fresh, &min_fresh);
+  report("step (inputs pre-drawn)", core, ndone, flops, peak, &med_core, &min_core);
+  report("step + drawing inputs", fresh, ndone, flops, peak, &med_fresh, &min_fresh);
   printf("  losses of the last step (training on random frames): rec %.4g sw %.4g prior %.4g\n", last.rec, last.sw,
          last.prior);
   if (!isfinite(last.rec + last.sw + last.prior)) {
