@@ -15,14 +15,10 @@
  * steps are split into --rounds rounds (default 5 with --torch, else 1), each a block of C steps
  * with pre-drawn inputs, one with drawing, then one of PyTorch steps: both sides see the same
  * periods, and the per-round ratios show how steady the comparison is. */
-#include "dy_model.h"
-#include "dy_rng.h"
+#include "bench_common.h"
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,8 +26,7 @@
 #define DY_BENCH_TORCH_SCRIPT "tools/bench_torch.py"
 #endif
 
-#define NRING 16     /* pre-drawn input sets cycled through by the "core" figure */
-#define NFRAMES 4096 /* pool of frames pairs are drawn from */
+#define NRING 16 /* pre-drawn input sets cycled through by the "core" figure */
 
 typedef struct {
   int B, L, D, d;       /* batch pairs, projections, input features, latent dimension */
@@ -43,26 +38,6 @@ typedef struct {
   const char *python;   /* interpreter for the script */
   const char *script;   /* tools/bench_torch.py */
 } BenchOptions;
-
-/* One batch's inputs. */
-typedef struct {
-  dy_real *x0, *x1; /* (B, D) */
-  dy_real *theta;   /* (L, d) */
-  dy_real *eps;     /* (B, d) */
-} BenchInputs;
-
-static double now_us(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return 1e6 * (double)ts.tv_sec + 1e-3 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 /* 2 * rows * sum of in*out over layers [first, nlayer): the flops of one batched product per layer. */
 static double mlp_flops(const DyMlp *net, double rows, int first)
@@ -155,17 +130,7 @@ static void cpu_info(char *model, size_t n, double *mhz)
 
 static void draw_inputs(DyRng *rng, const BenchOptions *o, const dy_real *frames, BenchInputs *in)
 {
-  double v[DY_MAX_LAYERS];
-  for (int n = 0; n < o->B; ++n) {
-    const uint64_t t = dy_rng_below(rng, NFRAMES - 1);
-    memcpy(&in->x0[(size_t)n * o->D], &frames[t * o->D], sizeof(dy_real) * o->D);
-    memcpy(&in->x1[(size_t)n * o->D], &frames[(t + 1) * o->D], sizeof(dy_real) * o->D);
-  }
-  for (int l = 0; l < o->L; ++l) {
-    dy_rng_unit_vector(rng, o->d, v);
-    for (int i = 0; i < o->d; ++i) in->theta[l * o->d + i] = (dy_real)v[i];
-  }
-  for (int k = 0; k < o->B * o->d; ++k) in->eps[k] = (dy_real)dy_rng_normal(rng);
+  bench_draw_inputs(rng, o->B, o->L, o->D, o->d, frames, in);
 }
 
 static int parse_options(int argc, char **argv, BenchOptions *o)
@@ -325,9 +290,7 @@ int main(int argc, char **argv)
   if (parse_options(argc, argv, &o)) return 2;
   PetscCall(PetscInitializeNoArguments());
 
-  DyModelShape shape = {.D = o.D, .Dy = o.D, .d = o.d, .nhidden = {3, 3, 2, 2}};
-  for (int k = 0; k < DY_NNETS; ++k)
-    for (int l = 0; l < shape.nhidden[k]; ++l) shape.hidden[k][l] = 32;
+  const DyModelShape shape = bench_default_shape(o.D, o.d);
   DyModel m;
   DyWork *w = NULL;
   DyAdam rep, pri;
@@ -339,20 +302,16 @@ int main(int argc, char **argv)
   PetscCall(dy_adam_create(0, m.nparam_rep, 1e-3, &rep));
   PetscCall(dy_adam_create(m.nparam_rep, m.nparam - m.nparam_rep, 1e-3, &pri));
 
-  dy_real *frames = malloc(sizeof(dy_real) * NFRAMES * o.D);
+  dy_real *frames = malloc(sizeof(dy_real) * BENCH_NFRAMES * o.D);
   BenchInputs ring[NRING];
   double *core = malloc(sizeof(double) * o.reps), *fresh = malloc(sizeof(double) * o.reps);
   double *ttimes = malloc(sizeof(double) * o.torch_reps);
   double *tmp = malloc(sizeof(double) * (o.reps > o.torch_reps ? o.reps : o.torch_reps));
   double ratio_lo = INFINITY, ratio_hi = 0; /* per-round ratios of medians, PyTorch over C pre-drawn */
   if (!frames || !core || !fresh || !ttimes || !tmp) return 1;
-  for (int k = 0; k < NFRAMES * o.D; ++k) frames[k] = (dy_real)dy_rng_normal(&rng);
+  for (int k = 0; k < BENCH_NFRAMES * o.D; ++k) frames[k] = (dy_real)dy_rng_normal(&rng);
   for (int r = 0; r < NRING; ++r) {
-    ring[r].x0 = malloc(sizeof(dy_real) * o.B * o.D);
-    ring[r].x1 = malloc(sizeof(dy_real) * o.B * o.D);
-    ring[r].theta = malloc(sizeof(dy_real) * o.L * o.d);
-    ring[r].eps = malloc(sizeof(dy_real) * o.B * o.d);
-    if (!ring[r].x0 || !ring[r].x1 || !ring[r].theta || !ring[r].eps) return 1;
+    if (bench_inputs_alloc(&ring[r], o.B, o.L, o.D, o.d)) return 1;
     draw_inputs(&rng, &o, frames, &ring[r]);
   }
 
@@ -371,7 +330,9 @@ int main(int argc, char **argv)
          "%d warm-up + %d timed steps\n",
          o.B, o.L, o.D, o.d, o.diffusion == DY_DIFFUSION_LEARNED ? "learned" : "constant", m.nparam, o.warmup,
          o.reps);
-  printf("  FLOPs per step (matrix products, analytic): %.3f M\n", flops * 1e-6);
+  printf("  FLOPs per step (matrix products, analytic): %.3f M; at the measured peak they alone take %.1f us "
+         "(the step's floor, before sorting and elementwise work)\n",
+         flops * 1e-6, flops / (peak * 1e3));
 
   TorchServer ts = {0};
   if (o.torch && torch_start(&o, &ts)) {
@@ -427,12 +388,7 @@ int main(int argc, char **argv)
       printf("  per-round ratio of medians (pre-drawn): %.1fx to %.1fx over %d rounds\n", ratio_lo, ratio_hi, o.rounds);
   }
 
-  for (int r = 0; r < NRING; ++r) {
-    free(ring[r].x0);
-    free(ring[r].x1);
-    free(ring[r].theta);
-    free(ring[r].eps);
-  }
+  for (int r = 0; r < NRING; ++r) bench_inputs_free(&ring[r]);
   free(frames);
   free(core);
   free(fresh);
