@@ -5,8 +5,9 @@
  * pairs of that bin from its own members and fresh noise eps (rank stream), computes the losses
  * and gradients locally, and one allreduce sums the gradient buffer with the contributor count
  * and the three losses appended. Every rank then divides by the count and applies the identical
- * Adam updates (representation, then prior), so the weights never drift apart. While the sums
- * travel (MPI_Iallreduce), each rank draws the next step's inputs: the same draws in the same
+ * Adam updates (representation, then prior), so the weights never drift apart. The sum is a
+ * DyExchange (dy_exchange.h: MPI_Iallreduce, or shared-memory slots when all ranks are on one
+ * node). While it is under way each rank draws the next step's inputs: the same draws in the same
  * order as without the overlap, so results do not depend on it; a checkpoint taken between the
  * two steps records the streams as they were before those draws.
  *
@@ -16,6 +17,7 @@
 #include "dy_train.h"
 #include "dy_checkpoint.h"
 #include "dy_cluster.h"
+#include "dy_exchange.h"
 #include "dy_model.h"
 #include "dy_output.h"
 #include "dy_resample.h"
@@ -95,6 +97,7 @@ typedef struct {
   int ahead;                   /* 1 when batch[1 - cur] holds the next step's inputs, drawn already */
   DyRng shared_mark, own_mark; /* with ahead: shared and own as they were before those draws */
   dy_real *red;                /* (nparam + DY_RED_EXTRA) gradients, count, losses */
+  DyExchange *exchange;        /* sums red over the ranks once per step */
   dy_real *z0;                 /* (ntrain local, d) latent of the training pairs' first frames */
   int *bin;                    /* (ntrain local) bin of each training pair */
   int K;                       /* centres of the last clustering (0: none yet) */
@@ -143,18 +146,18 @@ static void dy_train_draw_normals(DyRng *rng, size_t n, dy_real *eps)
 
 /* Draws a step's inputs into b: its pairs from the sampler, theta from the shared stream (on every
  * rank, so that the stream stays in step), and with pairs their frames and eps from this rank's
- * stream. *req, a reduction in flight (or MPI_REQUEST_NULL), is progressed between the parts. */
-static PetscErrorCode dy_train_draw_batch(DyTrainer *t, DyBatch *b, MPI_Request *req)
+ * stream. With sums under way (moving = 1) the exchange is progressed between the parts. */
+static PetscErrorCode dy_train_draw_batch(DyTrainer *t, DyBatch *b, int moving)
 {
-  int bin, done;
+  int bin;
 
   PetscFunctionBegin;
   PetscCall(dy_sampler_next(&t->sampler, &bin, &b->nb, b->idx));
-  PetscCallMPI(MPI_Test(req, &done, MPI_STATUS_IGNORE));
+  if (moving) PetscCall(dy_exchange_progress(t->exchange));
   dy_train_draw_theta(&t->shared, t->L, t->d, b->theta);
   if (b->nb > 0) {
     dy_train_gather(t, &t->data->train, b);
-    PetscCallMPI(MPI_Test(req, &done, MPI_STATUS_IGNORE));
+    if (moving) PetscCall(dy_exchange_progress(t->exchange));
     dy_train_draw_normals(&t->own, (size_t)b->nb * t->d, b->eps);
   }
   PetscFunctionReturn(0);
@@ -169,7 +172,6 @@ static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *lopt, int
   const size_t np = t->model.nparam;
   const DyBatch *b = &t->batch[t->cur];
   dy_real *red = t->red;
-  MPI_Request req;
   int finite = 1;
 
   PetscFunctionBegin;
@@ -189,14 +191,14 @@ static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *lopt, int
   PetscCall(PetscLogEventEnd(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
 
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
-  PetscCallMPI(MPI_Iallreduce(MPI_IN_PLACE, red, (int)(np + DY_RED_EXTRA), DY_MPI_REAL, MPI_SUM, t->comm, &req));
+  PetscCall(dy_exchange_start(t->exchange, red));
   t->ahead = step + 1 < nsteps;
   if (t->ahead) {
     t->shared_mark = t->shared;
     t->own_mark = t->own;
-    PetscCall(dy_train_draw_batch(t, &t->batch[1 - t->cur], &req));
+    PetscCall(dy_train_draw_batch(t, &t->batch[1 - t->cur], 1));
   }
-  PetscCallMPI(MPI_Wait(&req, MPI_STATUS_IGNORE));
+  PetscCall(dy_exchange_wait(t->exchange, red));
   PetscCall(PetscLogEventEnd(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
   if (t->ahead) t->cur = 1 - t->cur;
 
@@ -374,10 +376,7 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
   pos->nsteps = nsteps;
 
   t->ahead = 0;
-  if (first < nsteps) {
-    MPI_Request none = MPI_REQUEST_NULL;
-    PetscCall(dy_train_draw_batch(t, &t->batch[t->cur], &none));
-  }
+  if (first < nsteps) PetscCall(dy_train_draw_batch(t, &t->batch[t->cur], 0));
   for (int64_t s = first; s < nsteps; s++) {
     int stop = 0;
     PetscCall(dy_train_step(t, &lopt, epoch, s, nsteps, &stop));
@@ -464,6 +463,9 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
                            (size_t)t->B * t->d, &b->eps));
   }
   PetscCall(PetscMalloc1(t->model.nparam + DY_RED_EXTRA, &t->red));
+  DyExchangeKind kind;
+  PetscCall(dy_exchange_kind_from_options(comm, &kind));
+  PetscCall(dy_exchange_create(comm, t->model.nparam + DY_RED_EXTRA, kind, &t->exchange));
   PetscCall(PetscCalloc5((size_t)DY_MAX(n, 1) * t->d, &t->z0, (size_t)DY_MAX(n, 1), &t->bin,
                          (size_t)cfg->max_centers * t->d, &t->centers, (size_t)cfg->max_centers, &t->counts,
                          (size_t)cfg->max_centers, &t->quota));
@@ -493,6 +495,7 @@ static void dy_trainer_destroy(DyTrainer *t)
   PetscFree(t->params_epoch_start);
   dy_history_destroy(&t->hist);
   PetscFree5(t->z0, t->bin, t->centers, t->counts, t->quota);
+  dy_exchange_destroy(&t->exchange);
   PetscFree(t->red);
   for (int k = 0; k < 2; k++) {
     DyBatch *b = &t->batch[k];
@@ -541,6 +544,12 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
   PetscCall(dy_signal_install());
   memset(&t, 0, sizeof t);
   ierr = dy_trainer_setup(comm, cfg, data, &t);
+  if (!ierr && !opt->quiet && t.rank == 0 && t.size > 1) {
+    printf("# gradient sums over %d ranks: %s\n", t.size,
+           !strcmp(dy_exchange_name(t.exchange), "shared") ? "shared-memory slots (one node; -dy_exchange mpi for MPI_Iallreduce)"
+                                                          : "MPI_Iallreduce");
+    fflush(stdout);
+  }
   if (!ierr && opt->restart) {
     /* The folder is ours from now on; the checkpoint replaces the fresh initial state. */
     int exists = 1;

@@ -1,35 +1,37 @@
 /* What one gradient exchange per step costs on this machine, measured with the trainer's own step:
- * the ceiling of the step loop's speed-up at P ranks.
+ * the ceiling of the step loop's speed-up at P ranks, for each way of summing the gradients.
  *
  *   mpiexec -n P bench_sync [--B 256] [--L 50] [--D 2] [--d 2] [--steps 200] [--rounds 10]
  *                           [--warmup 50]
  *
  * Every rank runs the full step of the numerical core (dy_model_loss_grad, then both Adam updates)
- * on pre-drawn inputs of its own, B pairs per rank as in training, in three ways, interleaved round
- * by round so that all three see the same periods of a shared machine:
+ * on pre-drawn inputs of its own, B pairs per rank as in training, in these ways, interleaved round
+ * by round so that all see the same periods of a shared machine:
  *   alone      no communication: each rank at its own pace. Its per-step time is what a 1-rank
  *              run gets while the other cores are as busy as in a P-rank run.
  *   sync       one MPI_Allreduce of a single value after each step: every step waits for the
  *              slowest rank of that step, with no data to move.
- *   gradients  the trainer's exchange: MPI_Allreduce, in place, of the gradients and the four
- *              values that travel with them, then the update from the sums.
+ *   mpi        the trainer's exchange (dy_exchange.h) by MPI_Iallreduce, in place, of the gradients
+ *              and the four values that travel with them, then the update from the sums;
+ *   shared     the same through shared-memory slots (only when all ranks are on one node).
  * A round runs --steps steps of each. Printed: the median over rounds of the per-step times (alone:
  * the mean over ranks of each rank's own time, and separately the slowest rank's, which shows a
  * rank that is slower throughout; the others: rank 0's, all ranks finishing together),
- * and P t_alone / t_gradients, the speed-up over 1 rank that the step loop could reach here if
- * everything else in an epoch scaled perfectly. On dedicated cores the two are nearly P; on a
+ * and P t_alone / t_exchange for each exchange, the speed-up over 1 rank that the step loop could
+ * reach here if everything else in an epoch scaled perfectly. On dedicated cores the two are nearly P; on a
  * machine whose cores are slowed at random and independently of each other (virtual machines
  * sharing a host), every step waits for the unluckiest rank and the ceiling drops below P.
  * Exit codes: 0 done, 1 failure, 2 bad arguments. */
 #include "bench_common.h"
+#include "dy_exchange.h"
 
 #include <mpi.h>
 #include <stdio.h>
 
 #define NRING 16 /* pre-drawn input sets per rank, cycled through */
 
-enum { MODE_ALONE, MODE_SYNC, MODE_GRADIENTS, NMODES };
-static const char *mode_name[NMODES] = {"alone", "sync", "gradients"};
+enum { MODE_ALONE, MODE_SYNC, MODE_MPI, MODE_SHARED, NMODES };
+static const char *mode_name[NMODES] = {"alone", "sync", "mpi", "shared"};
 
 typedef struct {
   int B, L, D, d, steps, rounds, warmup;
@@ -64,6 +66,7 @@ typedef struct {
   DyAdam rep, pri;
   BenchInputs ring[NRING];
   dy_real *red; /* (nparam + 4) the exchanged buffer: gradients, then count and the three losses */
+  DyExchange *ex[NMODES]; /* the exchanges of MODE_MPI and MODE_SHARED (NULL: not available) */
 } SyncState;
 
 /* n steps in the given mode, from ring slot *slot on; returns this rank's seconds. */
@@ -82,13 +85,14 @@ static double run_block(SyncState *s, const SyncOptions *o, int mode, int n, int
     const dy_real *g = s->m.grads;
     if (mode == MODE_SYNC) {
       MPI_Allreduce(MPI_IN_PLACE, &one, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    } else if (mode == MODE_GRADIENTS) {
+    } else if (mode == MODE_MPI || mode == MODE_SHARED) {
       memcpy(s->red, s->m.grads, sizeof(dy_real) * np);
       s->red[np] = 1;
       s->red[np + 1] = (dy_real)l.rec;
       s->red[np + 2] = (dy_real)l.sw;
       s->red[np + 3] = (dy_real)l.prior;
-      MPI_Allreduce(MPI_IN_PLACE, s->red, (int)np + 4, DY_MPI_REAL, MPI_SUM, MPI_COMM_WORLD);
+      dy_exchange_start(s->ex[mode], s->red);
+      dy_exchange_wait(s->ex[mode], s->red);
       const dy_real inv = 1 / s->red[np];
       for (size_t i = 0; i < np; ++i) s->red[i] *= inv;
       g = s->red;
@@ -144,6 +148,16 @@ int main(int argc, char **argv)
     if (ok) bench_draw_inputs(&rng, o.B, o.L, o.D, o.d, frames, &s.ring[r]);
   }
   MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+  /* the shared way where every rank is on one node (auto picks it there up to its rank limit) */
+  MPI_Comm node;
+  int node_size, one_node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  MPI_Comm_size(node, &node_size);
+  MPI_Comm_free(&node);
+  one_node = node_size == size;
+  MPI_Allreduce(MPI_IN_PLACE, &one_node, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+  PetscCall(dy_exchange_create(MPI_COMM_WORLD, s.m.nparam + 4, DY_EXCHANGE_MPI, &s.ex[MODE_MPI]));
+  if (one_node) PetscCall(dy_exchange_create(MPI_COMM_WORLD, s.m.nparam + 4, DY_EXCHANGE_SHARED, &s.ex[MODE_SHARED]));
   if (!ok) {
     if (rank == 0) fprintf(stderr, "bench_sync: out of memory\n");
     MPI_Abort(MPI_COMM_WORLD, 1);
@@ -153,9 +167,10 @@ int main(int argc, char **argv)
     printf("bench_sync (%s precision): %d rank%s, B %d pairs per rank, L %d, D %d, d %d, %zu parameters; "
            "%d rounds of %d steps per mode after %d warm-up steps\n",
            DY_REAL_NAME, size, size > 1 ? "s" : "", o.B, o.L, o.D, o.d, s.m.nparam, o.rounds, o.steps, o.warmup);
-  run_block(&s, &o, MODE_GRADIENTS, o.warmup, &slot);
+  run_block(&s, &o, MODE_MPI, o.warmup, &slot);
+  const int nmodes = one_node ? NMODES : MODE_SHARED;
   for (int r = 0; r < o.rounds; ++r)
-    for (int mode = 0; mode < NMODES; ++mode) {
+    for (int mode = 0; mode < nmodes; ++mode) {
       double t = run_block(&s, &o, mode, o.steps, &slot) / o.steps * 1e6;
       /* alone: the mean of the ranks' own paces (and the slowest rank's); otherwise rank 0's (all
        * finish together) */
@@ -169,7 +184,7 @@ int main(int argc, char **argv)
 
   if (rank == 0) {
     double med[NMODES], lo[NMODES], hi[NMODES];
-    for (int mode = 0; mode < NMODES; ++mode) {
+    for (int mode = 0; mode < nmodes; ++mode) {
       double *x = times + mode * o.rounds;
       med[mode] = median(x, o.rounds); /* sorts x */
       lo[mode] = x[0];
@@ -180,18 +195,22 @@ int main(int argc, char **argv)
     const double slowest = median(times + NMODES * o.rounds, o.rounds);
     printf("alone, the slowest rank of each round: median %.1f us per step (%+.1f%% on the mean)\n", slowest,
            100 * (slowest / med[MODE_ALONE] - 1));
-    printf("waiting for the slowest rank: %+.1f us per step (sync - alone); moving the gradients: %+.1f us "
-           "(gradients - sync)\n",
-           med[MODE_SYNC] - med[MODE_ALONE], med[MODE_GRADIENTS] - med[MODE_SYNC]);
-    printf("ceiling of the step loop's speed-up at %d ranks: %.2fx (P t_alone / t_gradients; %d would be "
-           "perfect)\n",
-           size, size * med[MODE_ALONE] / med[MODE_GRADIENTS], size);
+    printf("waiting for the slowest rank: %+.1f us per step (sync - alone)\n", med[MODE_SYNC] - med[MODE_ALONE]);
+    for (int mode = MODE_MPI; mode < nmodes; ++mode) {
+      printf("%s exchange: moving the gradients %+.1f us per step (%s - sync); ", mode_name[mode],
+             med[mode] - med[MODE_SYNC], mode_name[mode]);
+      printf("ceiling of the step loop's speed-up at %d ranks: %.2fx (P t_alone / t_%s; %d would be perfect)\n",
+             size, size * med[MODE_ALONE] / med[mode], mode_name[mode], size);
+    }
+    if (!one_node) printf("shared exchange: not available, the ranks are on more than one node\n");
   }
 
   for (int r = 0; r < NRING; ++r) bench_inputs_free(&s.ring[r]);
   free(frames);
   free(s.red);
   free(times);
+  PetscCall(dy_exchange_destroy(&s.ex[MODE_MPI]));
+  PetscCall(dy_exchange_destroy(&s.ex[MODE_SHARED]));
   dy_adam_destroy(&s.rep);
   dy_adam_destroy(&s.pri);
   dy_work_destroy(&s.w);
