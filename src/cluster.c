@@ -170,6 +170,7 @@ typedef struct {
   int64_t *idx;        /* (n_local) local points not yet covered, in their original order */
   int *via;            /* (n_local) via[j]: this round's proposal covering idx[j] locally, -1: not scanned */
   int *accepted;       /* (cap) 1 when this rank's proposal q was kept in the merge */
+  int *rejected_by;    /* (cap) for a proposal not kept: the kept centre within d_min of it */
   double *x;           /* (d) one point in double */
   double *send;        /* (cap, d) this rank's proposals, row-major */
   double *recv;        /* (P * cap, d) everybody's proposals, in rank order */
@@ -183,7 +184,7 @@ static PetscErrorCode dy_regspace_work_free(DyRegspaceWork *w)
   PetscCall(PetscFree(w->kept.x));
   PetscCall(PetscFree(w->prop.x));
   PetscCall(PetscFree5(w->idx, w->x, w->send, w->recv, w->nprop));
-  PetscCall(PetscFree4(w->counts, w->displs, w->via, w->accepted));
+  PetscCall(PetscFree5(w->counts, w->displs, w->via, w->accepted, w->rejected_by));
   PetscFunctionReturn(0);
 }
 
@@ -198,8 +199,11 @@ static int dy_regspace_merge(DyRegspaceWork *w, int rank, int size, int max_cent
   for (int r = 0; r < size; r++) {
     for (int j = 0; j < w->nprop[r]; j++, q++) {
       const double *x = w->recv + q * d;
-      const int keep = dy_cluster_first_within(&w->kept, x, k_old, w->kept.n, dmin2) < 0;
-      if (r == rank) w->accepted[j] = keep;
+      const int near = dy_cluster_first_within(&w->kept, x, k_old, w->kept.n, dmin2), keep = near < 0;
+      if (r == rank) {
+        w->accepted[j] = keep;
+        w->rejected_by[j] = near;
+      }
       if (!keep) continue;
       if (w->kept.n >= max_centers) return 1;
       dy_centre_set_push(&w->kept, x);
@@ -210,13 +214,18 @@ static int dy_regspace_merge(DyRegspaceWork *w, int rank, int size, int max_cent
 
 /* Drops from the uncovered list the points within d_min of the centres kept since k_old. A point
  * whose own covering proposal was kept needs no distance: the scan measured it with the same
- * kernel, so the answer would be the same. */
+ * kernel, so the answer would be the same. One whose proposal was turned down is tried first
+ * against the centre that turned it down, which covers most such points (only whether some centre
+ * is within d_min matters here, not which). */
 static int64_t dy_regspace_cover(DyRegspaceWork *w, const dy_real *z, int64_t m, int k_old, double dmin2)
 {
   int64_t keep = 0;
   for (int64_t j = 0; j < m; j++) {
-    if (w->via[j] >= 0 && w->accepted[w->via[j]]) continue;
+    const int q = w->via[j];
+    if (q >= 0 && w->accepted[q]) continue;
     dy_cluster_load_point(w->kept.d, z, w->idx[j], w->x);
+    if (q >= 0 && dy_cluster_first_within(&w->kept, w->x, w->rejected_by[q], w->rejected_by[q] + 1, dmin2) >= 0)
+      continue;
     if (dy_cluster_first_within(&w->kept, w->x, k_old, w->kept.n, dmin2) < 0) w->idx[keep++] = w->idx[j];
   }
   return keep;
@@ -246,7 +255,8 @@ PetscErrorCode dy_cluster_regspace_rounds(MPI_Comm comm, int d, int64_t n_local,
   PetscCall(dy_centre_set_create(d, cap, &w.prop));
   PetscCall(PetscMalloc5(DY_MAX(n_local, 1), &w.idx, d, &w.x, (size_t)cap * d, &w.send, (size_t)size * cap * d,
                          &w.recv, size, &w.nprop));
-  PetscCall(PetscMalloc4(size, &w.counts, size, &w.displs, DY_MAX(n_local, 1), &w.via, cap, &w.accepted));
+  PetscCall(PetscMalloc5(size, &w.counts, size, &w.displs, DY_MAX(n_local, 1), &w.via, cap, &w.accepted, cap,
+                         &w.rejected_by));
   for (int64_t j = 0; j < m; j++) w.idx[j] = j;
 
   for (;;) {
