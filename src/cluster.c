@@ -170,7 +170,8 @@ typedef struct {
   int64_t *idx;        /* (n_local) local points not yet covered, in their original order */
   int *via;            /* (n_local) via[j]: this round's proposal covering idx[j] locally, -1: not scanned */
   int *accepted;       /* (cap) 1 when this rank's proposal q was kept in the merge */
-  int *rejected_by;    /* (cap) for a proposal not kept: the kept centre within d_min of it */
+  int *cstart;         /* (cap + 1) proposal q's candidates are cand's [cstart[q], cstart[q + 1]) */
+  DyCentreSet cand;    /* for the proposals turned down: the new centres that may cover their points */
   double *x;           /* (d) one point in double */
   double *send;        /* (cap, d) this rank's proposals, row-major */
   double *recv;        /* (P * cap, d) everybody's proposals, in rank order */
@@ -183,8 +184,9 @@ static PetscErrorCode dy_regspace_work_free(DyRegspaceWork *w)
   PetscFunctionBegin;
   PetscCall(PetscFree(w->kept.x));
   PetscCall(PetscFree(w->prop.x));
+  PetscCall(PetscFree(w->cand.x));
   PetscCall(PetscFree5(w->idx, w->x, w->send, w->recv, w->nprop));
-  PetscCall(PetscFree5(w->counts, w->displs, w->via, w->accepted, w->rejected_by));
+  PetscCall(PetscFree5(w->counts, w->displs, w->via, w->accepted, w->cstart));
   PetscFunctionReturn(0);
 }
 
@@ -199,11 +201,8 @@ static int dy_regspace_merge(DyRegspaceWork *w, int rank, int size, int max_cent
   for (int r = 0; r < size; r++) {
     for (int j = 0; j < w->nprop[r]; j++, q++) {
       const double *x = w->recv + q * d;
-      const int near = dy_cluster_first_within(&w->kept, x, k_old, w->kept.n, dmin2), keep = near < 0;
-      if (r == rank) {
-        w->accepted[j] = keep;
-        w->rejected_by[j] = near;
-      }
+      const int keep = dy_cluster_first_within(&w->kept, x, k_old, w->kept.n, dmin2) < 0;
+      if (r == rank) w->accepted[j] = keep;
       if (!keep) continue;
       if (w->kept.n >= max_centers) return 1;
       dy_centre_set_push(&w->kept, x);
@@ -212,11 +211,51 @@ static int dy_regspace_merge(DyRegspaceWork *w, int rank, int size, int max_cent
   return 0;
 }
 
+/* For every proposal of this rank turned down in the merge, the centres kept since k_old that can be
+ * within d_min of a point it covers: a point within d_min of the proposal and a centre within d_min
+ * of the point put the centre within 2 d_min of the proposal (a little more is allowed for
+ * rounding; a spare candidate costs a distance, a missing one would change the answer). Proposal
+ * q's candidates go to cand's [cstart[q], cstart[q + 1]). */
+static PetscErrorCode dy_regspace_candidates(DyRegspaceWork *w, int k_old, double dmin2)
+{
+  const int d = w->kept.d, np = w->prop.n;
+  const double r2 = 4.0 * dmin2 * 1.0001;
+  int total = 0;
+
+  PetscFunctionBegin;
+  for (int pass = 0; pass < 2; pass++) { /* count, then copy */
+    total = 0;
+    for (int q = 0; q < np; q++) {
+      w->cstart[q] = total;
+      if (w->accepted[q]) continue;
+      for (int k = k_old; k < w->kept.n; k++) {
+        double s2 = 0;
+        for (int i = 0; i < d; i++) {
+          const double t = w->prop.x[(size_t)i * w->prop.stride + q] - w->kept.x[(size_t)i * w->kept.stride + k];
+          s2 += t * t;
+        }
+        if (s2 > r2) continue;
+        if (pass)
+          for (int i = 0; i < d; i++)
+            w->cand.x[(size_t)i * w->cand.stride + total] = w->kept.x[(size_t)i * w->kept.stride + k];
+        total++;
+      }
+    }
+    w->cstart[np] = total;
+    if (!pass) {
+      PetscCall(PetscFree(w->cand.x));
+      PetscCall(dy_centre_set_create(d, total, &w->cand));
+    }
+  }
+  w->cand.n = total;
+  PetscFunctionReturn(0);
+}
+
 /* Drops from the uncovered list the points within d_min of the centres kept since k_old. A point
  * whose own covering proposal was kept needs no distance: the scan measured it with the same
- * kernel, so the answer would be the same. One whose proposal was turned down is tried first
- * against the centre that turned it down, which covers most such points (only whether some centre
- * is within d_min matters here, not which). */
+ * kernel, so the answer would be the same. One whose proposal was turned down is measured against
+ * that proposal's candidates only (dy_regspace_candidates), with the same kernel: only whether
+ * some centre is within d_min matters here, and no other centre can be. */
 static int64_t dy_regspace_cover(DyRegspaceWork *w, const dy_real *z, int64_t m, int k_old, double dmin2)
 {
   int64_t keep = 0;
@@ -224,9 +263,9 @@ static int64_t dy_regspace_cover(DyRegspaceWork *w, const dy_real *z, int64_t m,
     const int q = w->via[j];
     if (q >= 0 && w->accepted[q]) continue;
     dy_cluster_load_point(w->kept.d, z, w->idx[j], w->x);
-    if (q >= 0 && dy_cluster_first_within(&w->kept, w->x, w->rejected_by[q], w->rejected_by[q] + 1, dmin2) >= 0)
-      continue;
-    if (dy_cluster_first_within(&w->kept, w->x, k_old, w->kept.n, dmin2) < 0) w->idx[keep++] = w->idx[j];
+    const int near = q >= 0 ? dy_cluster_first_within(&w->cand, w->x, w->cstart[q], w->cstart[q + 1], dmin2)
+                            : dy_cluster_first_within(&w->kept, w->x, k_old, w->kept.n, dmin2);
+    if (near < 0) w->idx[keep++] = w->idx[j];
   }
   return keep;
 }
@@ -255,8 +294,8 @@ PetscErrorCode dy_cluster_regspace_rounds(MPI_Comm comm, int d, int64_t n_local,
   PetscCall(dy_centre_set_create(d, cap, &w.prop));
   PetscCall(PetscMalloc5(DY_MAX(n_local, 1), &w.idx, d, &w.x, (size_t)cap * d, &w.send, (size_t)size * cap * d,
                          &w.recv, size, &w.nprop));
-  PetscCall(PetscMalloc5(size, &w.counts, size, &w.displs, DY_MAX(n_local, 1), &w.via, cap, &w.accepted, cap,
-                         &w.rejected_by));
+  PetscCall(PetscMalloc5(size, &w.counts, size, &w.displs, DY_MAX(n_local, 1), &w.via, cap, &w.accepted, cap + 1,
+                         &w.cstart));
   for (int64_t j = 0; j < m; j++) w.idx[j] = j;
 
   for (;;) {
@@ -277,6 +316,7 @@ PetscErrorCode dy_cluster_regspace_rounds(MPI_Comm comm, int d, int64_t n_local,
     const int k_old = w.kept.n;
     overflow = dy_regspace_merge(&w, rank, size, max_centers, dmin2);
     if (overflow) break; /* every rank sees the same proposals, so all break together */
+    PetscCall(dy_regspace_candidates(&w, k_old, dmin2));
     m = dy_regspace_cover(&w, z, m, k_old, dmin2);
   }
   dy_centre_set_copy_out(&w.kept, centers);
