@@ -15,6 +15,10 @@
 
 #define DY_LINE 64 /* bytes of a cache line: the sequence numbers sit alone on theirs */
 
+/* The sequence numbers are shared between processes: their atomics must not hide a lock. */
+_Static_assert(sizeof(int64_t) == sizeof(long) ? ATOMIC_LONG_LOCK_FREE == 2 : ATOMIC_LLONG_LOCK_FREE == 2,
+               "64-bit atomics must be lock-free for the shared-memory exchange");
+
 struct DyExchange {
   MPI_Comm comm;
   DyExchangeKind kind; /* DY_EXCHANGE_MPI or DY_EXCHANGE_SHARED */
