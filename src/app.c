@@ -2,6 +2,7 @@
 #include "dy_app.h"
 #include "dy_config.h"
 #include "dy_data.h"
+#include "dy_exchange.h"
 #include "dy_train.h"
 
 #include <stdio.h>
@@ -101,6 +102,8 @@ PetscErrorCode dy_app_run(MPI_Comm comm, const DyArgs *args)
   memset(&data, 0, sizeof data);
   PetscCallMPI(MPI_Comm_size(comm, &size));
   PetscCall(dy_config_load(comm, args->input, args->nset, args->sets, &cfg));
+  DyExchangeKind kind; /* a bad -dy_exchange fails here, before the data are read (also with --check) */
+  PetscCall(dy_exchange_kind_from_options(comm, &kind));
   if (dy_is_root(comm)) {
     printf("# dynae-mpi: effective configuration (%d rank%s)\n", size, size == 1 ? "" : "s");
     fflush(stdout);
