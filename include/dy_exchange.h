@@ -18,7 +18,8 @@
 
 #include <stddef.h>
 
-#define DY_EXCHANGE_SHARED_MAX 8 /* auto: beyond this many ranks on a node the reads of P slots cost more than a collective */
+/* auto: beyond this many ranks on a node, reading all P slots costs more than a collective */
+#define DY_EXCHANGE_SHARED_MAX 8
 
 typedef enum { DY_EXCHANGE_AUTO = 0, DY_EXCHANGE_MPI, DY_EXCHANGE_SHARED } DyExchangeKind;
 

@@ -545,9 +545,9 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
   memset(&t, 0, sizeof t);
   ierr = dy_trainer_setup(comm, cfg, data, &t);
   if (!ierr && !opt->quiet && t.rank == 0 && t.size > 1) {
+    const int shared = !strcmp(dy_exchange_name(t.exchange), "shared");
     printf("# gradient sums over %d ranks: %s\n", t.size,
-           !strcmp(dy_exchange_name(t.exchange), "shared") ? "shared-memory slots (one node; -dy_exchange mpi for MPI_Iallreduce)"
-                                                          : "MPI_Iallreduce");
+           shared ? "shared-memory slots (one node; -dy_exchange mpi for MPI_Iallreduce)" : "MPI_Iallreduce");
     fflush(stdout);
   }
   if (!ierr && opt->restart) {

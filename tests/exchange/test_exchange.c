@@ -77,7 +77,8 @@ int main(int argc, char **argv)
     uint64_t sums[NEX], lo[NEX], hi[NEX];
     PetscCall(dy_exchange_create(PETSC_COMM_WORLD, n, kind, &ex));
     const int shared = !strcmp(dy_exchange_name(ex), "shared");
-    if (kind != DY_EXCHANGE_AUTO) CHECK(shared == (kind == DY_EXCHANGE_SHARED), "asked %d, got %s", (int)kind, dy_exchange_name(ex));
+    if (kind != DY_EXCHANGE_AUTO)
+      CHECK(shared == (kind == DY_EXCHANGE_SHARED), "asked %d, got %s", (int)kind, dy_exchange_name(ex));
     if (s == 0) snprintf(way, sizeof way, "%s", dy_exchange_name(ex));
     PetscCall(PetscMalloc2(n, &buf, n, &fold));
     for (int e = 0; e < NEX; e++) {
@@ -101,7 +102,9 @@ int main(int argc, char **argv)
         if (err > worst) worst = err;
       }
       if (shared) CHECK(!memcmp(buf, fold, n * sizeof *buf), "n %zu, exchange %d: not the rank-order sum", n, e);
-      else CHECK(worst <= 4.0 * size * (sizeof(dy_real) == 4 ? 6e-8 : 1.2e-16), "n %zu, exchange %d: error %.3g", n, e, worst);
+      else
+        CHECK(worst <= 4.0 * size * (sizeof(dy_real) == 4 ? 6e-8 : 1.2e-16), "n %zu, exchange %d: error %.3g", n, e,
+              worst);
       sums[e] = checksum(buf, n); /* compared after the loop: no other synchronisation inside it */
       busy_wait_us((double)(mix(h) % 3 == 0 ? mix(h) % 200 : 0)); /* sometimes slow to come back */
     }
