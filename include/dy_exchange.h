@@ -25,6 +25,9 @@ typedef enum { DY_EXCHANGE_AUTO = 0, DY_EXCHANGE_MPI, DY_EXCHANGE_SHARED } DyExc
 
 typedef struct DyExchange DyExchange;
 
+/* Collective: *one_node is 1 on every rank when all ranks of comm share one node (the shared way's
+ * condition); *node_size is how many ranks share this rank's node. */
+PetscErrorCode dy_exchange_one_node(MPI_Comm comm, int *one_node, int *node_size);
 /* Collective on comm: an exchange of n values. kind DY_EXCHANGE_SHARED on ranks that are not all
  * on one node is an input error (exit 2) that says to use -dy_exchange mpi or auto. */
 PetscErrorCode dy_exchange_create(MPI_Comm comm, size_t n, DyExchangeKind kind, DyExchange **ex);
@@ -36,7 +39,8 @@ PetscErrorCode dy_exchange_start(DyExchange *ex, dy_real *buf);
 PetscErrorCode dy_exchange_progress(DyExchange *ex);
 /* Finishes the exchange: buf holds the sums over all ranks, the same bits on every rank. */
 PetscErrorCode dy_exchange_wait(DyExchange *ex, dy_real *buf);
-/* "mpi" or "shared": the way in use. */
+/* DY_EXCHANGE_MPI or DY_EXCHANGE_SHARED: the way in use, and its name "mpi" or "shared". */
+DyExchangeKind dy_exchange_kind(const DyExchange *ex);
 const char *dy_exchange_name(const DyExchange *ex);
 /* Collective. */
 PetscErrorCode dy_exchange_destroy(DyExchange **ex);

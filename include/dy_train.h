@@ -4,12 +4,14 @@
 #include "dy_common.h"
 #include "dy_config.h"
 #include "dy_data.h"
+#include "dy_exchange.h"
 
 /* Options of the run that do not come from the input file. */
 typedef struct {
   int quiet;                /* no per-epoch progress lines */
   int restart;              /* resume from a checkpoint */
   const char *restart_path; /* the checkpoint to resume from; NULL: newest in output.dir */
+  DyExchangeKind exchange;  /* how the gradients are summed over the ranks (-dy_exchange) */
 } DyRunOptions;
 
 /* Collective on comm: trains on data as cfg says and writes cfg->dir/results.h5. */

@@ -112,7 +112,10 @@ PetscErrorCode dy_app_run(MPI_Comm comm, const DyArgs *args)
   PetscCall(dy_data_load(comm, &cfg, &data));
   PetscCall(dy_data_print_plan(comm, &data, stdout));
   if (!args->check) {
-    DyRunOptions opt = {.quiet = args->quiet || cfg.quiet, .restart = args->restart, .restart_path = args->restart_path};
+    DyRunOptions opt = {.quiet = args->quiet || cfg.quiet,
+                        .restart = args->restart,
+                        .restart_path = args->restart_path,
+                        .exchange = kind};
     PetscCall(dy_train_run(comm, &cfg, &data, &opt));
   } else if (dy_is_root(comm)) {
     printf("check: the input file and the data are valid; nothing was written\n");

@@ -235,9 +235,10 @@ static PetscErrorCode dy_regspace_candidates(DyRegspaceWork *w, int k_old, doubl
           s2 += t * t;
         }
         if (s2 > r2) continue;
-        if (pass)
-          for (int i = 0; i < d; i++)
-            w->cand.x[(size_t)i * w->cand.stride + total] = w->kept.x[(size_t)i * w->kept.stride + k];
+        if (pass) {
+          for (int i = 0; i < d; i++) w->x[i] = w->kept.x[(size_t)i * w->kept.stride + k];
+          dy_centre_set_push(&w->cand, w->x);
+        }
         total++;
       }
     }
@@ -247,7 +248,6 @@ static PetscErrorCode dy_regspace_candidates(DyRegspaceWork *w, int k_old, doubl
       PetscCall(dy_centre_set_create(d, total, &w->cand));
     }
   }
-  w->cand.n = total;
   PetscFunctionReturn(0);
 }
 

@@ -78,10 +78,24 @@ static PetscErrorCode dy_exchange_shared_setup(DyExchange *ex)
   PetscFunctionReturn(0);
 }
 
+PetscErrorCode dy_exchange_one_node(MPI_Comm comm, int *one_node, int *node_size)
+{
+  MPI_Comm node;
+  int size;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  PetscCallMPI(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  PetscCallMPI(MPI_Comm_size(node, node_size));
+  PetscCallMPI(MPI_Comm_free(&node));
+  *one_node = *node_size == size;
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, one_node, 1, MPI_INT, MPI_LAND, comm));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode dy_exchange_create(MPI_Comm comm, size_t n, DyExchangeKind kind, DyExchange **out)
 {
   DyExchange *ex;
-  MPI_Comm node;
   int node_size, one_node;
 
   PetscFunctionBegin;
@@ -93,11 +107,7 @@ PetscErrorCode dy_exchange_create(MPI_Comm comm, size_t n, DyExchangeKind kind, 
   ex->win = MPI_WIN_NULL;
   PetscCallMPI(MPI_Comm_rank(comm, &ex->rank));
   PetscCallMPI(MPI_Comm_size(comm, &ex->size));
-  PetscCallMPI(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
-  PetscCallMPI(MPI_Comm_size(node, &node_size));
-  PetscCallMPI(MPI_Comm_free(&node));
-  one_node = node_size == ex->size;
-  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &one_node, 1, MPI_INT, MPI_LAND, comm));
+  PetscCall(dy_exchange_one_node(comm, &one_node, &node_size));
   if (kind == DY_EXCHANGE_SHARED && !one_node) {
     const int size = ex->size;
     PetscCall(PetscFree(ex));
@@ -159,6 +169,8 @@ PetscErrorCode dy_exchange_wait(DyExchange *ex, dy_real *buf)
   }
   PetscFunctionReturn(0);
 }
+
+DyExchangeKind dy_exchange_kind(const DyExchange *ex) { return ex->kind; }
 
 const char *dy_exchange_name(const DyExchange *ex) { return dy_exchange_names[ex->kind]; }
 

@@ -422,7 +422,8 @@ static void dy_train_progress(const DyTrainer *t, int epoch, int first, const do
   fflush(stdout);
 }
 
-static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyData *data, DyTrainer *t)
+static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyData *data, DyExchangeKind exchange,
+                                       DyTrainer *t)
 {
   DyModelShape shape;
   DyRng init;
@@ -463,9 +464,7 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
                            (size_t)t->B * t->d, &b->eps));
   }
   PetscCall(PetscMalloc1(t->model.nparam + DY_RED_EXTRA, &t->red));
-  DyExchangeKind kind;
-  PetscCall(dy_exchange_kind_from_options(comm, &kind));
-  PetscCall(dy_exchange_create(comm, t->model.nparam + DY_RED_EXTRA, kind, &t->exchange));
+  PetscCall(dy_exchange_create(comm, t->model.nparam + DY_RED_EXTRA, exchange, &t->exchange));
   PetscCall(PetscCalloc5((size_t)DY_MAX(n, 1) * t->d, &t->z0, (size_t)DY_MAX(n, 1), &t->bin,
                          (size_t)cfg->max_centers * t->d, &t->centers, (size_t)cfg->max_centers, &t->counts,
                          (size_t)cfg->max_centers, &t->quota));
@@ -543,9 +542,9 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
   PetscCall(dy_train_register_events());
   PetscCall(dy_signal_install());
   memset(&t, 0, sizeof t);
-  ierr = dy_trainer_setup(comm, cfg, data, &t);
+  ierr = dy_trainer_setup(comm, cfg, data, opt->exchange, &t);
   if (!ierr && !opt->quiet && t.rank == 0 && t.size > 1) {
-    const int shared = !strcmp(dy_exchange_name(t.exchange), "shared");
+    const int shared = dy_exchange_kind(t.exchange) == DY_EXCHANGE_SHARED;
     printf("# gradient sums over %d ranks: %s\n", t.size,
            shared ? "shared-memory slots (one node; -dy_exchange mpi for MPI_Iallreduce)" : "MPI_Iallreduce");
     fflush(stdout);

@@ -149,13 +149,8 @@ int main(int argc, char **argv)
   }
   MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
   /* the shared way where every rank is on one node (auto picks it there up to its rank limit) */
-  MPI_Comm node;
   int node_size, one_node;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-  MPI_Comm_size(node, &node_size);
-  MPI_Comm_free(&node);
-  one_node = node_size == size;
-  MPI_Allreduce(MPI_IN_PLACE, &one_node, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+  PetscCall(dy_exchange_one_node(MPI_COMM_WORLD, &one_node, &node_size));
   PetscCall(dy_exchange_create(MPI_COMM_WORLD, s.m.nparam + 4, DY_EXCHANGE_MPI, &s.ex[MODE_MPI]));
   if (one_node) PetscCall(dy_exchange_create(MPI_COMM_WORLD, s.m.nparam + 4, DY_EXCHANGE_SHARED, &s.ex[MODE_SHARED]));
   if (!ok) {

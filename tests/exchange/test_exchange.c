@@ -76,7 +76,7 @@ int main(int argc, char **argv)
     dy_real *buf, *fold;
     uint64_t sums[NEX], lo[NEX], hi[NEX];
     PetscCall(dy_exchange_create(PETSC_COMM_WORLD, n, kind, &ex));
-    const int shared = !strcmp(dy_exchange_name(ex), "shared");
+    const int shared = dy_exchange_kind(ex) == DY_EXCHANGE_SHARED;
     if (kind != DY_EXCHANGE_AUTO)
       CHECK(shared == (kind == DY_EXCHANGE_SHARED), "asked %d, got %s", (int)kind, dy_exchange_name(ex));
     if (s == 0) snprintf(way, sizeof way, "%s", dy_exchange_name(ex));
