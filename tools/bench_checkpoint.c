@@ -4,8 +4,8 @@
  * the repetitions): the part on the training's critical path (the collective write) and the time
  * until the checkpoint is durable on disk (file and folder synced, renamed into place).
  *   mpiexec -n P bench_checkpoint DIR [N] */
-#include "dy_checkpoint.h"
-#include "dy_trainstate.h"
+#include "io/dy_checkpoint.h"
+#include "io/dy_trainstate.h"
 
 #include <stdlib.h>
 

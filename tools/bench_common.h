@@ -1,8 +1,8 @@
 /* What the step benchmarks (bench_step, bench_sync) share: the clock, sorting times, the default
  * model of SPEC section 7 and the drawing of one batch's inputs. */
 #pragma once
-#include "dy_model.h"
-#include "dy_rng.h"
+#include "nn/dy_model.h"
+#include "base/dy_rng.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,8 +6,8 @@
  * calls see changing data as in training; --dup N makes N rows of dz copies of others (pairs drawn
  * twice from the same frames, as batches drawn with replacement have). Prints the median and
  * minimum microseconds per call with the gradient (gdz) and without it. */
-#include "dy_nn.h"
-#include "dy_rng.h"
+#include "nn/dy_nn.h"
+#include "base/dy_rng.h"
 
 #include <stdio.h>
 #include <stdlib.h>

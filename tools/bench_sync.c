@@ -23,7 +23,7 @@
  * sharing a host), every step waits for the unluckiest rank and the ceiling drops below P.
  * Exit codes: 0 done, 1 failure, 2 bad arguments. */
 #include "bench_common.h"
-#include "dy_exchange.h"
+#include "parallel/dy_exchange.h"
 
 #include <mpi.h>
 #include <stdio.h>

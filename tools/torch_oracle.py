@@ -5,7 +5,7 @@ Needs Debian's python (numpy, h5py, torch):
 
     /usr/bin/python3 tools/torch_oracle.py --out fixture.h5 [--D 5 --Dy 3 --d 3 ...]
 
-The four networks are built from one flat parameter vector in the layout of include/dy_model.h
+The four networks are built from one flat parameter vector in the layout of include/nn/dy_model.h
 (encoder, decoder, force, log-diffusion; per layer W (out, in) row-major, then b (out)), and the
 losses follow SPEC section 3 with autograd; the diagonal Jacobian of the log-diffusion net is taken
 with create_graph=True so its weight derivative (second order) reaches the prior gradient.

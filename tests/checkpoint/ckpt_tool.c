@@ -3,8 +3,8 @@
  *   ckpt_tool read DIR EPOCH       opens DIR's newest usable checkpoint, checks it holds EPOCH's data
  *   ckpt_tool lock DIR SECONDS     takes the run lock of DIR and holds it for SECONDS
  * Exit code 0 when everything holds, the program's error codes otherwise. */
-#include "dy_checkpoint.h"
-#include "dy_runctl.h"
+#include "io/dy_checkpoint.h"
+#include "app/dy_runctl.h"
 
 #include <stdlib.h>
 #include <string.h>

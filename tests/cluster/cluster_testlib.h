@@ -1,8 +1,8 @@
 /* Helpers of the clustering and resampling tests: checks that count failures, test point sets,
  * ways of spreading points over ranks, the clustering invariants, and capture of error messages. */
 #pragma once
-#include "dy_cluster.h"
-#include "dy_rng.h"
+#include "parallel/dy_cluster.h"
+#include "base/dy_rng.h"
 
 #include <math.h>
 #include <stdio.h>

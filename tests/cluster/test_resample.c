@@ -3,7 +3,7 @@
  * quotas and the one-rank reference, per-rank draws from the right bin (without repeats while a
  * bin has enough members, nothing from a rank without members), and replay to a position. */
 #include "cluster_testlib.h"
-#include "dy_resample.h"
+#include "parallel/dy_resample.h"
 
 #include <stdlib.h>
 

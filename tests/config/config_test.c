@@ -2,7 +2,7 @@
  * the effective configuration reading back to the same values, the model shape; and a bad input
  * failing on every rank with a single message (run at 1 and 2 ranks).
  * usage: config_test SCRATCH_DIR */
-#include "dy_config.h"
+#include "io/dy_config.h"
 
 #include <fcntl.h>
 #include <math.h>

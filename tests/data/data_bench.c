@@ -5,7 +5,7 @@
  *
  * Rank 0 writes DIR/bench_FRAMESxFEATURES.h5 (float32) when it is missing. */
 #include "data_fixture.h"
-#include "dy_data.h"
+#include "io/dy_data.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>

@@ -9,8 +9,8 @@
  * case makes sure the fixture itself is sound. Non-finite values sit at frames 40 and 45 of
  * 50 (in the second rank's block at 2 ranks) and frame 30 of a target. */
 #include "data_fixture.h"
-#include "dy_data.h"
-#include "dy_rng.h"
+#include "io/dy_data.h"
+#include "base/dy_rng.h"
 
 #include <dirent.h>
 #include <math.h>

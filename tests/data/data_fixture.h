@@ -1,6 +1,6 @@
 /* Helpers of the data tests: small HDF5 files written serially, and encoded frame values. */
 #pragma once
-#include "dy_common.h"
+#include "base/dy_common.h"
 
 #include <hdf5.h>
 #include <stdint.h>

@@ -11,8 +11,8 @@
  * no pair lost, duplicated or crossing trajectories. Exit code 0 when all checks pass.
  * notarget: the same without targets; tiny: only one trajectory of lag + 1 frames (one pair). */
 #include "data_fixture.h"
-#include "dy_data.h"
-#include "dy_rng.h"
+#include "io/dy_data.h"
+#include "base/dy_rng.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * exchanges of changing values with random delays on every rank between start and wait and
  * between exchanges, so that a rank that runs ahead would overwrite a buffer still being read if
  * the slots were reused too early. */
-#include "dy_exchange.h"
+#include "parallel/dy_exchange.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* Central-difference gradient checker for the model tests. */
 #pragma once
-#include "dy_common.h"
+#include "base/dy_common.h"
 
 #include <stddef.h>
 

@@ -1,6 +1,6 @@
 /* Adam against a hand computation of PyTorch's update (in double), on a sub-range of a buffer long
  * enough for the vector loop and its tail, in the precision of the build. */
-#include "dy_model.h"
+#include "nn/dy_model.h"
 
 #include <math.h>
 #include <stdio.h>

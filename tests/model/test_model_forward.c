@@ -1,6 +1,6 @@
 /* Forward values on a hand-computable model (D = Dy = d = 1, one hidden unit per net), the
  * encode/decode entry points, the initialisation's ranges and order, in double precision. */
-#include "dy_model.h"
+#include "nn/dy_model.h"
 
 #include <math.h>
 #include <stdio.h>

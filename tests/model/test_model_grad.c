@@ -2,7 +2,7 @@
  * precision: every layer's W and b of the four nets, for L_rec, L_sw, L_rep and L_prior, with
  * constant and learned diffusion, on two model shapes. Fails when the worst relative error exceeds
  * 1e-6 or too many parameters sit on a kink. */
-#include "dy_model.h"
+#include "nn/dy_model.h"
 #include "fdcheck.h"
 
 #include <math.h>

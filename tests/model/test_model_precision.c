@@ -1,8 +1,8 @@
 /* The single-precision build against the double one on the same problem (default widths, both
  * diffusion modes). Built twice: the double build writes its losses and gradients to the file given,
  * the single build reads them and compares; the single build also checks its vectorised tanh. */
-#include "dy_model.h"
-#include "dy_nn.h"
+#include "nn/dy_model.h"
+#include "nn/dy_nn.h"
 
 #include <math.h>
 #include <stdio.h>

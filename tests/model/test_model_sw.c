@@ -1,8 +1,8 @@
 /* dy_sw_loss against a plain sort, on projections full of near-ties (values a few units in the last
  * place apart, which the packed sort keys cannot tell apart and the tie pass must order) and exact
  * ties (kept in row order), with and without the gradient, in the precision of the build. */
-#include "dy_nn.h"
-#include "dy_rng.h"
+#include "nn/dy_nn.h"
+#include "base/dy_rng.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* dy_tanh_forward (and dy_exp_forward) in single precision against libm in double: the largest
  * relative error over every 8th positive float from the smallest normal to the largest finite
  * one, odd symmetry, and NaN, +-inf, +-0 passed through as tanh/exp do. */
-#include "dy_nn.h"
+#include "nn/dy_nn.h"
 
 #include <math.h>
 #include <stdint.h>

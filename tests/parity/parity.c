@@ -14,7 +14,7 @@
  * --perturb moves one gradient element of step 0 by 10 tol (relative, with the element-wise floor)
  * before the checks and inverts the verdict: it exits 0 only when that is caught, which shows that
  * the checks do fail on a disagreement of that size. */
-#include "dy_model.h"
+#include "nn/dy_model.h"
 
 #include <hdf5.h>
 #include <math.h>

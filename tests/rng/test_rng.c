@@ -2,7 +2,7 @@
  * distance, the mass of both tails and of a few inner intervals), unit vectors, and the state as a
  * value (a copy continues the same sequence, also mid-pair, as a checkpoint needs). Fails on any
  * deviation beyond about five standard errors. */
-#include "dy_rng.h"
+#include "base/dy_rng.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* Reads TOML on stdin and prints it as the tagged JSON of the toml-test corpus; exits 1 with the
  * error on stderr if the input is invalid. */
-#include "dy_toml.h"
+#include "io/dy_toml.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* Unit tests of the TOML reader: the lines recorded on keys and values (the config module names
  * file:line from them), errors naming the right line, value decoding at the edges, and a mutation
  * run over a config-like document that must never crash or leak (run it under valgrind too). */
-#include "dy_toml.h"
+#include "io/dy_toml.h"
 
 #include <math.h>
 #include <stdio.h>

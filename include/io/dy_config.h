@@ -1,0 +1,76 @@
+/* The input file (SPEC section 7): defaults, reading, --set overrides, validation, printing.
+ * Options are processed in one place: dy_config_load sets the defaults, reads the TOML file,
+ * applies every --set, then validates; any problem is a DY_ERR_INPUT error naming file:line and
+ * the key. */
+#pragma once
+#include "base/dy_common.h"
+#include "nn/dy_model.h"
+
+#include <stdio.h>
+
+#define DY_PATH_MAX 4096
+
+/* One trajectory (or target) entry FILE:DATASET, split at the last ':' (so FILE may hold colons),
+ * with FILE resolved against the input's folder. DATASET is a path from the file's root group; a
+ * missing leading '/' is added ("traj.h5:positions" means "/positions"). */
+typedef struct {
+  char *file;     /* path of the HDF5 file, resolved */
+  char *dataset;  /* dataset path inside the file, always starting with '/', e.g. "/positions" */
+  char *text;     /* the entry as written in the input file (for messages) */
+} DyDataRef;
+
+typedef struct {
+  /* [data] */
+  int ntraj;               /* number of data.input entries */
+  DyDataRef *input;        /* (ntraj) */
+  int ntarget;             /* 0 or ntraj */
+  DyDataRef *target;       /* (ntarget) */
+  int lag;                 /* frames between the members of a pair, >= 1 */
+  double test_fraction;    /* in [0, 1) */
+  /* [model] */
+  char type[32];           /* "dynamicsae" (later "vae", "swae", "sdevae") */
+  int latent_dim;          /* d >= 1 */
+  int nencoder, ndecoder, nprior;              /* hidden layer counts, >= 1 */
+  int encoder[DY_MAX_LAYERS - 1];              /* hidden widths */
+  int decoder[DY_MAX_LAYERS - 1];
+  int prior[DY_MAX_LAYERS - 1];
+  DyDiffusion diffusion;   /* "constant" or "learned" */
+  /* [loss] */
+  double beta;             /* >= 0 */
+  int projections;         /* L >= 1 */
+  /* [cluster] */
+  double d_min;            /* > 0 */
+  double gamma;            /* >= 1 */
+  int max_centers;         /* >= 1 */
+  /* [train] */
+  int epochs;              /* epochs in all, counting the warm-up epoch 0; >= 1 */
+  int batch_size;          /* per rank, >= 2 */
+  double lr, prior_lr, warmup_lr;  /* > 0 */
+  double warmup_beta_scale;        /* >= 0 */
+  int64_t seed;            /* >= 0 */
+  /* [output] */
+  char *dir;               /* output folder, resolved against the input's folder */
+  char *dir_given;         /* output.dir as written (for the effective configuration) */
+  int checkpoint_every;    /* epochs, >= 0 (0: never) */
+  int checkpoint_steps;    /* also every N steps, 0: off */
+  int save_reconstruction; /* bool */
+  int quiet;               /* no per-epoch progress lines */
+  /* provenance */
+  char *path;              /* the input file as given */
+  char *effective;         /* the effective configuration as TOML text (after --set) */
+} DyConfig;
+
+/* Collective on comm: rank 0 reads the file and broadcasts its text; every rank parses it, so
+ * every rank fails alike. sets[i] are "section.key=value" strings from --set, applied in order
+ * after the file (a later one wins); the value is in TOML syntax, but a value that is not valid
+ * TOML, and any value not starting with a quote for a key that takes a string (output.dir,
+ * model.type, model.diffusion), is taken as the string written: --set output.dir=2024 is the
+ * folder "2024". Relative paths, also those given with --set, are resolved against the input
+ * file's folder. On error (DY_ERR_INPUT, message "FILE:LINE: section.key ..." or
+ * "--set ARG: ...") cfg is left empty; on success free it with dy_config_free. */
+PetscErrorCode dy_config_load(MPI_Comm comm, const char *path, int nset, char *const *sets, DyConfig *cfg);
+/* Writes the effective configuration (cfg->effective) to fp on rank 0 of comm. */
+PetscErrorCode dy_config_print(MPI_Comm comm, const DyConfig *cfg, FILE *fp);
+/* The model shape this configuration asks for, given the data's feature counts. */
+void dy_config_model_shape(const DyConfig *cfg, int D, int Dy, DyModelShape *shape);
+void dy_config_free(DyConfig *cfg);

@@ -1,0 +1,57 @@
+/* Trajectory input with Parallel HDF5 (SPEC section 5).
+ *
+ * Sizes: D input features, Dy target features (= D without targets), lag from the config.
+ * Global pair numbering, independent of the rank count: trajectory i with F_i frames has the
+ * pairs (t, t + lag), t = 0 .. F_i - lag - 1; pair g = pair_offset[i] + t with
+ * pair_offset[i] = sum_{j<i} (F_j - lag). A pair is a test pair when
+ * dy_hash_uniform(seed, DY_STREAM_SPLIT, g) < test_fraction, and lives on rank
+ * dy_hash_u64(seed, DY_STREAM_SCATTER, g) % size after the redistribution, so the split and the
+ * union of all ranks' pairs do not depend on the rank count. Local pairs are sorted by g. */
+#pragma once
+#include "base/dy_common.h"
+#include "io/dy_config.h"
+
+/* This rank's contiguous block of one trajectory (frames [start, start + count)), read for the
+ * pairs and kept so that results can be written for every frame. Blocks of all ranks partition
+ * the trajectory's frames; `x` also holds the `lag` frames of overlap after the block. */
+typedef struct {
+  int64_t frames;    /* F_i, global frame count */
+  int64_t start;     /* first frame owned by this rank */
+  int64_t count;     /* frames owned by this rank (results are written for these) */
+  int64_t nread;     /* frames read: count plus up to lag overlap */
+  dy_real *x;        /* (nread, D) */
+  dy_real *y;        /* (nread, Dy) targets, or NULL without targets */
+} DyTrajBlock;
+
+/* A set of pairs held by this rank (training or test). */
+typedef struct {
+  int64_t n;         /* local pairs */
+  int64_t *id;       /* (n) global pair ids g, ascending */
+  dy_real *x0, *x1;  /* (n, D) frames t and t + lag */
+  dy_real *y0, *y1;  /* (n, Dy) their targets; alias x0, x1 without targets */
+} DyPairs;
+
+typedef struct {
+  int ntraj;            /* trajectories */
+  int D, Dy;            /* input and target features */
+  int has_target;       /* 1 when data.target was given (else y0, y1 alias x0, x1 and Dy = D) */
+  int lag;              /* frames between the two members of a pair */
+  char **name;          /* (ntraj) the input entries as written, FILE:DATASET, for messages */
+  int64_t *frames;      /* (ntraj) global frame counts */
+  int64_t *pair_offset; /* (ntraj + 1) global pair id offsets; pair_offset[ntraj] = all pairs */
+  DyTrajBlock *block;   /* (ntraj) this rank's blocks */
+  DyPairs train, test;  /* this rank's pairs after the split and redistribution */
+  int64_t ntrain_global, ntest_global; /* pairs of each kind over all ranks */
+} DyData;
+
+/* Collective: validates every input (and target) dataset, reads this rank's blocks with
+ * collective hyperslab reads, forms the pairs, splits them and redistributes them with one
+ * all-to-all. Bad data is a DY_ERR_INPUT error naming file, dataset and first bad frame; on any
+ * error every rank fails together and `data` is left empty (dy_data_free is still safe). */
+PetscErrorCode dy_data_load(MPI_Comm comm, const DyConfig *cfg, DyData *data);
+/* Collective: prints the plan (trajectories, frames, features, pairs per rank) on rank 0. */
+PetscErrorCode dy_data_print_plan(MPI_Comm comm, const DyData *data, FILE *fp);
+/* Decodes a global pair id 0 <= g < pair_offset[ntraj] into (trajectory, t). */
+void dy_data_pair_locate(const DyData *data, int64_t g, int *traj, int64_t *t);
+/* Frees everything and zeroes the struct; safe on a zeroed or partly loaded struct. */
+void dy_data_free(DyData *data);

@@ -1,0 +1,133 @@
+/* The four networks of DynamicsAE, their parameters, and one training step's losses and gradients.
+ *
+ * Sizes, used throughout:
+ *   D  input features per frame        Dy  decoder output features (D, or the target's)
+ *   d  latent dimension                B   pairs in a batch
+ *   L  projections of the sliced-Wasserstein loss
+ *
+ * Parameter layout (shared with tools/torch_oracle.py, checkpoints and the allreduce):
+ *   one contiguous buffer, nets in the order encoder, decoder, force, log-diffusion; within a net,
+ *   layer by layer, the weight W (out, in) row-major as torch.nn.Linear stores it, then its bias
+ *   b (out). The representation nets (encoder, decoder) come first, so the representation
+ *   optimiser owns params[0, nparam_rep) and the prior optimiser params[nparam_rep, nparam).
+ *   Gradients and both Adam moments use the same layout. */
+#pragma once
+#include "base/dy_common.h"
+#include "base/dy_rng.h"
+
+#include <stddef.h>
+
+#define DY_MAX_LAYERS 16 /* linear layers per net */
+
+typedef enum { DY_ACT_RELU = 0, DY_ACT_TANH = 1 } DyActivation;
+
+typedef enum { DY_NET_ENCODER = 0, DY_NET_DECODER = 1, DY_NET_FORCE = 2, DY_NET_LOGDIFF = 3, DY_NNETS = 4 } DyNetId;
+
+/* One multilayer perceptron: hidden layers use `act`, the last layer is linear. */
+typedef struct {
+  int nlayer;                  /* number of linear layers (hidden widths + 1) */
+  int dims[DY_MAX_LAYERS + 1]; /* dims[0] inputs ... dims[nlayer] outputs */
+  DyActivation act;            /* activation after every layer but the last */
+  size_t offset;               /* first parameter of this net in the model buffer */
+  size_t nparam;               /* number of parameters of this net */
+} DyMlp;
+
+typedef struct {
+  int D, Dy, d;            /* input features, decoder outputs, latent dimension */
+  DyMlp net[DY_NNETS];     /* encoder, decoder, force, log-diffusion */
+  size_t nparam;           /* all parameters */
+  size_t nparam_rep;       /* encoder + decoder parameters: params[0, nparam_rep) */
+  dy_real *params;         /* (nparam) */
+  dy_real *grads;          /* (nparam) written by dy_model_loss_grad */
+} DyModel;
+
+/* Shape of a model: hidden widths of each net (the last, linear layer is added). */
+typedef struct {
+  int D, Dy, d;                            /* input features, decoder outputs, latent dimension */
+  int nhidden[DY_NNETS];                   /* hidden layers of each net (0 allowed) */
+  int hidden[DY_NNETS][DY_MAX_LAYERS - 1]; /* their widths */
+} DyModelShape;
+
+/* Allocates params and grads (zeroed) for the shape, each net with its own entry of it (the
+ * configuration gives force and log-diffusion the same `prior` widths): encoder and decoder with
+ * ReLU, force and log-diffusion with tanh. Checks the sizes (PETSC_ERR_ARG_OUTOFRANGE). */
+PetscErrorCode dy_model_create(const DyModelShape *shape, DyModel *model);
+/* PyTorch's default Linear initialisation: W and b uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)],
+ * nets in layout order, within a layer W (row-major) then b, from rng. */
+void dy_model_init(DyModel *model, DyRng *rng);
+void dy_model_destroy(DyModel *model);
+
+/* Activations, gradients of activations and sort buffers of one step (opaque, one allocation).
+ * A workspace serves one thread at a time. */
+typedef struct DyWork DyWork;
+/* Workspace for batches of up to B pairs and L projections. */
+PetscErrorCode dy_work_create(const DyModel *model, int B, int L, DyWork **work);
+void dy_work_destroy(DyWork **work);
+/* Encoder forward only: z (n, d) = phi(x (n, D)). For clustering and results. Works through n in
+ * blocks of the workspace's 2B rows, so any n works. */
+void dy_model_encode(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_real *x, dy_real *z);
+/* Decoder forward only: y (n, Dy) = psi(z (n, d)). */
+void dy_model_decode(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_real *z, dy_real *y);
+
+typedef enum { DY_DIFFUSION_CONSTANT = 0, DY_DIFFUSION_LEARNED = 1 } DyDiffusion;
+
+/* What one step computes. */
+typedef struct {
+  double beta;            /* weight of L_sw in L_rep */
+  DyDiffusion diffusion;  /* how the prior moves are sampled */
+} DyLossOptions;
+
+typedef struct {
+  double rec;    /* L_rec */
+  double sw;     /* L_sw */
+  double prior;  /* L_prior */
+} DyLosses;
+
+/* One batch of B pairs: forward and backward of SPEC section 3.
+ *   x0, x1 (B, D): the pair's frames; y0, y1 (B, Dy): decoder targets (may equal x0, x1);
+ *   theta (L, d): unit projection vectors; eps (B, d): standard normals.
+ * Overwrites model->grads with d(L_rep)/d(encoder, decoder) and d(L_prior)/d(force, logdiff)
+ * (means over the batch, as in SPEC), and returns the three losses. B and L must not exceed the
+ * workspace's. Pure computation: no MPI, no I/O. */
+void dy_model_loss_grad(DyModel *model, DyWork *work, int B, int L, const dy_real *x0, const dy_real *x1,
+                        const dy_real *y0, const dy_real *y1, const dy_real *theta, const dy_real *eps,
+                        const DyLossOptions *opt, DyLosses *losses);
+
+/* Intermediate arrays of the last dy_model_loss_grad / dy_model_losses call on this workspace,
+ * for parity tests and diagnostics; valid until the next call of any kind (encode and decode
+ * included) with it. */
+typedef struct {
+  const dy_real *z0, *z1; /* (B, d) encoder outputs */
+  const dy_real *dz;      /* (B, d) z1 - z0 */
+  const dy_real *y0hat;   /* (B, Dy) decoder(z0); decoder(z1) follows it, (2B, Dy) in all */
+  const dy_real *f;       /* (B, d) force at z0 */
+  const dy_real *g;       /* (B, d) log-diffusion at z0 */
+  const dy_real *dgdz;    /* (B, d) dg_i/dz_i at z0 */
+  const dy_real *dzp;     /* (B, d) prior moves used by L_sw */
+} DyStepView;
+void dy_work_view(const DyModel *model, const DyWork *work, int B, DyStepView *view);
+/* Makes later calls use these prior moves dzp (B, d) instead of sampling them (gradient checks
+ * need them fixed); NULL restores sampling. The array must outlive its use. */
+void dy_work_set_prior_moves(DyWork *work, const dy_real *dzp);
+
+/* Losses only (no gradients), e.g. for test pairs. Same arguments. */
+void dy_model_losses(DyModel *model, DyWork *work, int B, int L, const dy_real *x0, const dy_real *x1,
+                     const dy_real *y0, const dy_real *y1, const dy_real *theta, const dy_real *eps,
+                     const DyLossOptions *opt, DyLosses *losses);
+
+/* Adam over one contiguous range of parameters (beta1 0.9, beta2 0.999, eps 1e-8, PyTorch's
+ * formulation with bias correction). Each optimiser has its own step count. */
+typedef struct {
+  double lr;       /* learning rate */
+  int64_t step;    /* updates done so far */
+  size_t offset;   /* first parameter owned */
+  size_t n;        /* parameters owned */
+  dy_real *m, *v;  /* (n) first and second moments */
+} DyAdam;
+
+PetscErrorCode dy_adam_create(size_t offset, size_t n, double lr, DyAdam *adam);
+/* Zeroes the moments and the step count (the encoder/decoder optimiser restarts after warm-up). */
+void dy_adam_reset(DyAdam *adam);
+/* params[offset + i] -= update from grads[offset + i]; increments step. */
+void dy_adam_update(DyAdam *adam, dy_real *params, const dy_real *grads);
+void dy_adam_destroy(DyAdam *adam);

@@ -1,0 +1,569 @@
+/* The training loop (SPEC sections 3-5).
+ *
+ * Every rank holds a random share of the training pairs. A step is the same on every rank: the
+ * same bin (shared stream), the same projections theta (shared stream), then each rank draws B
+ * pairs of that bin from its own members and fresh noise eps (rank stream), computes the losses
+ * and gradients locally, and one allreduce sums the gradient buffer with the contributor count
+ * and the three losses appended. Every rank then divides by the count and applies the identical
+ * Adam updates (representation, then prior), so the weights never drift apart. The sum is a
+ * DyExchange (dy_exchange.h: MPI_Iallreduce, or shared-memory slots when all ranks are on one
+ * node). While it is under way each rank draws the next step's inputs: the same draws in the same
+ * order as without the overlap, so results do not depend on it; a checkpoint taken between the
+ * two steps records the streams as they were before those draws.
+ *
+ * Test losses are evaluated on the local test pairs in chunks of B in global-id order (so a chunk
+ * is a stretch of trajectory rather than a latent bin), with theta and eps drawn from a stream
+ * re-seeded every epoch: differences between epochs are then due to the model alone. */
+#include "app/dy_train.h"
+#include "io/dy_checkpoint.h"
+#include "parallel/dy_cluster.h"
+#include "parallel/dy_exchange.h"
+#include "nn/dy_model.h"
+#include "io/dy_output.h"
+#include "parallel/dy_resample.h"
+#include "base/dy_rng.h"
+#include "app/dy_runctl.h"
+#include "io/dy_trainstate.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Values appended to the gradient buffer in the allreduce: the contributor count, the losses, and
+ * the ranks that caught a stop signal (so all ranks stop after the same step). */
+enum { DY_RED_COUNT = 0, DY_RED_REC, DY_RED_SW, DY_RED_PRIOR, DY_RED_STOP, DY_RED_EXTRA };
+
+/* Stream of the test-loss draws (re-seeded every epoch, plus the rank); beyond dy_rng.h's purposes. */
+#define DY_STREAM_TEST_EVAL ((uint64_t)1 << 32)
+
+/* Phases of -log_view. */
+typedef enum {
+  DY_EV_ENCODE = 0,
+  DY_EV_CLUSTER,
+  DY_EV_RESAMPLE,
+  DY_EV_LOSSGRAD,
+  DY_EV_ALLREDUCE,
+  DY_EV_OPTIMIZER,
+  DY_EV_TEST,
+  DY_EV_IO,
+  DY_EV_CHECKPOINT,
+  DY_NEV
+} DyEvent;
+static PetscLogEvent dy_events[DY_NEV];
+
+static PetscErrorCode dy_train_register_events(void)
+{
+  static const char *const names[DY_NEV] = {"DyEncode",    "DyCluster",   "DyResample", "DyLossGrad",
+                                            "DyAllreduce", "DyOptimizer", "DyTestLoss", "DyIO",
+                                            "DyCheckpoint"};
+  static int done = 0;
+  PetscClassId cid;
+
+  PetscFunctionBegin;
+  if (done) PetscFunctionReturn(0);
+  PetscCall(PetscClassIdRegister("dynae-mpi", &cid));
+  for (int i = 0; i < DY_NEV; i++) PetscCall(PetscLogEventRegister(names[i], cid, &dy_events[i]));
+  done = 1;
+  PetscFunctionReturn(0);
+}
+
+/* One step's inputs, drawn before the step that uses them. */
+typedef struct {
+  int nb;                 /* local pairs of the step: B, or 0 when this rank holds none of its bin */
+  int64_t *idx;           /* (B) the local training pairs */
+  dy_real *x0, *x1;       /* (B, D) their frames */
+  dy_real *ty0, *ty1;     /* (B, Dy) their targets (unused without targets) */
+  const dy_real *y0, *y1; /* the targets in use: ty0, ty1, or x0, x1 */
+  dy_real *theta;         /* (L, d) the projections */
+  dy_real *eps;           /* (B, d) the noise of the prior moves */
+} DyBatch;
+
+/* Everything one rank needs to train; identical on every rank except the data and own stream. */
+typedef struct {
+  MPI_Comm comm;               /* the ranks training together */
+  int rank, size;              /* as MPI says, on comm */
+  const DyConfig *cfg;         /* the run's configuration */
+  DyData *data;                /* this rank's pairs and trajectory blocks */
+  int B, L, d, D, Dy;          /* batch per rank, projections, latent, input and target features */
+  DyModel model;               /* weights and gradients, the same on every rank */
+  DyWork *work;                /* workspace for B pairs and L projections */
+  DyAdam rep, prior;           /* encoder+decoder and force+log-diffusion optimisers */
+  DyRng shared;                /* same sequence on every rank: projections */
+  DyRng own;                   /* this rank's: noise eps */
+  DySampler sampler;           /* the epoch's plan of bins and this rank's draws */
+  DyBatch batch[2];            /* the current step's inputs and the next one's */
+  int cur;                     /* index in batch of the current step */
+  int ahead;                   /* 1 when batch[1 - cur] holds the next step's inputs, drawn already */
+  DyRng shared_mark, own_mark; /* with ahead: shared and own as they were before those draws */
+  dy_real *red;                /* (nparam + DY_RED_EXTRA) gradients, count, losses */
+  DyExchange *exchange;        /* sums red over the ranks once per step */
+  dy_real *z0;                 /* (ntrain local, d) latent of the training pairs' first frames */
+  int *bin;                    /* (ntrain local) bin of each training pair */
+  int K;                       /* centres of the last clustering (0: none yet) */
+  int kept;                    /* bins of the last clustering that are sampled */
+  double *centers;             /* (max_centers, d) the last clustering's centres */
+  int64_t *counts;             /* (max_centers) global training pairs per bin */
+  double *quota;               /* (max_centers) well-tempered pairs per bin */
+  DyHistory hist;              /* one row per finished epoch */
+  dy_real *params_epoch_start; /* (nparam) weights when the current epoch began (its bins' encoder) */
+  DyTrainPosition pos;         /* where the run stands, as a checkpoint records it */
+  DyTrainState state;          /* what a checkpoint saves: pointers into this struct */
+  int same_layout;             /* restarted from a checkpoint written at this rank count */
+  int dir_ready;               /* output.dir created and locked */
+  DyRunLock lock;              /* keeps other runs out of output.dir */
+} DyTrainer;
+
+/* Copies the rows b->idx (b->nb) of the pairs into the batch; sets its target pointers. */
+static void dy_train_gather(const DyTrainer *t, const DyPairs *p, DyBatch *b)
+{
+  const int D = t->D, Dy = t->Dy;
+  const int targets = p->y0 != p->x0;
+  for (int j = 0; j < b->nb; j++) {
+    memcpy(b->x0 + (size_t)j * D, p->x0 + (size_t)b->idx[j] * D, sizeof(dy_real) * D);
+    memcpy(b->x1 + (size_t)j * D, p->x1 + (size_t)b->idx[j] * D, sizeof(dy_real) * D);
+    if (!targets) continue;
+    memcpy(b->ty0 + (size_t)j * Dy, p->y0 + (size_t)b->idx[j] * Dy, sizeof(dy_real) * Dy);
+    memcpy(b->ty1 + (size_t)j * Dy, p->y1 + (size_t)b->idx[j] * Dy, sizeof(dy_real) * Dy);
+  }
+  b->y0 = targets ? b->ty0 : b->x0;
+  b->y1 = targets ? b->ty1 : b->x1;
+}
+
+static void dy_train_draw_theta(DyRng *rng, int L, int d, dy_real *theta)
+{
+  double v[64];
+  for (int l = 0; l < L; l++) {
+    dy_rng_unit_vector(rng, d, v);
+    for (int i = 0; i < d; i++) theta[(size_t)l * d + i] = (dy_real)v[i];
+  }
+}
+
+static void dy_train_draw_normals(DyRng *rng, size_t n, dy_real *eps)
+{
+  for (size_t i = 0; i < n; i++) eps[i] = (dy_real)dy_rng_normal(rng);
+}
+
+/* Draws a step's inputs into b: its pairs from the sampler, theta from the shared stream (on every
+ * rank, so that the stream stays in step), and with pairs their frames and eps from this rank's
+ * stream. With sums under way (moving = 1) the exchange is progressed between the parts. */
+static PetscErrorCode dy_train_draw_batch(DyTrainer *t, DyBatch *b, int moving)
+{
+  int bin;
+
+  PetscFunctionBegin;
+  PetscCall(dy_sampler_next(&t->sampler, &bin, &b->nb, b->idx));
+  if (moving) PetscCall(dy_exchange_progress(t->exchange));
+  dy_train_draw_theta(&t->shared, t->L, t->d, b->theta);
+  if (b->nb > 0) {
+    dy_train_gather(t, &t->data->train, b);
+    if (moving) PetscCall(dy_exchange_progress(t->exchange));
+    dy_train_draw_normals(&t->own, (size_t)b->nb * t->d, b->eps);
+  }
+  PetscFunctionReturn(0);
+}
+
+/* One optimiser step on every rank with the inputs of batch[cur] (drawn already), of step `step`
+ * of nsteps; draws the next step's inputs while the sums travel. Adds the globally averaged losses
+ * into the position's sums; *stop is 1 on every rank when any rank caught a stop signal. */
+static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *lopt, int epoch, int64_t step,
+                                    int64_t nsteps, int *stop)
+{
+  const size_t np = t->model.nparam;
+  const DyBatch *b = &t->batch[t->cur];
+  dy_real *red = t->red;
+  int finite = 1;
+
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
+  if (b->nb > 0) {
+    DyLosses l;
+    dy_model_loss_grad(&t->model, t->work, b->nb, t->L, b->x0, b->x1, b->y0, b->y1, b->theta, b->eps, lopt, &l);
+    memcpy(red, t->model.grads, sizeof(dy_real) * np);
+    red[np + DY_RED_COUNT] = 1;
+    red[np + DY_RED_REC] = (dy_real)l.rec;
+    red[np + DY_RED_SW] = (dy_real)l.sw;
+    red[np + DY_RED_PRIOR] = (dy_real)l.prior;
+  } else {
+    memset(red, 0, sizeof(dy_real) * (np + DY_RED_EXTRA));
+  }
+  red[np + DY_RED_STOP] = dy_signal_pending() != 0;
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
+
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
+  PetscCall(dy_exchange_start(t->exchange, red));
+  t->ahead = step + 1 < nsteps;
+  if (t->ahead) {
+    t->shared_mark = t->shared;
+    t->own_mark = t->own;
+    PetscCall(dy_train_draw_batch(t, &t->batch[1 - t->cur], 1));
+  }
+  PetscCall(dy_exchange_wait(t->exchange, red));
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
+  if (t->ahead) t->cur = 1 - t->cur;
+
+  /* Every rank holds the same sums now, so every rank takes the same decisions below. */
+  const dy_real count = red[np + DY_RED_COUNT];
+  *stop = red[np + DY_RED_STOP] > 0;
+  PetscCheck(count >= 1, t->comm, PETSC_ERR_PLIB, "epoch %d, step %" PRId64 ": no rank contributed to the step", epoch,
+             step);
+  const dy_real inv = (dy_real)1 / count;
+  for (size_t i = 0; i < np + DY_RED_EXTRA; i++) {
+    red[i] *= inv;
+    finite &= isfinite(red[i]);
+  }
+  if (!finite) {
+    char what[128]; /* PETSc's own %g formatting would print "inf." */
+    snprintf(what, sizeof what, "L_rec %g, L_sw %g, L_prior %g", (double)red[np + DY_RED_REC],
+             (double)red[np + DY_RED_SW], (double)red[np + DY_RED_PRIOR]);
+    SETERRQ(t->comm, DY_ERR_DIVERGED,
+            "epoch %d, step %" PRId64 ": the loss or its gradient is not finite (%s); lower the learning rates "
+            "(train.%s, train.prior_lr) or loss.beta, or rescale the data",
+            epoch, step, what, epoch == 0 ? "warmup_lr" : "lr");
+  }
+  t->pos.loss_sum[0] += red[np + DY_RED_REC];
+  t->pos.loss_sum[1] += red[np + DY_RED_SW];
+  t->pos.loss_sum[2] += red[np + DY_RED_PRIOR];
+
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_OPTIMIZER], 0, 0, 0, 0));
+  dy_adam_update(&t->rep, t->model.params, red);
+  dy_adam_update(&t->prior, t->model.params, red);
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_OPTIMIZER], 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/* Collective: this rank's mean losses over its test pairs, then the global pair-weighted mean. */
+static PetscErrorCode dy_train_test_losses(DyTrainer *t, const DyLossOptions *lopt, DyLosses *mean)
+{
+  const DyPairs *p = &t->data->test;
+  double sum[4] = {0, 0, 0, 0};
+  DyRng rng;
+
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_TEST], 0, 0, 0, 0));
+  dy_rng_seed(&rng, (uint64_t)t->cfg->seed, DY_STREAM_TEST_EVAL + (uint64_t)t->rank);
+  /* the buffers of the step just done: after an epoch's last step nothing is drawn ahead */
+  dy_real *theta = t->batch[t->cur].theta, *eps = t->batch[t->cur].eps;
+  for (int64_t c = 0; c < p->n; c += t->B) {
+    const int nb = (int)DY_MIN((int64_t)t->B, p->n - c);
+    DyLosses l;
+    dy_train_draw_theta(&rng, t->L, t->d, theta);
+    dy_train_draw_normals(&rng, (size_t)nb * t->d, eps);
+    dy_model_losses(&t->model, t->work, nb, t->L, p->x0 + (size_t)c * t->D, p->x1 + (size_t)c * t->D,
+                    p->y0 + (size_t)c * t->Dy, p->y1 + (size_t)c * t->Dy, theta, eps, lopt, &l);
+    sum[0] += nb * l.rec;
+    sum[1] += nb * l.sw;
+    sum[2] += nb * l.prior;
+    sum[3] += nb;
+  }
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, sum, 4, MPI_DOUBLE, MPI_SUM, t->comm));
+  mean->rec = sum[3] > 0 ? sum[0] / sum[3] : NAN;
+  mean->sw = sum[3] > 0 ? sum[1] / sum[3] : NAN;
+  mean->prior = sum[3] > 0 ? sum[2] / sum[3] : NAN;
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_TEST], 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/* Collective: the bins of an epoch after the warm-up: encode, cluster, assign, count, quotas. */
+static PetscErrorCode dy_train_bins(DyTrainer *t)
+{
+  const DyConfig *cfg = t->cfg;
+  const int64_t n = t->data->train.n;
+
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_ENCODE], 0, 0, 0, 0));
+  if (n > 0) dy_model_encode(&t->model, t->work, n, t->data->train.x0, t->z0);
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_ENCODE], 0, 0, 0, 0));
+
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_CLUSTER], 0, 0, 0, 0));
+  PetscCall(dy_cluster_regspace(t->comm, t->d, n, t->z0, cfg->d_min, cfg->max_centers, &t->K, t->centers));
+  PetscCall(dy_cluster_assign(t->d, n, t->z0, t->K, t->centers, t->bin));
+  PetscCall(dy_cluster_counts(t->comm, n, t->bin, t->K, t->counts));
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_CLUSTER], 0, 0, 0, 0));
+
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_RESAMPLE], 0, 0, 0, 0));
+  PetscCall(dy_resample_quotas(t->comm, t->K, t->counts, cfg->gamma, t->B, cfg->d_min, t->quota, &t->kept));
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_RESAMPLE], 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/* Collective: output.dir and its lock, taken before the first file is written (so nothing is
+ * created before training has started, nor for a run that fails early). */
+static PetscErrorCode dy_train_claim_dir(DyTrainer *t)
+{
+  PetscFunctionBegin;
+  if (t->dir_ready) PetscFunctionReturn(0);
+  PetscCall(dy_output_mkdir(t->comm, t->cfg->dir));
+  PetscCall(dy_runlock_acquire(t->comm, t->cfg->dir, &t->lock));
+  t->dir_ready = 1;
+  PetscFunctionReturn(0);
+}
+
+/* Collective: checkpoint.h5 at the current position and/or results.h5. */
+static PetscErrorCode dy_train_save(DyTrainer *t, int checkpoint, int results)
+{
+  PetscFunctionBegin;
+  if (!checkpoint && !results) PetscFunctionReturn(0);
+  PetscCall(dy_train_claim_dir(t));
+  if (checkpoint) {
+    PetscCall(PetscLogEventBegin(dy_events[DY_EV_CHECKPOINT], 0, 0, 0, 0));
+    /* A checkpoint holds one copy of what is replicated: rank 0's clock stands for all. */
+    PetscCallMPI(MPI_Bcast(&t->pos.seconds, 1, MPI_DOUBLE, 0, t->comm));
+    /* With the next step's inputs drawn already, the streams are saved as they were before those
+     * draws: a restart draws them again, the same. */
+    t->state.shared = t->ahead ? &t->shared_mark : &t->shared;
+    t->state.own = t->ahead ? &t->own_mark : &t->own;
+    PetscCall(dy_trainstate_save(t->comm, t->cfg->dir, &t->state, t->cfg->effective ? t->cfg->effective : ""));
+    PetscCall(PetscLogEventEnd(dy_events[DY_EV_CHECKPOINT], 0, 0, 0, 0));
+  }
+  if (results) {
+    const DyOutputClusters clusters = {.K = t->K, .d = t->d, .center = t->centers, .count = t->counts};
+    PetscCall(PetscLogEventBegin(dy_events[DY_EV_IO], 0, 0, 0, 0));
+    PetscCall(dy_output_write_results(t->comm, t->cfg, t->data, &t->model, t->work, &clusters, &t->hist));
+    PetscCall(PetscLogEventEnd(dy_events[DY_EV_IO], 0, 0, 0, 0));
+  }
+  PetscFunctionReturn(0);
+}
+
+/* Collective: one epoch (0 is the warm-up), from the step the position holds (non-zero after a
+ * restart inside the epoch); fills its history row. */
+static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
+{
+  const DyConfig *cfg = t->cfg;
+  const int64_t n = t->data->train.n;
+  DyTrainPosition *pos = &t->pos;
+  const int resume = pos->step > 0;
+  DyLossOptions lopt = {.beta = cfg->beta, .diffusion = cfg->diffusion};
+  DyLosses test = {0, 0, 0};
+  int K = 1;
+  int64_t first = 0;
+  double one = (double)t->data->ntrain_global;
+  const double *quota = &one;
+  const double start = MPI_Wtime() - pos->seconds;
+
+  PetscFunctionBegin;
+  if (!resume) {
+    PetscCall(PetscArraycpy(t->params_epoch_start, t->model.params, t->model.nparam));
+    pos->loss_sum[0] = pos->loss_sum[1] = pos->loss_sum[2] = 0;
+  }
+  if (epoch == 0) {
+    /* Warm-up: one bin holding every pair, gentle beta and learning rate. */
+    lopt.beta = cfg->beta * cfg->warmup_beta_scale;
+    t->rep.lr = cfg->warmup_lr;
+    for (int64_t i = 0; i < n; i++) t->bin[i] = 0;
+  } else {
+    t->rep.lr = cfg->lr;
+    if (epoch == 1 && !resume) dy_adam_reset(&t->rep);
+    /* The bins come from the encoder as the epoch began, also when resuming inside it. */
+    dy_real *now = t->model.params;
+    t->model.params = t->params_epoch_start;
+    PetscErrorCode ierr = dy_train_bins(t);
+    t->model.params = now;
+    PetscCall(ierr);
+    K = t->K;
+    quota = t->quota;
+  }
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_RESAMPLE], 0, 0, 0, 0));
+  PetscCall(dy_sampler_plan(t->comm, K, quota, n, t->bin, t->B, (uint64_t)cfg->seed, epoch, &t->sampler));
+  const int64_t nsteps = t->sampler.nsteps;
+  if (resume) {
+    /* At another rank count the epoch has another number of steps: keep the fraction done. */
+    first = t->same_layout || pos->nsteps <= 0 ? pos->step : (int64_t)llround((double)pos->step * nsteps / pos->nsteps);
+    first = DY_MIN(first, nsteps);
+    PetscCall(dy_sampler_seek(&t->sampler, first));
+  }
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_RESAMPLE], 0, 0, 0, 0));
+  pos->nsteps = nsteps;
+
+  t->ahead = 0;
+  if (first < nsteps) PetscCall(dy_train_draw_batch(t, &t->batch[t->cur], 0));
+  for (int64_t s = first; s < nsteps; s++) {
+    int stop = 0;
+    PetscCall(dy_train_step(t, &lopt, epoch, s, nsteps, &stop));
+    pos->step = s + 1;
+    pos->seconds = MPI_Wtime() - start;
+    if (stop) {
+      PetscCall(dy_train_save(t, 1, 0));
+      PetscCall(dy_ckpt_wait(t->comm)); /* durable before the exit code says so */
+      SETERRQ(t->comm, DY_ERR_STOPPED,
+              "stopped by a signal after epoch %d, step %" PRId64 " of %" PRId64 "; the checkpoint is in %s: resume "
+              "with --restart",
+              epoch, s + 1, nsteps, t->cfg->dir);
+    }
+    if (cfg->checkpoint_steps > 0 && (s + 1) % cfg->checkpoint_steps == 0 && s + 1 < nsteps)
+      PetscCall(dy_train_save(t, 1, 0));
+  }
+  PetscCall(dy_train_test_losses(t, &lopt, &test));
+  row[DY_HIST_EPOCH] = epoch;
+  row[DY_HIST_REC_TRAIN] = pos->loss_sum[0] / nsteps;
+  row[DY_HIST_SW_TRAIN] = pos->loss_sum[1] / nsteps;
+  row[DY_HIST_PRIOR_TRAIN] = pos->loss_sum[2] / nsteps;
+  row[DY_HIST_REC_TEST] = test.rec;
+  row[DY_HIST_SW_TEST] = test.sw;
+  row[DY_HIST_PRIOR_TEST] = test.prior;
+  row[DY_HIST_BINS] = epoch == 0 ? 0 : t->K;
+  /* Rank 0's clock for all, so that the history is the same on every rank (checkpoints rely on it). */
+  row[DY_HIST_SECONDS] = MPI_Wtime() - start;
+  PetscCallMPI(MPI_Bcast(&row[DY_HIST_SECONDS], 1, MPI_DOUBLE, 0, t->comm));
+  PetscFunctionReturn(0);
+}
+
+/* Rank 0: one progress line. */
+static void dy_train_progress(const DyTrainer *t, int epoch, int first, const double *row, double elapsed)
+{
+  const double sec = row[DY_HIST_SECONDS];
+  /* Each pair passes two frames through the encoder. */
+  const double frames = 2.0 * (double)t->sampler.nsteps * t->size * t->B / DY_MAX(sec, 1e-9);
+  const double eta = elapsed / (epoch + 1 - first) * (t->cfg->epochs - epoch - 1);
+  printf("epoch %3d/%d  train rec %.4e sw %.4e prior %.4e  test rec %.4e sw %.4e prior %.4e  bins %3d (%3d kept)"
+         "  %.1f s  %.3g frames/s  ETA %.0f s\n",
+         epoch, t->cfg->epochs - 1, row[DY_HIST_REC_TRAIN], row[DY_HIST_SW_TRAIN], row[DY_HIST_PRIOR_TRAIN],
+         row[DY_HIST_REC_TEST], row[DY_HIST_SW_TEST], row[DY_HIST_PRIOR_TEST], t->K, t->kept, sec, frames, eta);
+  fflush(stdout);
+}
+
+static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyData *data, DyExchangeKind exchange,
+                                       DyTrainer *t)
+{
+  DyModelShape shape;
+  DyRng init;
+  const int64_t n = data->train.n;
+
+  PetscFunctionBegin;
+  t->comm = comm;
+  t->cfg = cfg;
+  t->data = data;
+  PetscCallMPI(MPI_Comm_rank(comm, &t->rank));
+  PetscCallMPI(MPI_Comm_size(comm, &t->size));
+  t->B = cfg->batch_size;
+  t->L = cfg->projections;
+  t->d = cfg->latent_dim;
+  t->D = data->D;
+  t->Dy = data->Dy;
+  PetscCheck(t->d <= 64, comm, DY_ERR_INPUT, "%s: model.latent_dim = %d is larger than the supported 64", cfg->path,
+             t->d);
+  PetscCheck(data->ntrain_global > 0, comm, DY_ERR_INPUT,
+             "%s: there are no training pairs (lower data.test_fraction or data.lag, or give longer trajectories)",
+             cfg->path);
+
+  dy_config_model_shape(cfg, t->D, t->Dy, &shape);
+  PetscCall(dy_model_create(&shape, &t->model));
+  /* The same stream on every rank gives every rank the same initial weights. */
+  dy_rng_seed(&init, (uint64_t)cfg->seed, DY_STREAM_INIT);
+  dy_model_init(&t->model, &init);
+  dy_rng_seed(&t->shared, (uint64_t)cfg->seed, DY_STREAM_SHARED);
+  dy_rng_seed(&t->own, (uint64_t)cfg->seed, DY_STREAM_RANK + (uint64_t)t->rank);
+  PetscCall(dy_work_create(&t->model, t->B, t->L, &t->work));
+  PetscCall(dy_adam_create(0, t->model.nparam_rep, cfg->warmup_lr, &t->rep));
+  PetscCall(dy_adam_create(t->model.nparam_rep, t->model.nparam - t->model.nparam_rep, cfg->prior_lr, &t->prior));
+
+  for (int k = 0; k < 2; k++) {
+    DyBatch *b = &t->batch[k];
+    PetscCall(PetscMalloc7((size_t)t->B, &b->idx, (size_t)t->B * t->D, &b->x0, (size_t)t->B * t->D, &b->x1,
+                           (size_t)t->B * t->Dy, &b->ty0, (size_t)t->B * t->Dy, &b->ty1, (size_t)t->L * t->d, &b->theta,
+                           (size_t)t->B * t->d, &b->eps));
+  }
+  PetscCall(PetscMalloc1(t->model.nparam + DY_RED_EXTRA, &t->red));
+  PetscCall(dy_exchange_create(comm, t->model.nparam + DY_RED_EXTRA, exchange, &t->exchange));
+  PetscCall(PetscCalloc5((size_t)DY_MAX(n, 1) * t->d, &t->z0, (size_t)DY_MAX(n, 1), &t->bin,
+                         (size_t)cfg->max_centers * t->d, &t->centers, (size_t)cfg->max_centers, &t->counts,
+                         (size_t)cfg->max_centers, &t->quota));
+  PetscCall(dy_history_create(cfg->epochs, &t->hist));
+  PetscCall(PetscMalloc1(t->model.nparam, &t->params_epoch_start));
+  PetscCall(PetscArraycpy(t->params_epoch_start, t->model.params, t->model.nparam));
+  t->lock.fd = -1;
+  t->state = (DyTrainState){.model = &t->model,
+                            .params_epoch_start = t->params_epoch_start,
+                            .rep = &t->rep,
+                            .prior = &t->prior,
+                            .shared = &t->shared,
+                            .own = &t->own,
+                            .hist = &t->hist,
+                            .K = &t->K,
+                            .d = t->d,
+                            .max_centers = cfg->max_centers,
+                            .centers = t->centers,
+                            .counts = t->counts,
+                            .pos = &t->pos};
+  PetscFunctionReturn(0);
+}
+
+static void dy_trainer_destroy(DyTrainer *t)
+{
+  if (t->dir_ready) dy_runlock_release(&t->lock);
+  PetscFree(t->params_epoch_start);
+  dy_history_destroy(&t->hist);
+  PetscFree5(t->z0, t->bin, t->centers, t->counts, t->quota);
+  dy_exchange_destroy(&t->exchange);
+  PetscFree(t->red);
+  for (int k = 0; k < 2; k++) {
+    DyBatch *b = &t->batch[k];
+    PetscFree7(b->idx, b->x0, b->x1, b->ty0, b->ty1, b->theta, b->eps);
+  }
+  dy_sampler_free(&t->sampler);
+  dy_adam_destroy(&t->prior);
+  dy_adam_destroy(&t->rep);
+  dy_work_destroy(&t->work);
+  dy_model_destroy(&t->model);
+}
+
+/* Collective: the epochs from the position on; checkpoints (with results.h5) at the end of every
+ * output.checkpoint_every epochs. */
+static PetscErrorCode dy_train_loop(DyTrainer *t, const DyRunOptions *opt)
+{
+  const DyConfig *cfg = t->cfg;
+  const double start = MPI_Wtime();
+  const int first = (int)t->pos.epoch;
+  int saved = 0;
+
+  PetscFunctionBegin;
+  for (int epoch = first; epoch < cfg->epochs; epoch++) {
+    double row[DY_NHIST];
+    PetscCall(dy_train_epoch(t, epoch, row));
+    PetscCall(dy_history_append(&t->hist, row));
+    if (!opt->quiet && t->rank == 0) dy_train_progress(t, epoch, first, row, MPI_Wtime() - start);
+    t->pos = (DyTrainPosition){.epoch = epoch + 1};
+    /* Periodic checkpoints start with the first clustering: a run that fails there (too many
+     * centres) leaves nothing behind. Stop signals checkpoint at any time. */
+    saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && t->K > 0;
+    if (saved) PetscCall(dy_train_save(t, 1, 1));
+  }
+  if (!saved) PetscCall(dy_train_save(t, 0, 1));
+  PetscCall(dy_ckpt_wait(t->comm));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, const DyRunOptions *opt)
+{
+  DyTrainer t;
+  PetscErrorCode ierr;
+
+  PetscFunctionBegin;
+  PetscCall(dy_train_register_events());
+  PetscCall(dy_signal_install());
+  memset(&t, 0, sizeof t);
+  ierr = dy_trainer_setup(comm, cfg, data, opt->exchange, &t);
+  if (!ierr && !opt->quiet && t.rank == 0 && t.size > 1) {
+    const int shared = dy_exchange_kind(t.exchange) == DY_EXCHANGE_SHARED;
+    printf("# gradient sums over %d ranks: %s\n", t.size,
+           shared ? "shared-memory slots (one node; -dy_exchange mpi for MPI_Iallreduce)" : "MPI_Iallreduce");
+    fflush(stdout);
+  }
+  if (!ierr && opt->restart) {
+    /* The folder is ours from now on; the checkpoint replaces the fresh initial state. */
+    int exists = 1;
+    ierr = dy_train_claim_dir(&t);
+    /* A job requeued before its first checkpoint finds none: it starts from the beginning. */
+    if (!ierr && !opt->restart_path) ierr = dy_trainstate_exists(comm, cfg->dir, &exists);
+    if (!ierr && !exists && t.rank == 0) {
+      printf("# --restart: no checkpoint in %s yet; starting from the beginning\n", cfg->dir);
+      fflush(stdout);
+    }
+    if (!ierr && exists)
+      ierr = dy_trainstate_load(comm, cfg->dir, opt->restart_path, (uint64_t)cfg->seed, &t.state, &t.same_layout);
+  }
+  if (!ierr) ierr = dy_train_loop(&t, opt);
+  dy_trainer_destroy(&t);
+  PetscCall(ierr);
+  PetscFunctionReturn(0);
+}

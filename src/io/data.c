@@ -1,0 +1,702 @@
+/* Trajectory input with Parallel HDF5 (SPEC section 5): validation, block reads, pairs, the
+ * train/test split and the redistribution of pairs. See dy_data.h for the numbering. */
+#include "io/dy_data.h"
+#include "base/dy_rng.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DY_MSG_MAX 2048 /* PetscError keeps at most this much of a message */
+/* Rows of one collective read are capped at this many bytes per rank so that no MPI-IO request
+ * of one rank exceeds what an int can count; every rank makes the same number of reads. */
+#ifndef DY_READ_PIECE_BYTES /* tests shrink it to exercise several pieces */
+#define DY_READ_PIECE_BYTES ((int64_t)1 << 30)
+#endif
+/* Opening fails on file systems without locks unless HDF5 is told not to lock. */
+#define DY_LOCK_HINT " (if the file system has no file locking, set HDF5_USE_FILE_LOCKING=FALSE)"
+/* The plan lists every trajectory and rank up to these counts, then only a summary. */
+#define DY_PLAN_LIST_MAX 8
+
+/* Phases of -log_view. */
+static PetscLogEvent dy_ev_check, dy_ev_read, dy_ev_scatter;
+
+static PetscErrorCode dy_data_register_events(void)
+{
+  static int done = 0;
+  PetscClassId cid;
+
+  PetscFunctionBegin;
+  if (done) PetscFunctionReturn(0);
+  PetscCall(PetscClassIdRegister("dynae-mpi data", &cid));
+  PetscCall(PetscLogEventRegister("DyDataCheck", cid, &dy_ev_check));
+  PetscCall(PetscLogEventRegister("DyDataRead", cid, &dy_ev_read));
+  PetscCall(PetscLogEventRegister("DyDataScatter", cid, &dy_ev_scatter));
+  done = 1;
+  PetscFunctionReturn(0);
+}
+
+/* What rank 0 learns about one dataset before anything is read. */
+typedef struct {
+  int64_t frames;   /* rows */
+  int64_t features; /* columns */
+  int64_t bytes;    /* 4 (float32) or 8 (float64) */
+} DyEntryInfo;
+
+/* Rank 0's verdict on the entries, broadcast before anything is read. */
+typedef struct {
+  int bad;                /* 1 when the data are invalid; msg says why */
+  char msg[DY_MSG_MAX];   /* the user-facing message */
+} DyVerdict;
+
+/* "data.input[2]: file a.h5, dataset /x" names an entry in every message. */
+static void dy_entry_label(const DyDataRef *ref, const char *key, int i, char *label, size_t len)
+{
+  snprintf(label, len, "%s[%d]: file %s, dataset %s", key, i, ref->file, ref->dataset);
+}
+
+static void dy_shape_text(int ndims, const hsize_t *dims, char *text, size_t len)
+{
+  size_t used = 0;
+
+  used += (size_t)snprintf(text, len, "(");
+  for (int k = 0; k < ndims && used < len; k++)
+    used += (size_t)snprintf(text + used, len - used, k ? ", %llu" : "%llu", (unsigned long long)dims[k]);
+  if (ndims == 1 && used < len) used += (size_t)snprintf(text + used, len - used, ",");
+  if (used < len) snprintf(text + used, len - used, ")");
+}
+
+static const char *dy_type_class_name(H5T_class_t c)
+{
+  switch (c) {
+  case H5T_INTEGER: return "an integer";
+  case H5T_FLOAT: return "a floating-point";
+  case H5T_STRING: return "a string";
+  case H5T_COMPOUND: return "a compound";
+  case H5T_ENUM: return "an enum";
+  case H5T_ARRAY: return "an array";
+  default: return "an unsupported";
+  }
+}
+
+/* Rank 0 only, serial HDF5: opens one entry and checks type and shape. Returns 1 and fills msg
+ * when the entry is unusable, 0 when info is valid. Every handle is closed on every path. */
+static int dy_entry_inspect(const DyDataRef *ref, const char *label, DyEntryInfo *info, char *msg, size_t len)
+{
+  hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, space = H5I_INVALID_HID, type = H5I_INVALID_HID;
+  hsize_t dims[H5S_MAX_RANK];
+  char shape[256];
+  int bad = 1, ndims;
+  size_t tsize;
+  H5T_class_t tclass;
+
+  memset(info, 0, sizeof *info);
+  if (access(ref->file, R_OK) != 0) {
+    snprintf(msg, len, "%s: cannot read the file (%s)", label, strerror(errno));
+    return 1;
+  }
+#if H5_VERSION_GE(1, 12, 0)
+  if (H5Fis_accessible(ref->file, H5P_DEFAULT) <= 0) {
+#else
+  if (H5Fis_hdf5(ref->file) <= 0) {
+#endif
+    snprintf(msg, len, "%s: not an HDF5 file", label);
+    return 1;
+  }
+  if ((file = H5Fopen(ref->file, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+    snprintf(msg, len, "%s: cannot open the HDF5 file%s", label, DY_LOCK_HINT);
+    goto done;
+  }
+  if ((dset = H5Dopen2(file, ref->dataset, H5P_DEFAULT)) < 0) {
+    snprintf(msg, len, "%s: no such dataset in the file", label);
+    goto done;
+  }
+  if ((type = H5Dget_type(dset)) < 0 || (tclass = H5Tget_class(type)) == H5T_NO_CLASS || !(tsize = H5Tget_size(type))) {
+    snprintf(msg, len, "%s: cannot read the dataset's type", label);
+    goto done;
+  }
+  if (tclass != H5T_FLOAT || (tsize != 4 && tsize != 8)) {
+    snprintf(msg, len, "%s: has %s type of %zu bytes; expected float32 or float64", label, dy_type_class_name(tclass),
+             tsize);
+    goto done;
+  }
+  if ((space = H5Dget_space(dset)) < 0 || (ndims = H5Sget_simple_extent_ndims(space)) < 0 ||
+      H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
+    snprintf(msg, len, "%s: cannot read the dataset's shape", label);
+    goto done;
+  }
+  dy_shape_text(ndims, dims, shape, sizeof shape);
+  if (ndims != 2) {
+    snprintf(msg, len, "%s: has shape %s (%d-D); expected 2-D (frames, features)", label, shape, ndims);
+    goto done;
+  }
+  if (dims[1] == 0 || dims[1] > INT_MAX) {
+    snprintf(msg, len, "%s: has shape %s: %s features", label, shape, dims[1] ? "too many" : "no");
+    goto done;
+  }
+  info->frames = (int64_t)dims[0];
+  info->features = (int64_t)dims[1];
+  info->bytes = (int64_t)tsize;
+  bad = 0;
+done:
+  if (space >= 0) H5Sclose(space);
+  if (type >= 0) H5Tclose(type);
+  if (dset >= 0) H5Dclose(dset);
+  if (file >= 0) H5Fclose(file);
+  return bad;
+}
+
+/* Rank 0 only: inspects every entry (inputs 0..n-1, then targets n..2n-1) and checks that they
+ * fit together. Stops at the first problem. */
+static int dy_entries_validate(const DyConfig *cfg, DyEntryInfo *info, char *msg, size_t len)
+{
+  const int n = cfg->ntraj, lag = cfg->lag;
+  char a[DY_MSG_MAX / 4], b[DY_MSG_MAX / 4];
+
+  for (int i = 0; i < n; i++) {
+    dy_entry_label(&cfg->input[i], "data.input", i, a, sizeof a);
+    if (dy_entry_inspect(&cfg->input[i], a, &info[i], msg, len)) return 1;
+  }
+  for (int i = 0; i < cfg->ntarget; i++) {
+    dy_entry_label(&cfg->target[i], "data.target", i, a, sizeof a);
+    if (dy_entry_inspect(&cfg->target[i], a, &info[n + i], msg, len)) return 1;
+  }
+  for (int i = 0; i < n; i++) {
+    dy_entry_label(&cfg->input[i], "data.input", i, a, sizeof a);
+    if (info[i].frames < (int64_t)lag + 1) {
+      snprintf(msg, len, "%s: has %lld frames, fewer than data.lag + 1 = %d, so it gives no pair", a,
+               (long long)info[i].frames, lag + 1);
+      return 1;
+    }
+    if (info[i].features != info[0].features) {
+      dy_entry_label(&cfg->input[0], "data.input", 0, b, sizeof b);
+      snprintf(msg, len, "feature counts disagree: %s has %lld features, but %s has %lld", b,
+               (long long)info[0].features, a, (long long)info[i].features);
+      return 1;
+    }
+  }
+  for (int i = 0; i < cfg->ntarget; i++) {
+    dy_entry_label(&cfg->target[i], "data.target", i, a, sizeof a);
+    if (info[n + i].frames != info[i].frames) {
+      dy_entry_label(&cfg->input[i], "data.input", i, b, sizeof b);
+      snprintf(msg, len, "%s: has %lld frames, but its input %s has %lld", a, (long long)info[n + i].frames, b,
+               (long long)info[i].frames);
+      return 1;
+    }
+    if (info[n + i].features != info[n].features) {
+      dy_entry_label(&cfg->target[0], "data.target", 0, b, sizeof b);
+      snprintf(msg, len, "target feature counts disagree: %s has %lld features, but %s has %lld", b,
+               (long long)info[n].features, a, (long long)info[n + i].features);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Balanced contiguous partition of F frames over size ranks. */
+static void dy_block_range(int64_t F, int size, int rank, int64_t *start, int64_t *count)
+{
+  const int64_t q = F / size, r = F % size;
+
+  *start = rank * q + DY_MIN((int64_t)rank, r);
+  *count = q + (rank < r ? 1 : 0);
+}
+
+/* Collective on comm: reads rows [start, start + nrows) of one (frames, ncol) dataset into buf,
+ * converting to dy_real, with MPI-IO and collective transfers of at most `piece` rows, npieces
+ * of them on every rank (a rank with nothing left takes part with an empty selection). Returns 1
+ * on this rank's failure (msg filled), 0 on success. */
+static int dy_entry_read(MPI_Comm comm, const DyDataRef *ref, const char *label, int64_t start, int64_t nrows,
+                         int64_t ncol, int64_t piece, int npieces, dy_real *buf, char *msg, size_t len)
+{
+  hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID, dset = H5I_INVALID_HID, fspace = H5I_INVALID_HID;
+  hid_t dxpl = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+  int bad = 0;
+
+  /* Collective metadata reads: one rank reads the file's metadata and broadcasts it. */
+  if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0 ||
+      H5Pset_all_coll_metadata_ops(fapl, 1) < 0 ||
+      (dxpl = H5Pcreate(H5P_DATASET_XFER)) < 0 || H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0) {
+    snprintf(msg, len, "%s: cannot set up parallel HDF5 access", label);
+    bad = 1;
+  } else if ((file = H5Fopen(ref->file, H5F_ACC_RDONLY, fapl)) < 0) {
+    snprintf(msg, len, "%s: cannot open the file with MPI-IO%s", label, DY_LOCK_HINT);
+    bad = 1;
+  } else if ((dset = H5Dopen2(file, ref->dataset, H5P_DEFAULT)) < 0 || (fspace = H5Dget_space(dset)) < 0) {
+    snprintf(msg, len, "%s: cannot open the dataset", label);
+    bad = 1;
+  }
+  /* Every rank makes npieces collective calls even after a local failure, so nobody hangs. */
+  for (int p = 0; p < npieces && dset >= 0 && fspace >= 0; p++) {
+    const int64_t off = DY_MIN(nrows, p * piece), rows = DY_MIN(nrows - off, piece);
+    const hsize_t fstart[2] = {(hsize_t)(start + off), 0}, fcount[2] = {(hsize_t)rows, (hsize_t)ncol};
+    const hsize_t one = 1;
+    herr_t st;
+
+    if (rows > 0) {
+      mspace = H5Screate_simple(2, fcount, NULL);
+      st = mspace < 0 ? -1 : H5Sselect_hyperslab(fspace, H5S_SELECT_SET, fstart, NULL, fcount, NULL);
+    } else {
+      mspace = H5Screate_simple(1, &one, NULL);
+      st = mspace < 0 || H5Sselect_none(mspace) < 0 ? -1 : H5Sselect_none(fspace);
+    }
+    if (st >= 0) st = H5Dread(dset, DY_H5_REAL, mspace, fspace, dxpl, buf ? buf + off * ncol : NULL);
+    if (st < 0 && !bad) {
+      snprintf(msg, len, "%s: reading frames [%lld, %lld) failed", label, (long long)(start + off),
+               (long long)(start + off + rows));
+      bad = 1;
+    }
+    if (mspace >= 0) H5Sclose(mspace);
+    mspace = H5I_INVALID_HID;
+  }
+  if (fspace >= 0 && H5Sclose(fspace) < 0) bad = 1;
+  if (dset >= 0 && H5Dclose(dset) < 0) bad = 1;
+  if (file >= 0 && H5Fclose(file) < 0) bad = 1;
+  if (dxpl >= 0) H5Pclose(dxpl);
+  if (fapl >= 0) H5Pclose(fapl);
+  if (bad && !msg[0]) snprintf(msg, len, "%s: closing the file failed", label);
+  return bad;
+}
+
+/* First non-finite value among the owned rows (frames start..start+count-1) as a global element
+ * index frame * ncol + feature, or INT64_MAX. */
+static int64_t dy_first_nonfinite(const dy_real *x, int64_t start, int64_t count, int64_t ncol)
+{
+  for (int64_t k = 0; k < count * ncol; k++)
+    if (!isfinite(x[k])) return start * ncol + k;
+  return INT64_MAX;
+}
+
+/* Collective: reads every input (which = 0) or target (which = 1) block of this rank and checks
+ * that its owned frames are finite; the first bad frame is agreed on with an allreduce(MIN). */
+static PetscErrorCode dy_blocks_read(MPI_Comm comm, const DyConfig *cfg, const DyEntryInfo *info, int which,
+                                     DyData *data)
+{
+  const int n = data->ntraj;
+  const DyDataRef *refs = which ? cfg->target : cfg->input;
+  const char *key = which ? "data.target" : "data.input";
+  const int64_t ncol = which ? data->Dy : data->D;
+  const int64_t piece = DY_MAX((int64_t)1, DY_READ_PIECE_BYTES / (ncol * (int64_t)sizeof(double)));
+  char label[DY_MSG_MAX / 4], msg[DY_MSG_MAX];
+  int64_t *first;
+  int size;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  for (int i = 0; i < n; i++) {
+    DyTrajBlock *b = &data->block[i];
+    dy_real **dst = which ? &b->y : &b->x;
+    /* Rank 0 holds the largest block, so every rank knows how many reads it takes. */
+    int64_t start0, count0, npieces;
+    int bad;
+
+    dy_block_range(b->frames, size, 0, &start0, &count0);
+    npieces = (DY_MIN(count0 + data->lag, b->frames) + piece - 1) / piece;
+    PetscCall(PetscMalloc1(b->nread * ncol, dst));
+    dy_entry_label(&refs[i], key, i, label, sizeof label);
+    msg[0] = 0;
+    bad = dy_entry_read(comm, &refs[i], label, b->start, b->nread, ncol, piece, (int)npieces, *dst, msg, sizeof msg);
+    PetscCall(dy_agree_error(comm, bad, PETSC_ERR_FILE_READ, msg));
+  }
+  PetscCall(PetscMalloc1(n, &first));
+  for (int i = 0; i < n; i++) {
+    const DyTrajBlock *b = &data->block[i];
+    first[i] = dy_first_nonfinite(which ? b->y : b->x, b->start, b->count, ncol);
+  }
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, first, n, MPI_INT64_T, MPI_MIN, comm));
+  for (int i = 0; i < n; i++) {
+    const int narrowed = info[which * n + i].bytes > (int64_t)sizeof(dy_real);
+
+    if (first[i] == INT64_MAX) continue;
+    dy_entry_label(&refs[i], key, i, label, sizeof label);
+    snprintf(msg, sizeof msg, "%s: non-finite value (NaN or Inf%s) at frame %lld, feature %lld (counting from 0)",
+             label, narrowed ? ", or too large for single precision" : "", (long long)(first[i] / ncol),
+             (long long)(first[i] % ncol));
+    PetscCall(PetscFree(first));
+    PetscCall(dy_input_error(comm, "%s", msg));
+  }
+  PetscCall(PetscFree(first));
+  PetscFunctionReturn(0);
+}
+
+/* Allocates a pair set of n pairs; y0, y1 alias x0, x1 without targets. */
+static PetscErrorCode dy_pairs_alloc(DyPairs *p, int64_t n, int D, int Dy, int has_target)
+{
+  PetscFunctionBegin;
+  p->n = n;
+  PetscCall(PetscMalloc1(n, &p->id));
+  PetscCall(PetscMalloc1(n * D, &p->x0));
+  PetscCall(PetscMalloc1(n * D, &p->x1));
+  if (has_target) {
+    PetscCall(PetscMalloc1(n * Dy, &p->y0));
+    PetscCall(PetscMalloc1(n * Dy, &p->y1));
+  } else {
+    p->y0 = p->x0;
+    p->y1 = p->x1;
+  }
+  PetscFunctionReturn(0);
+}
+
+static void dy_pairs_free(DyPairs *p)
+{
+  if (p->y0 != p->x0) (void)PetscFree(p->y0);
+  if (p->y1 != p->x1) (void)PetscFree(p->y1);
+  (void)PetscFree(p->x0);
+  (void)PetscFree(p->x1);
+  (void)PetscFree(p->id);
+  memset(p, 0, sizeof *p);
+}
+
+static int64_t dy_record_id(const char *buf, size_t rec, int64_t k)
+{
+  int64_t id;
+
+  memcpy(&id, buf + (size_t)k * rec, sizeof id);
+  return id;
+}
+
+/* Restores the heap order (smallest key[heap[.]] on top) below position i. */
+static void dy_heap_down(int *heap, int nh, const int64_t *key, int i)
+{
+  for (int c = 2 * i + 1; c < nh; i = c, c = 2 * i + 1) {
+    int tmp;
+
+    if (c + 1 < nh && key[heap[c + 1]] < key[heap[c]]) c++;
+    if (key[heap[i]] <= key[heap[c]]) return;
+    tmp = heap[i];
+    heap[i] = heap[c];
+    heap[c] = tmp;
+  }
+}
+
+/* The received records (rank r's in [rdispl[r], rdispl[r] + rcount[r])) in ascending id order:
+ * each source sends its records sorted by id, so a heap merge of the runs takes n log(size). */
+static PetscErrorCode dy_runs_merge(const char *buf, size_t rec, int size, const int *rcount, const int *rdispl,
+                                    int64_t *order)
+{
+  int *heap, nh = 0;
+  int64_t *next, *key, k = 0, last = -1;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc1(size, &heap));
+  PetscCall(PetscMalloc1(size, &next));
+  PetscCall(PetscMalloc1(size, &key));
+  for (int r = 0; r < size; r++) {
+    if (!rcount[r]) continue;
+    next[r] = rdispl[r];
+    key[r] = dy_record_id(buf, rec, next[r]);
+    heap[nh++] = r;
+  }
+  for (int i = nh / 2 - 1; i >= 0; i--) dy_heap_down(heap, nh, key, i);
+  while (nh > 0) {
+    const int r = heap[0];
+
+    PetscCheck(key[r] > last, PETSC_COMM_SELF, PETSC_ERR_PLIB, "pair %lld arrived out of order or twice",
+               (long long)key[r]);
+    last = key[r];
+    order[k++] = next[r]++;
+    if (next[r] < (int64_t)rdispl[r] + rcount[r]) key[r] = dy_record_id(buf, rec, next[r]);
+    else heap[0] = heap[--nh];
+    dy_heap_down(heap, nh, key, 0);
+  }
+  PetscCall(PetscFree(heap));
+  PetscCall(PetscFree(next));
+  PetscCall(PetscFree(key));
+  PetscFunctionReturn(0);
+}
+
+/* Collective: forms this rank's pairs from its blocks, sends each pair record (id, x0, x1[, y0,
+ * y1]) to its destination rank with one all-to-all, then orders what arrived by id and splits it. */
+static PetscErrorCode dy_pairs_scatter(MPI_Comm comm, uint64_t seed, double test_fraction, DyData *data)
+{
+  const int n = data->ntraj, D = data->D, Dy = data->Dy, lag = data->lag, yt = data->has_target;
+  /* Record layout: id, x0 (D), x1 (D), then y0 (Dy), y1 (Dy) with targets. */
+  const size_t xb = (size_t)D * sizeof(dy_real), yb = yt ? (size_t)Dy * sizeof(dy_real) : 0;
+  const size_t rec = sizeof(int64_t) + 2 * xb + 2 * yb;
+  int size, rank, *scount, *sdispl, *rcount, *rdispl, *fill;
+  int64_t nsend = 0, nrecv = 0, ntest = 0, k, counts[2];
+  int64_t *order; /* (nrecv) received records in ascending id order */
+  int *dest;      /* (nsend) destination rank of each local pair */
+  char *sbuf, *rbuf, *is_test, msg[256];
+  MPI_Datatype rtype;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  PetscCheck(rec <= INT_MAX, comm, PETSC_ERR_SUP, "a pair record of %zu bytes is too large for MPI", rec);
+  PetscCall(PetscCalloc1(size, &scount));
+  PetscCall(PetscCalloc1(size, &sdispl));
+  PetscCall(PetscCalloc1(size, &rcount));
+  PetscCall(PetscCalloc1(size, &rdispl));
+  PetscCall(PetscCalloc1(size, &fill));
+
+  /* Pass 1: count pairs per destination. Pair (t, t + lag) is formed by the owner of frame t
+   * (nsend may overflow an int count only on absurdly large ranks, checked below). */
+  for (int i = 0; i < n; i++)
+    nsend += DY_MAX((int64_t)0, DY_MIN(data->block[i].count, data->frames[i] - lag - data->block[i].start));
+  PetscCall(PetscMalloc1(nsend, &dest));
+  k = 0;
+  for (int i = 0; i < n; i++) {
+    const DyTrajBlock *b = &data->block[i];
+    const int64_t tend = DY_MIN(b->start + b->count, data->frames[i] - lag);
+
+    for (int64_t t = b->start; t < tend; t++, k++) {
+      dest[k] = (int)(dy_hash_u64(seed, DY_STREAM_SCATTER, (uint64_t)(data->pair_offset[i] + t)) % (uint64_t)size);
+      scount[dest[k]]++;
+    }
+  }
+  PetscCallMPI(MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, comm));
+  for (int r = 0; r < size; r++) nrecv += rcount[r];
+  /* Counts and displacements are ints of whole records: fine below 2^31 pairs per rank. */
+  snprintf(msg, sizeof msg, "%lld pairs to send and %lld to receive on rank %d exceed one all-to-all; use more ranks",
+           (long long)nsend, (long long)nrecv, rank);
+  PetscCall(dy_agree_error(comm, nsend > INT_MAX || nrecv > INT_MAX, PETSC_ERR_SUP, msg));
+  for (int r = 1; r < size; r++) {
+    sdispl[r] = sdispl[r - 1] + scount[r - 1];
+    rdispl[r] = rdispl[r - 1] + rcount[r - 1];
+  }
+
+  /* Pass 2: pack contiguous per-destination records, in ascending g within each destination. */
+  PetscCall(PetscMalloc1(nsend * rec, &sbuf));
+  k = 0;
+  for (int i = 0; i < n; i++) {
+    const DyTrajBlock *b = &data->block[i];
+    const int64_t tend = DY_MIN(b->start + b->count, data->frames[i] - lag);
+
+    for (int64_t t = b->start; t < tend; t++, k++) {
+      const int64_t g = data->pair_offset[i] + t, row = t - b->start;
+      char *p = sbuf + ((size_t)sdispl[dest[k]] + (size_t)fill[dest[k]]++) * rec;
+
+      memcpy(p, &g, sizeof g);
+      p += sizeof g;
+      memcpy(p, b->x + row * D, xb);
+      memcpy(p + xb, b->x + (row + lag) * D, xb);
+      if (yt) {
+        memcpy(p + 2 * xb, b->y + row * Dy, yb);
+        memcpy(p + 2 * xb + yb, b->y + (row + lag) * Dy, yb);
+      }
+    }
+  }
+
+  /* One record is one MPI element, so counts are pairs and stay far from int overflow. */
+  PetscCall(PetscMalloc1(nrecv * rec, &rbuf));
+  PetscCallMPI(MPI_Type_contiguous((int)rec, MPI_BYTE, &rtype));
+  PetscCallMPI(MPI_Type_commit(&rtype));
+  PetscCallMPI(MPI_Alltoallv(sbuf, scount, sdispl, rtype, rbuf, rcount, rdispl, rtype, comm));
+  PetscCallMPI(MPI_Type_free(&rtype));
+  PetscCall(PetscFree(sbuf));
+  PetscCall(PetscFree(dest));
+
+  /* Order by id, split, unpack. */
+  PetscCall(PetscMalloc1(nrecv, &order));
+  PetscCall(PetscMalloc1(nrecv, &is_test));
+  PetscCall(dy_runs_merge(rbuf, rec, size, rcount, rdispl, order));
+  for (k = 0; k < nrecv; k++) {
+    is_test[k] = dy_hash_uniform(seed, DY_STREAM_SPLIT, (uint64_t)dy_record_id(rbuf, rec, k)) < test_fraction;
+    ntest += is_test[k];
+  }
+  PetscCall(dy_pairs_alloc(&data->train, nrecv - ntest, D, Dy, yt));
+  PetscCall(dy_pairs_alloc(&data->test, ntest, D, Dy, yt));
+  data->train.n = data->test.n = 0;
+  for (k = 0; k < nrecv; k++) {
+    const char *p = rbuf + (size_t)order[k] * rec;
+    DyPairs *s = is_test[order[k]] ? &data->test : &data->train;
+    const int64_t j = s->n++;
+
+    memcpy(&s->id[j], p, sizeof(int64_t));
+    p += sizeof(int64_t);
+    memcpy(s->x0 + j * D, p, xb);
+    memcpy(s->x1 + j * D, p + xb, xb);
+    if (yt) {
+      memcpy(s->y0 + j * Dy, p + 2 * xb, yb);
+      memcpy(s->y1 + j * Dy, p + 2 * xb + yb, yb);
+    }
+  }
+  PetscCall(PetscFree(order));
+  PetscCall(PetscFree(is_test));
+  PetscCall(PetscFree(rbuf));
+  counts[0] = data->train.n;
+  counts[1] = data->test.n;
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_INT64_T, MPI_SUM, comm));
+  data->ntrain_global = counts[0];
+  data->ntest_global = counts[1];
+  PetscCall(PetscFree(scount));
+  PetscCall(PetscFree(sdispl));
+  PetscCall(PetscFree(rcount));
+  PetscCall(PetscFree(rdispl));
+  PetscCall(PetscFree(fill));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode dy_data_load_checked(MPI_Comm comm, const DyConfig *cfg, DyData *data)
+{
+  const int n = cfg->ntraj;
+  int size, rank;
+  DyEntryInfo *info;
+  DyVerdict verdict;
+  PetscErrorCode ierr;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  if (n < 1) PetscCall(dy_input_error(comm, "data.input: no trajectory given"));
+  if (cfg->ntarget != 0 && cfg->ntarget != n)
+    PetscCall(dy_input_error(comm, "data.target: %d entr%s for %d data.input entries; give one target per input or none",
+                             cfg->ntarget, cfg->ntarget == 1 ? "y" : "ies", n));
+  if (cfg->lag < 1) PetscCall(dy_input_error(comm, "data.lag: must be >= 1, got %d", cfg->lag));
+
+  /* Validation: rank 0 reads only metadata, everyone learns the verdict. */
+  PetscCall(PetscLogEventBegin(dy_ev_check, 0, 0, 0, 0));
+  PetscCall(PetscCalloc1(2 * n, &info));
+  memset(&verdict, 0, sizeof verdict);
+  if (rank == 0) verdict.bad = dy_entries_validate(cfg, info, verdict.msg, sizeof verdict.msg);
+  PetscCallMPI(MPI_Bcast(&verdict, (int)sizeof verdict, MPI_BYTE, 0, comm));
+  PetscCall(PetscLogEventEnd(dy_ev_check, 0, 0, 0, 0));
+  if (verdict.bad) {
+    PetscCall(PetscFree(info));
+    PetscCall(dy_input_error(comm, "%s", verdict.msg));
+  }
+  PetscCallMPI(MPI_Bcast(info, (int)(2 * n * sizeof *info), MPI_BYTE, 0, comm));
+
+  data->ntraj = n;
+  data->D = (int)info[0].features;
+  data->has_target = cfg->ntarget > 0;
+  data->Dy = data->has_target ? (int)info[n].features : data->D;
+  data->lag = cfg->lag;
+  PetscCall(PetscCalloc1(n, &data->name));
+  PetscCall(PetscMalloc1(n, &data->frames));
+  PetscCall(PetscMalloc1(n + 1, &data->pair_offset));
+  PetscCall(PetscCalloc1(n, &data->block));
+  data->pair_offset[0] = 0;
+  for (int i = 0; i < n; i++) {
+    DyTrajBlock *b = &data->block[i];
+    char buf[DY_PATH_MAX];
+
+    if (cfg->input[i].text) snprintf(buf, sizeof buf, "%s", cfg->input[i].text);
+    else snprintf(buf, sizeof buf, "%s:%s", cfg->input[i].file, cfg->input[i].dataset);
+    PetscCall(PetscStrallocpy(buf, &data->name[i]));
+    data->frames[i] = info[i].frames;
+    data->pair_offset[i + 1] = data->pair_offset[i] + info[i].frames - cfg->lag;
+    b->frames = info[i].frames;
+    dy_block_range(b->frames, size, rank, &b->start, &b->count);
+    b->nread = b->count ? DY_MIN(b->count + cfg->lag, b->frames - b->start) : 0;
+  }
+
+  PetscCall(PetscLogEventBegin(dy_ev_read, 0, 0, 0, 0));
+  ierr = dy_blocks_read(comm, cfg, info, 0, data);
+  if (!ierr && data->has_target) ierr = dy_blocks_read(comm, cfg, info, 1, data);
+  PetscCall(PetscLogEventEnd(dy_ev_read, 0, 0, 0, 0));
+  PetscCall(PetscFree(info));
+  PetscCall(ierr);
+  PetscCall(PetscLogEventBegin(dy_ev_scatter, 0, 0, 0, 0));
+  PetscCall(dy_pairs_scatter(comm, (uint64_t)cfg->seed, cfg->test_fraction, data));
+  PetscCall(PetscLogEventEnd(dy_ev_scatter, 0, 0, 0, 0));
+  /* Caught here so that --check refuses it too. */
+  if (data->ntrain_global == 0)
+    PetscCall(dy_input_error(comm,
+                             "data: no pair is left for training (%lld of %lld drawn as test pairs; lower "
+                             "data.test_fraction = %g or data.lag, or give longer trajectories)",
+                             (long long)data->ntest_global, (long long)data->pair_offset[data->ntraj],
+                             cfg->test_fraction));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode dy_data_load(MPI_Comm comm, const DyConfig *cfg, DyData *data)
+{
+  H5E_auto2_t func = NULL;
+  void *client = NULL;
+  PetscErrorCode ierr;
+
+  PetscFunctionBegin;
+  memset(data, 0, sizeof *data);
+  PetscCall(dy_data_register_events());
+  /* Users see our message, not HDF5's error stack; the previous handler is restored. */
+  PetscCheck(H5Eget_auto2(H5E_DEFAULT, &func, &client) >= 0 && H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0,
+             PETSC_COMM_SELF, PETSC_ERR_LIB, "cannot silence HDF5's error printing");
+  ierr = dy_data_load_checked(comm, cfg, data);
+  H5Eset_auto2(H5E_DEFAULT, func, client);
+  if (ierr) dy_data_free(data);
+  PetscCall(ierr);
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode dy_data_print_plan(MPI_Comm comm, const DyData *data, FILE *fp)
+{
+  int size, rank;
+  int64_t local[2] = {data->train.n, data->test.n}, *all = NULL;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  if (rank == 0) PetscCall(PetscMalloc1(2 * size, &all));
+  PetscCallMPI(MPI_Gather(local, 2, MPI_INT64_T, all, 2, MPI_INT64_T, 0, comm));
+  if (rank != 0) PetscFunctionReturn(0);
+
+  fprintf(fp, "# data: %d trajector%s, %d features", data->ntraj, data->ntraj == 1 ? "y" : "ies", data->D);
+  if (data->has_target) fprintf(fp, ", targets with %d features", data->Dy);
+  fprintf(fp, ", lag %d\n", data->lag);
+  for (int i = 0; i < data->ntraj; i++) {
+    if (i == DY_PLAN_LIST_MAX && data->ntraj > DY_PLAN_LIST_MAX + 1) {
+      fprintf(fp, "#   ... %d more trajectories\n", data->ntraj - i - 1);
+      i = data->ntraj - 1;
+    }
+    fprintf(fp, "#   traj %d: %s, %lld frames, %lld pair%s\n", i, data->name[i], (long long)data->frames[i],
+            (long long)(data->pair_offset[i + 1] - data->pair_offset[i]),
+            data->pair_offset[i + 1] - data->pair_offset[i] == 1 ? "" : "s");
+  }
+  fprintf(fp, "# pairs: %lld in all, %lld train, %lld test\n", (long long)data->pair_offset[data->ntraj],
+          (long long)data->ntrain_global, (long long)data->ntest_global);
+  if (size <= DY_PLAN_LIST_MAX) {
+    fprintf(fp, "# pairs per rank (train/test):");
+    for (int r = 0; r < size; r++) fprintf(fp, " %s%lld/%lld", r ? "| " : "", (long long)all[2 * r], (long long)all[2 * r + 1]);
+    fprintf(fp, "\n");
+  } else {
+    int64_t lo[2] = {INT64_MAX, INT64_MAX}, hi[2] = {0, 0};
+
+    for (int r = 0; r < size; r++)
+      for (int k = 0; k < 2; k++) {
+        lo[k] = DY_MIN(lo[k], all[2 * r + k]);
+        hi[k] = DY_MAX(hi[k], all[2 * r + k]);
+      }
+    fprintf(fp, "# pairs per rank over %d ranks: train %lld to %lld, test %lld to %lld\n", size, (long long)lo[0],
+            (long long)hi[0], (long long)lo[1], (long long)hi[1]);
+  }
+  fflush(fp);
+  PetscCall(PetscFree(all));
+  PetscFunctionReturn(0);
+}
+
+void dy_data_pair_locate(const DyData *data, int64_t g, int *traj, int64_t *t)
+{
+  int lo = 0, hi = data->ntraj - 1;
+
+  /* The last trajectory i with pair_offset[i] <= g; every trajectory has at least one pair. */
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (data->pair_offset[mid] <= g) lo = mid;
+    else hi = mid - 1;
+  }
+  *traj = lo;
+  *t = g - data->pair_offset[lo];
+}
+
+void dy_data_free(DyData *data)
+{
+  for (int i = 0; data->block && i < data->ntraj; i++) {
+    (void)PetscFree(data->block[i].x);
+    (void)PetscFree(data->block[i].y);
+  }
+  for (int i = 0; data->name && i < data->ntraj; i++) (void)PetscFree(data->name[i]);
+  dy_pairs_free(&data->train);
+  dy_pairs_free(&data->test);
+  (void)PetscFree(data->block);
+  (void)PetscFree(data->name);
+  (void)PetscFree(data->frames);
+  (void)PetscFree(data->pair_offset);
+  memset(data, 0, sizeof *data);
+}

@@ -1,0 +1,300 @@
+/* results.h5 (SPEC section 8), written collectively with Parallel HDF5.
+ *
+ * Every dataset is created by all ranks (metadata operations are collective in HDF5 1.10) and
+ * written with one collective transfer in which each rank selects its own rows (or none). HDF5
+ * handles start invalid and are closed in reverse order of opening, also on failure. */
+#include "io/dy_output.h"
+#include "base/dy_version.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+const char *const dy_history_names[DY_NHIST] = {"epoch",       "loss_rec_train", "loss_sw_train",
+                                                "loss_prior_train", "loss_rec_test", "loss_sw_test",
+                                                "loss_prior_test", "bins",         "seconds"};
+
+PetscErrorCode dy_history_create(int cap, DyHistory *hist)
+{
+  PetscFunctionBegin;
+  hist->n = 0;
+  hist->cap = DY_MAX(cap, 1);
+  PetscCall(PetscCalloc1((size_t)hist->cap * DY_NHIST, &hist->rows));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode dy_history_append(DyHistory *hist, const double *row)
+{
+  PetscFunctionBegin;
+  if (hist->n == hist->cap) {
+    double *rows;
+    PetscCall(PetscMalloc1((size_t)2 * hist->cap * DY_NHIST, &rows));
+    PetscCall(PetscArraycpy(rows, hist->rows, (size_t)hist->n * DY_NHIST));
+    PetscCall(PetscFree(hist->rows));
+    hist->rows = rows;
+    hist->cap *= 2;
+  }
+  PetscCall(PetscArraycpy(hist->rows + (size_t)hist->n * DY_NHIST, row, DY_NHIST));
+  hist->n++;
+  PetscFunctionReturn(0);
+}
+
+void dy_history_destroy(DyHistory *hist)
+{
+  PetscFree(hist->rows);
+  hist->n = hist->cap = 0;
+}
+
+PetscErrorCode dy_output_mkdir(MPI_Comm comm, const char *dir)
+{
+  char path[DY_PATH_MAX], msg[DY_PATH_MAX + 256] = "";
+  int bad = 0;
+
+  PetscFunctionBegin;
+  if (dy_is_root(comm)) {
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof path) {
+      bad = 1;
+      snprintf(msg, sizeof msg, "output.dir '%s': empty or longer than %d characters", dir, DY_PATH_MAX - 1);
+    } else {
+      memcpy(path, dir, n + 1);
+      /* Each prefix ending before a '/' is a parent; then the folder itself. */
+      for (size_t i = 1; i <= n && !bad; i++) {
+        if (i < n && path[i] != '/') continue;
+        char saved = path[i];
+        path[i] = '\0';
+        struct stat st;
+        if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+          bad = 1;
+          snprintf(msg, sizeof msg, "output.dir '%s': cannot create the folder '%s': %s (choose a writable output.dir)",
+                   dir, path, strerror(errno));
+        } else if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+          bad = 1;
+          snprintf(msg, sizeof msg, "output.dir '%s': '%s' exists and is not a folder (choose another output.dir)", dir,
+                   path);
+        }
+        path[i] = saved;
+      }
+    }
+  }
+  PetscCall(dy_agree_error(comm, bad, DY_ERR_INPUT, msg));
+  PetscFunctionReturn(0);
+}
+
+/* Raises a library error for a failed HDF5 call and jumps to the caller's cleanup. */
+#define DY_H5_CHECK(expr)                                                                                              \
+  do {                                                                                                                 \
+    if ((expr) < 0) {                                                                                                  \
+      ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_LIB, PETSC_ERROR_INITIAL,  \
+                        "HDF5 call failed: %s", #expr);                                                                \
+      goto cleanup;                                                                                                    \
+    }                                                                                                                  \
+  } while (0)
+
+#define DY_TRY(expr)                                                                                                   \
+  do {                                                                                                                 \
+    ierr = (expr);                                                                                                     \
+    if (ierr) goto cleanup;                                                                                            \
+  } while (0)
+
+static void dy_h5_close(hid_t *id, herr_t (*close)(hid_t))
+{
+  if (*id >= 0) close(*id);
+  *id = H5I_INVALID_HID;
+}
+
+/* Collective: creates parent/name of shape (nrows, ncol) (ncol == 0: one-dimensional) and writes
+ * this rank's rows [start, start + count) from buf (count, ncol), in one collective transfer. */
+static PetscErrorCode dy_h5_write_rows(hid_t parent, const char *name, hid_t type, int64_t nrows, int ncol,
+                                       int64_t start, int64_t count, const void *buf, hid_t dxpl)
+{
+  PetscErrorCode ierr = 0;
+  hid_t fspace = H5I_INVALID_HID, dset = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+  const int rank = ncol > 0 ? 2 : 1;
+  hsize_t dims[2] = {(hsize_t)nrows, (hsize_t)ncol};
+  hsize_t off[2] = {(hsize_t)start, 0}, cnt[2] = {(hsize_t)count, (hsize_t)ncol};
+  hsize_t mdims[2] = {(hsize_t)DY_MAX(count, 1), (hsize_t)ncol};
+
+  PetscFunctionBegin;
+  DY_H5_CHECK(fspace = H5Screate_simple(rank, dims, NULL));
+  DY_H5_CHECK(dset = H5Dcreate2(parent, name, type, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  DY_H5_CHECK(mspace = H5Screate_simple(rank, mdims, NULL));
+  if (count > 0) {
+    DY_H5_CHECK(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, off, NULL, cnt, NULL));
+  } else {
+    DY_H5_CHECK(H5Sselect_none(fspace));
+    DY_H5_CHECK(H5Sselect_none(mspace));
+  }
+  /* An empty dataset has no storage to write to (the same decision on every rank). */
+  if (nrows > 0) DY_H5_CHECK(H5Dwrite(dset, type, mspace, fspace, dxpl, buf));
+cleanup:
+  dy_h5_close(&mspace, H5Sclose);
+  dy_h5_close(&dset, H5Dclose);
+  dy_h5_close(&fspace, H5Sclose);
+  PetscFunctionReturn(ierr);
+}
+
+/* Collective: a scalar attribute of `obj`. */
+static PetscErrorCode dy_h5_attr(hid_t obj, const char *name, hid_t type, const void *value)
+{
+  PetscErrorCode ierr = 0;
+  hid_t space = H5I_INVALID_HID, attr = H5I_INVALID_HID;
+
+  PetscFunctionBegin;
+  DY_H5_CHECK(space = H5Screate(H5S_SCALAR));
+  DY_H5_CHECK(attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT));
+  DY_H5_CHECK(H5Awrite(attr, type, value));
+cleanup:
+  dy_h5_close(&attr, H5Aclose);
+  dy_h5_close(&space, H5Sclose);
+  PetscFunctionReturn(ierr);
+}
+
+/* Collective: config, version, ranks and seed as attributes of the file's root group. */
+static PetscErrorCode dy_output_attributes(MPI_Comm comm, hid_t file, const DyConfig *cfg)
+{
+  PetscErrorCode ierr = 0;
+  hid_t str = H5I_INVALID_HID;
+  const char *config = cfg->effective ? cfg->effective : "", *version = DY_VERSION_STRING;
+  int size;
+  int64_t seed = cfg->seed;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  DY_H5_CHECK(str = H5Tcopy(H5T_C_S1));
+  DY_H5_CHECK(H5Tset_size(str, H5T_VARIABLE));
+  DY_H5_CHECK(H5Tset_cset(str, H5T_CSET_UTF8));
+  DY_TRY(dy_h5_attr(file, "config", str, &config));
+  DY_TRY(dy_h5_attr(file, "version", str, &version));
+  DY_TRY(dy_h5_attr(file, "ranks", H5T_NATIVE_INT, &size));
+  DY_TRY(dy_h5_attr(file, "seed", H5T_NATIVE_INT64, &seed));
+cleanup:
+  dy_h5_close(&str, H5Tclose);
+  PetscFunctionReturn(ierr);
+}
+
+/* Collective: /latent/traj{i} and, when asked, /reconstruction/traj{i} for every trajectory,
+ * each rank encoding and writing the frames of its own blocks. */
+static PetscErrorCode dy_output_frames(hid_t file, hid_t dxpl, const DyConfig *cfg, const DyData *data,
+                                       const DyModel *model, DyWork *work)
+{
+  PetscErrorCode ierr = 0;
+  hid_t glat = H5I_INVALID_HID, grec = H5I_INVALID_HID;
+  dy_real *z = NULL, *y = NULL;
+  int64_t most = 0;
+  const int d = model->d, Dy = model->Dy;
+
+  PetscFunctionBegin;
+  for (int i = 0; i < data->ntraj; i++) most = DY_MAX(most, data->block[i].count);
+  DY_TRY(PetscMalloc1((size_t)DY_MAX(most, 1) * d, &z));
+  if (cfg->save_reconstruction) DY_TRY(PetscMalloc1((size_t)DY_MAX(most, 1) * Dy, &y));
+  DY_H5_CHECK(glat = H5Gcreate2(file, "latent", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  if (cfg->save_reconstruction)
+    DY_H5_CHECK(grec = H5Gcreate2(file, "reconstruction", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  for (int i = 0; i < data->ntraj; i++) {
+    const DyTrajBlock *b = &data->block[i];
+    char name[32];
+    snprintf(name, sizeof name, "traj%d", i);
+    if (b->count > 0) dy_model_encode(model, work, b->count, b->x, z);
+    DY_TRY(dy_h5_write_rows(glat, name, DY_H5_REAL, b->frames, d, b->start, b->count, z, dxpl));
+    if (!cfg->save_reconstruction) continue;
+    if (b->count > 0) dy_model_decode(model, work, b->count, z, y);
+    DY_TRY(dy_h5_write_rows(grec, name, DY_H5_REAL, b->frames, Dy, b->start, b->count, y, dxpl));
+  }
+cleanup:
+  dy_h5_close(&grec, H5Gclose);
+  dy_h5_close(&glat, H5Gclose);
+  PetscFree(y);
+  PetscFree(z);
+  PetscFunctionReturn(ierr);
+}
+
+/* Collective: /clusters and /history; rank 0 holds the (replicated) values and writes them. */
+static PetscErrorCode dy_output_tables(MPI_Comm comm, hid_t file, hid_t dxpl, const DyOutputClusters *clusters,
+                                       const DyHistory *hist)
+{
+  PetscErrorCode ierr = 0;
+  hid_t gclu = H5I_INVALID_HID, ghist = H5I_INVALID_HID;
+  double *col = NULL;
+  int64_t *icol = NULL;
+  const int root = dy_is_root(comm);
+  const int K = clusters ? clusters->K : 0, d = clusters ? clusters->d : 0;
+  const int n = hist->n;
+
+  PetscFunctionBegin;
+  DY_H5_CHECK(gclu = H5Gcreate2(file, "clusters", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  DY_TRY(dy_h5_write_rows(gclu, "centers", H5T_NATIVE_DOUBLE, K, DY_MAX(d, 1), 0, root ? K : 0, K ? clusters->center : NULL,
+                          dxpl));
+  DY_TRY(dy_h5_write_rows(gclu, "counts", H5T_NATIVE_INT64, K, 0, 0, root ? K : 0, K ? clusters->count : NULL, dxpl));
+  DY_H5_CHECK(ghist = H5Gcreate2(file, "history", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  DY_TRY(PetscMalloc1((size_t)DY_MAX(n, 1), &col));
+  DY_TRY(PetscMalloc1((size_t)DY_MAX(n, 1), &icol));
+  for (int c = 0; c < DY_NHIST; c++) {
+    const int integral = c == DY_HIST_EPOCH || c == DY_HIST_BINS;
+    for (int e = 0; e < n; e++) {
+      col[e] = hist->rows[(size_t)e * DY_NHIST + c];
+      icol[e] = (int64_t)col[e];
+    }
+    DY_TRY(dy_h5_write_rows(ghist, dy_history_names[c], integral ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, n, 0, 0,
+                            root ? n : 0, integral ? (const void *)icol : (const void *)col, dxpl));
+  }
+cleanup:
+  PetscFree(icol);
+  PetscFree(col);
+  dy_h5_close(&ghist, H5Gclose);
+  dy_h5_close(&gclu, H5Gclose);
+  PetscFunctionReturn(ierr);
+}
+
+/* Collective: the whole file at `path`; closes it before returning, also on failure. */
+static PetscErrorCode dy_output_file(MPI_Comm comm, const char *path, const DyConfig *cfg, const DyData *data,
+                                     const DyModel *model, DyWork *work, const DyOutputClusters *clusters,
+                                     const DyHistory *hist)
+{
+  PetscErrorCode ierr = 0;
+  hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
+
+  PetscFunctionBegin;
+  DY_H5_CHECK(fapl = H5Pcreate(H5P_FILE_ACCESS));
+  DY_H5_CHECK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
+  DY_H5_CHECK(file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
+  DY_H5_CHECK(dxpl = H5Pcreate(H5P_DATASET_XFER));
+  DY_H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+  DY_TRY(dy_output_attributes(comm, file, cfg));
+  DY_TRY(dy_output_frames(file, dxpl, cfg, data, model, work));
+  DY_TRY(dy_output_tables(comm, file, dxpl, clusters, hist));
+cleanup:
+  dy_h5_close(&dxpl, H5Pclose);
+  if (file >= 0 && H5Fclose(file) < 0 && !ierr)
+    ierr = PetscError(PETSC_COMM_SELF, __LINE__, PETSC_FUNCTION_NAME, __FILE__, PETSC_ERR_LIB, PETSC_ERROR_INITIAL,
+                      "HDF5: closing '%s' failed", path);
+  dy_h5_close(&fapl, H5Pclose);
+  PetscFunctionReturn(ierr);
+}
+
+PetscErrorCode dy_output_write_results(MPI_Comm comm, const DyConfig *cfg, const DyData *data, const DyModel *model,
+                                       DyWork *work, const DyOutputClusters *clusters, const DyHistory *hist)
+{
+  char final[DY_PATH_MAX], tmp[DY_PATH_MAX + 8], msg[2 * DY_PATH_MAX + 128] = "";
+  int bad = 0;
+
+  PetscFunctionBegin;
+  PetscCheck(snprintf(final, sizeof final, "%s/results.h5", cfg->dir) < (int)sizeof final, comm, DY_ERR_INPUT,
+             "output.dir '%s' is too long", cfg->dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", final);
+  PetscCall(dy_output_mkdir(comm, cfg->dir));
+  PetscCall(dy_output_file(comm, tmp, cfg, data, model, work, clusters, hist));
+  /* Every rank has closed the file: only now is it complete, and the rename makes it appear
+   * whole or not at all. */
+  PetscCallMPI(MPI_Barrier(comm));
+  if (dy_is_root(comm) && rename(tmp, final) != 0) {
+    bad = 1;
+    snprintf(msg, sizeof msg, "cannot rename '%s' to '%s': %s", tmp, final, strerror(errno));
+  }
+  PetscCall(dy_agree_error(comm, bad, PETSC_ERR_FILE_WRITE, msg));
+  PetscFunctionReturn(0);
+}
