@@ -25,8 +25,9 @@ void dy_args_usage(FILE *fp)
           "  --check                  validate the input file and the data, print the plan, write nothing\n"
           "  --quiet                  no per-epoch progress lines\n"
           "  --help, --version        this text; the version\n"
-          "  -dy_exchange WAY         how the gradients are summed over the ranks: auto (default;\n"
-          "                           shared for 2 to 8 ranks on one node, else mpi), mpi, shared\n"
+          "  -dy_exchange WAY         how the gradients are summed over the ranks: auto (default:\n"
+          "                           shared on one node, hier across nodes, mpi with one rank\n"
+          "                           per node), mpi, shared, hier\n"
           "\n"
           "Exit codes: 0 done, 2 bad input (config or data), 3 stopped by a signal after writing\n"
           "a checkpoint, 4 training diverged, 1 anything else.\n");

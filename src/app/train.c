@@ -544,9 +544,7 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
   memset(&t, 0, sizeof t);
   ierr = dy_trainer_setup(comm, cfg, data, opt->exchange, &t);
   if (!ierr && !opt->quiet && t.rank == 0 && t.size > 1) {
-    const int shared = dy_exchange_kind(t.exchange) == DY_EXCHANGE_SHARED;
-    printf("# gradient sums over %d ranks: %s\n", t.size,
-           shared ? "shared-memory slots (one node; -dy_exchange mpi for MPI_Iallreduce)" : "MPI_Iallreduce");
+    printf("# gradient sums over %d ranks: %s\n", t.size, dy_exchange_describe(t.exchange));
     fflush(stdout);
   }
   if (!ierr && opt->restart) {
