@@ -15,7 +15,8 @@ and rounded to float32, so a single-precision consumer starts from exactly the s
 file written holds:
 
   attributes of /  format_version, seed, D, Dy, d, B, L, steps, beta, lr, prior_lr, diffusion
-                   ("constant"/"learned"), diffusion_code (0/1, DyDiffusion), dtype ("float64"/
+                   ("constant"/"learned"), diffusion_code (0/1, DyDiffusion), activation ("relu"/"tanh",
+                   encoder and decoder), activation_code (0/1, DyActivation), dtype ("float64"/
                    "float32": what torch computed in), nparam, nparam_rep, target_is_input,
                    torch_version, fd_check_error (worst relative error of the oracle's own
                    central-difference check of both gradients, float64, 16 pairs of step 0)
@@ -55,11 +56,12 @@ def parse_widths(text):
     return widths
 
 
-def build_layout(D, Dy, d, enc, dec, prior):
-    """Nets in parameter order: list of dicts with dims, activation, per-layer offsets."""
+def build_layout(D, Dy, d, enc, dec, prior, act="relu"):
+    """Nets in parameter order: list of dicts with dims, activation, per-layer offsets. `act` is the
+    hidden activation of encoder and decoder (model.activation); the prior nets use tanh."""
     nets = []
     offset = 0
-    specs = ((D, enc, d, "relu"), (d, dec, Dy, "relu"), (d, prior, d, "tanh"), (d, prior, d, "tanh"))
+    specs = ((D, enc, d, act), (d, dec, Dy, act), (d, prior, d, "tanh"), (d, prior, d, "tanh"))
     for name, (nin, hidden, nout, act) in zip(NET_NAMES, specs):
         dims = [nin] + list(hidden) + [nout]
         layers = []
@@ -239,6 +241,8 @@ def arguments(argv):
     p.add_argument("--L", type=int, default=50, help="projections")
     p.add_argument("--beta", type=float, default=10.0)
     p.add_argument("--diffusion", choices=("constant", "learned"), default="constant")
+    p.add_argument("--activation", choices=("relu", "tanh"), default="relu",
+                   help="hidden activation of encoder and decoder (model.activation)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -259,7 +263,7 @@ def main(argv):
     target_is_input = args.Dy == args.D and not args.target
 
     rng = np.random.default_rng(args.seed)
-    nets = build_layout(args.D, args.Dy, args.d, args.encoder, args.decoder, args.prior)
+    nets = build_layout(args.D, args.Dy, args.d, args.encoder, args.decoder, args.prior, args.activation)
     nparam_rep = nets[2]["offset"]
     params0 = init_params(rng, nets)
     nparam = params0.size
@@ -288,6 +292,7 @@ def main(argv):
         attrs = {"format_version": 1, "seed": args.seed, "D": args.D, "Dy": args.Dy, "d": args.d,
                  "B": args.B, "L": args.L, "steps": args.steps, "beta": args.beta, "lr": args.lr,
                  "prior_lr": args.prior_lr, "diffusion": args.diffusion, "diffusion_code": int(learned),
+                 "activation": args.activation, "activation_code": int(args.activation == "tanh"),
                  "dtype": args.dtype, "nparam": nparam, "nparam_rep": nparam_rep,
                  "target_is_input": int(target_is_input), "torch_version": str(torch.__version__),
                  "fd_check_error": fd_err}

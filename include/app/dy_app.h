@@ -13,6 +13,7 @@ typedef struct {
   int restart;                  /* --restart given */
   const char *restart_path;     /* --restart=PATH or --restart PATH.h5; NULL: newest in output.dir */
   int quiet;                    /* --quiet: no per-epoch lines */
+  int analyze;                  /* --analyze: results.h5 with /fields/ from the newest checkpoint, no training */
   int help, version;            /* --help, --version */
 } DyArgs;
 

@@ -35,6 +35,7 @@ typedef struct {
   int decoder[DY_MAX_LAYERS - 1];
   int prior[DY_MAX_LAYERS - 1];
   DyDiffusion diffusion;   /* "constant" or "learned" */
+  DyActivation activation; /* model.activation: hidden layers of encoder and decoder, "relu" or "tanh" */
   /* [loss] */
   double beta;             /* >= 0 */
   int projections;         /* L >= 1 */
@@ -55,6 +56,9 @@ typedef struct {
   int checkpoint_steps;    /* also every N steps, 0: off */
   int save_reconstruction; /* bool */
   int quiet;               /* no per-epoch progress lines */
+  /* [analysis] */
+  int grid;                /* grid points per latent axis of /fields/, >= 2 */
+  double margin;           /* the grid extends the latent range by margin * range on each side, >= 0 */
   /* provenance */
   char *path;              /* the input file as given */
   char *effective;         /* the effective configuration as TOML text (after --set) */

@@ -42,6 +42,8 @@ typedef struct {
   DyTrajBlock *block;   /* (ntraj) this rank's blocks */
   DyPairs train, test;  /* this rank's pairs after the split and redistribution */
   int64_t ntrain_global, ntest_global; /* pairs of each kind over all ranks */
+  double *input_mean;   /* (D) the encoder sees (x - input_mean) / input_scale; NULL: the features as read */
+  double *input_scale;  /* (D) with input_mean */
 } DyData;
 
 /* Collective: validates every input (and target) dataset, reads this rank's blocks with

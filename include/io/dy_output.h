@@ -46,10 +46,14 @@ typedef struct {
 
 /* Collective on comm: encodes (and decodes, with cfg->save_reconstruction) the frames of this
  * rank's blocks, creates cfg->dir (mkdir -p) and writes cfg->dir/results.h5 through
- * results.h5.tmp, renamed by rank 0 once every rank has closed it. `work` is any workspace of
- * the model (dy_model_encode blocks internally). */
+ * results.h5.tmp, renamed by rank 0 once every rank has closed it: /latent, /reconstruction,
+ * /clusters, /history and /model/ (SPEC sections 8 and 12). With with_fields, and a latent
+ * dimension of 1 to 3, also /fields/ (dy_fields.h, the [analysis] keys) and a summary line on
+ * rank 0; with a larger latent dimension a line says that the fields are skipped. `work` is any
+ * workspace of the model (dy_model_encode blocks internally). */
 PetscErrorCode dy_output_write_results(MPI_Comm comm, const DyConfig *cfg, const DyData *data, const DyModel *model,
-                                       DyWork *work, const DyOutputClusters *clusters, const DyHistory *hist);
+                                       DyWork *work, const DyOutputClusters *clusters, const DyHistory *hist,
+                                       int with_fields);
 
 /* Collective on comm: rank 0 creates the folder and its parents (like mkdir -p); a failure is a
  * DY_ERR_INPUT error naming the folder, raised on every rank. */

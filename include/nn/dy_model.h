@@ -46,11 +46,12 @@ typedef struct {
   int D, Dy, d;                            /* input features, decoder outputs, latent dimension */
   int nhidden[DY_NNETS];                   /* hidden layers of each net (0 allowed) */
   int hidden[DY_NNETS][DY_MAX_LAYERS - 1]; /* their widths */
+  DyActivation act;                        /* hidden activation of encoder and decoder (0: ReLU) */
 } DyModelShape;
 
 /* Allocates params and grads (zeroed) for the shape, each net with its own entry of it (the
  * configuration gives force and log-diffusion the same `prior` widths): encoder and decoder with
- * ReLU, force and log-diffusion with tanh. Checks the sizes (PETSC_ERR_ARG_OUTOFRANGE). */
+ * shape->act (model.activation), force and log-diffusion with tanh. Checks the sizes (PETSC_ERR_ARG_OUTOFRANGE). */
 PetscErrorCode dy_model_create(const DyModelShape *shape, DyModel *model);
 /* PyTorch's default Linear initialisation: W and b uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)],
  * nets in layout order, within a layer W (row-major) then b, from rng. */
@@ -68,6 +69,10 @@ void dy_work_destroy(DyWork **work);
 void dy_model_encode(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_real *x, dy_real *z);
 /* Decoder forward only: y (n, Dy) = psi(z (n, d)). */
 void dy_model_decode(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_real *z, dy_real *y);
+/* Force net only: f (n, d) = f(z (n, d)), in blocks of the workspace's B rows. For the fields. */
+void dy_model_force(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_real *z, dy_real *f);
+/* Log-diffusion net only: g (n, d) = g(z (n, d)); the diffusion is M_ii = exp(g_i). */
+void dy_model_logdiff(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_real *z, dy_real *g);
 
 typedef enum { DY_DIFFUSION_CONSTANT = 0, DY_DIFFUSION_LEARNED = 1 } DyDiffusion;
 

@@ -4,6 +4,10 @@
 #include "io/dy_data.h"
 #include "parallel/dy_exchange.h"
 #include "app/dy_train.h"
+#include "app/dy_runctl.h"
+#include "analysis/dy_fields.h"
+#include "io/dy_output.h"
+#include "io/dy_trainstate.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -12,7 +16,7 @@ void dy_args_usage(FILE *fp)
 {
   fprintf(fp,
           "usage: dynae-mpi INPUT.toml [--set section.key=value ...] [--restart [CHECKPOINT.h5]]\n"
-          "                 [--check] [--quiet] [PETSc options such as -log_view]\n"
+          "                 [--check] [--analyze] [--quiet] [PETSc options such as -log_view]\n"
           "       dynae-mpi --help | --version\n"
           "\n"
           "Trains a dynamics-constrained autoencoder on the trajectories named in INPUT.toml.\n"
@@ -23,6 +27,8 @@ void dy_args_usage(FILE *fp)
           "  --restart [PATH]         resume from the newest complete checkpoint in output.dir,\n"
           "                           or from PATH (--restart=PATH, or a PATH ending in .h5)\n"
           "  --check                  validate the input file and the data, print the plan, write nothing\n"
+          "  --analyze                no training: rewrite output.dir/results.h5 (latent, /model/,\n"
+          "                           /fields/) from the newest checkpoint there; latent_dim 1 to 3\n"
           "  --quiet                  no per-epoch progress lines\n"
           "  --help, --version        this text; the version\n"
           "  -dy_exchange WAY         how the gradients are summed over the ranks: auto (default:\n"
@@ -57,6 +63,7 @@ int dy_args_parse(int argc, char **argv, DyArgs *args, int *petsc_argc, char **p
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) args->help = 1;
     else if (!strcmp(a, "--version")) args->version = 1;
     else if (!strcmp(a, "--check")) args->check = 1;
+    else if (!strcmp(a, "--analyze")) args->analyze = 1;
     else if (!strcmp(a, "--quiet")) args->quiet = 1;
     else if (!strcmp(a, "--set") || !strncmp(a, "--set=", 6)) {
       const char *v = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
@@ -85,11 +92,78 @@ int dy_args_parse(int argc, char **argv, DyArgs *args, int *petsc_argc, char **p
     }
   }
   petsc_argv[*petsc_argc] = NULL;
+  if (args->analyze && args->restart) return dy_usage_error("%s: --analyze and --restart exclude each other", "--analyze");
   if (!args->input && !args->help && !args->version) {
     dy_args_usage(stderr);
     return DY_EXIT_INPUT;
   }
   return 0;
+}
+
+/* Collective: --analyze. The weights, clusters and history of the newest checkpoint in output.dir
+ * (the optimiser and generator states are read with them and unused); results.h5 is rewritten
+ * with /fields/ under the run lock of the folder. */
+static PetscErrorCode dy_app_analyze(MPI_Comm comm, const DyConfig *cfg, const DyData *data)
+{
+  DyModelShape shape;
+  DyModel model;
+  DyWork *work = NULL;
+  DyAdam rep, prior;
+  DyRng shared, own;
+  DyHistory hist;
+  DyTrainPosition pos;
+  DyRunLock lock = {.fd = -1};
+  dy_real *start = NULL;
+  double *centers = NULL;
+  int64_t *counts = NULL;
+  int exists = 0, K = 0, same = 0;
+
+  PetscFunctionBegin;
+  if (cfg->latent_dim > DY_FIELDS_MAX_DIM)
+    PetscCall(dy_input_error(comm, "%s: --analyze computes the fields for model.latent_dim 1 to %d, and this model has %d",
+                             cfg->path, DY_FIELDS_MAX_DIM, cfg->latent_dim));
+  PetscCall(dy_trainstate_exists(comm, cfg->dir, &exists));
+  if (!exists)
+    PetscCall(dy_input_error(comm, "%s: --analyze needs a checkpoint, and there is none in output.dir '%s' (train first)",
+                             cfg->path, cfg->dir));
+  memset(&pos, 0, sizeof pos);
+  dy_config_model_shape(cfg, data->D, data->Dy, &shape);
+  PetscCall(dy_model_create(&shape, &model));
+  PetscCall(dy_work_create(&model, cfg->batch_size, cfg->projections, &work));
+  PetscCall(dy_adam_create(0, model.nparam_rep, cfg->lr, &rep));
+  PetscCall(dy_adam_create(model.nparam_rep, model.nparam - model.nparam_rep, cfg->prior_lr, &prior));
+  PetscCall(dy_history_create(cfg->epochs, &hist));
+  PetscCall(PetscMalloc3(model.nparam, &start, (size_t)cfg->max_centers * model.d, &centers, (size_t)cfg->max_centers,
+                         &counts));
+  DyTrainState st = {.model = &model,
+                     .params_epoch_start = start,
+                     .rep = &rep,
+                     .prior = &prior,
+                     .shared = &shared,
+                     .own = &own,
+                     .hist = &hist,
+                     .K = &K,
+                     .d = model.d,
+                     .max_centers = cfg->max_centers,
+                     .centers = centers,
+                     .counts = counts,
+                     .pos = &pos};
+  PetscCall(dy_runlock_acquire(comm, cfg->dir, &lock));
+  PetscCall(dy_trainstate_load(comm, cfg->dir, NULL, (uint64_t)cfg->seed, &st, &same));
+  const DyOutputClusters clusters = {.K = K, .d = model.d, .center = centers, .count = counts};
+  PetscCall(dy_output_write_results(comm, cfg, data, &model, work, &clusters, &hist, 1));
+  PetscCall(dy_runlock_release(&lock));
+  if (dy_is_root(comm)) {
+    printf("analyze: %s/results.h5 rewritten from the weights of epoch %lld\n", cfg->dir, (long long)pos.epoch);
+    fflush(stdout);
+  }
+  PetscCall(PetscFree3(start, centers, counts));
+  dy_history_destroy(&hist);
+  dy_adam_destroy(&prior);
+  dy_adam_destroy(&rep);
+  dy_work_destroy(&work);
+  dy_model_destroy(&model);
+  PetscFunctionReturn(0);
 }
 
 PetscErrorCode dy_app_run(MPI_Comm comm, const DyArgs *args)
@@ -112,7 +186,9 @@ PetscErrorCode dy_app_run(MPI_Comm comm, const DyArgs *args)
   PetscCall(dy_config_print(comm, &cfg, stdout));
   PetscCall(dy_data_load(comm, &cfg, &data));
   PetscCall(dy_data_print_plan(comm, &data, stdout));
-  if (!args->check) {
+  if (args->analyze && !args->check) {
+    PetscCall(dy_app_analyze(comm, &cfg, &data));
+  } else if (!args->check) {
     DyRunOptions opt = {.quiet = args->quiet || cfg.quiet,
                         .restart = args->restart,
                         .restart_path = args->restart_path,

@@ -299,7 +299,7 @@ static PetscErrorCode dy_train_claim_dir(DyTrainer *t)
   PetscFunctionReturn(0);
 }
 
-/* Collective: checkpoint.h5 at the current position and/or results.h5. */
+/* Collective: checkpoint.h5 at the current position and/or results.h5 (results > 1: with /fields/). */
 static PetscErrorCode dy_train_save(DyTrainer *t, int checkpoint, int results)
 {
   PetscFunctionBegin;
@@ -319,7 +319,7 @@ static PetscErrorCode dy_train_save(DyTrainer *t, int checkpoint, int results)
   if (results) {
     const DyOutputClusters clusters = {.K = t->K, .d = t->d, .center = t->centers, .count = t->counts};
     PetscCall(PetscLogEventBegin(dy_events[DY_EV_IO], 0, 0, 0, 0));
-    PetscCall(dy_output_write_results(t->comm, t->cfg, t->data, &t->model, t->work, &clusters, &t->hist));
+    PetscCall(dy_output_write_results(t->comm, t->cfg, t->data, &t->model, t->work, &clusters, &t->hist, results > 1));
     PetscCall(PetscLogEventEnd(dy_events[DY_EV_IO], 0, 0, 0, 0));
   }
   PetscFunctionReturn(0);
@@ -514,7 +514,6 @@ static PetscErrorCode dy_train_loop(DyTrainer *t, const DyRunOptions *opt)
   const DyConfig *cfg = t->cfg;
   const double start = MPI_Wtime();
   const int first = (int)t->pos.epoch;
-  int saved = 0;
 
   PetscFunctionBegin;
   for (int epoch = first; epoch < cfg->epochs; epoch++) {
@@ -525,10 +524,10 @@ static PetscErrorCode dy_train_loop(DyTrainer *t, const DyRunOptions *opt)
     t->pos = (DyTrainPosition){.epoch = epoch + 1};
     /* Periodic checkpoints start with the first clustering: a run that fails there (too many
      * centres) leaves nothing behind. Stop signals checkpoint at any time. */
-    saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && t->K > 0;
-    if (saved) PetscCall(dy_train_save(t, 1, 1));
+    const int saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && t->K > 0;
+    if (saved) PetscCall(dy_train_save(t, 1, epoch + 1 < cfg->epochs)); /* the last results.h5 follows */
   }
-  if (!saved) PetscCall(dy_train_save(t, 0, 1));
+  PetscCall(dy_train_save(t, 0, 2)); /* the final results.h5, with /fields/ */
   PetscCall(dy_ckpt_wait(t->comm));
   PetscFunctionReturn(0);
 }

@@ -44,6 +44,7 @@ typedef struct {
 
 static const char *const dy_model_types[] = {"dynamicsae", "vae", "swae", "sdevae", NULL};
 static const char *const dy_diffusions[] = {"constant", "learned", NULL};
+static const char *const dy_activations[] = {"relu", "tanh", NULL}; /* DyActivation order */
 
 #define DY_F(f) offsetof(DyConfig, f)
 #define DY_ANY(lo_) .lo = (lo_), .hi = HUGE_VAL
@@ -60,6 +61,8 @@ static const DyKey dy_keys[] = {
     {"model", "prior", DY_KEY_WIDTHS, "[32, 32]", DY_ANY(1), .off = DY_F(prior), .count_off = DY_F(nprior)},
     {"model", "diffusion", DY_KEY_ENUM, "\"constant\"", .choices = dy_diffusions, .navailable = 2,
      .off = DY_F(diffusion)},
+    {"model", "activation", DY_KEY_ENUM, "\"relu\"", .choices = dy_activations, .navailable = 2,
+     .off = DY_F(activation)},
     {"loss", "beta", DY_KEY_REAL, "10.0", DY_ANY(0), .off = DY_F(beta)},
     {"loss", "projections", DY_KEY_INT, "50", DY_ANY(1), .off = DY_F(projections)},
     {"cluster", "d_min", DY_KEY_REAL, "5.0", DY_ANY(0), .lo_open = 1, .off = DY_F(d_min)},
@@ -77,9 +80,11 @@ static const DyKey dy_keys[] = {
     {"output", "checkpoint_steps", DY_KEY_INT, "0", DY_ANY(0), .off = DY_F(checkpoint_steps)},
     {"output", "save_reconstruction", DY_KEY_BOOL, "true", .off = DY_F(save_reconstruction)},
     {"output", "quiet", DY_KEY_BOOL, "false", .off = DY_F(quiet)},
+    {"analysis", "grid", DY_KEY_INT, "64", DY_ANY(2), .off = DY_F(grid)},
+    {"analysis", "margin", DY_KEY_REAL, "0.1", DY_ANY(0), .off = DY_F(margin)},
 };
 #define DY_NKEYS ((int)(sizeof dy_keys / sizeof dy_keys[0]))
-static const char *const dy_sections[] = {"data", "model", "loss", "cluster", "train", "output", NULL};
+static const char *const dy_sections[] = {"data", "model", "loss", "cluster", "train", "output", "analysis", NULL};
 
 /* Where a value came from, for messages: "FILE:LINE: ", "FILE: " or "--set ARG: ". */
 typedef struct {
@@ -303,7 +308,7 @@ static PetscErrorCode dy_config_take_file(DyLoad *ld, const DyTomlValue *root) {
         if (s) return dy_config_fail(ld->comm, &o, "unknown section [%s] (did you mean [%s]?)", sec, s);
         return dy_config_fail(ld->comm, &o,
                               "unknown section [%s] (the sections are [data], [model], [loss], [cluster], [train], "
-                              "[output])",
+                              "[output], [analysis])",
                               sec);
       }
       dy_key_hint(NULL, sec, hint, sizeof hint);
@@ -892,6 +897,7 @@ void dy_config_model_shape(const DyConfig *cfg, int D, int Dy, DyModelShape *sha
   shape->D = D;
   shape->Dy = Dy;
   shape->d = cfg->latent_dim;
+  shape->act = cfg->activation;
   for (int net = 0; net < DY_NNETS; net++) {
     shape->nhidden[net] = counts[net];
     memcpy(shape->hidden[net], widths[net], (size_t)counts[net] * sizeof(int));

@@ -4,6 +4,7 @@
  * written with one collective transfer in which each rank selects its own rows (or none). HDF5
  * handles start invalid and are closed in reverse order of opening, also on failure. */
 #include "io/dy_output.h"
+#include "analysis/dy_fields.h"
 #include "base/dy_version.h"
 
 #include <errno.h>
@@ -154,6 +155,64 @@ cleanup:
   PetscFunctionReturn(ierr);
 }
 
+/* Collective: a variable-length UTF-8 string attribute of `obj`. */
+static PetscErrorCode dy_h5_attr_string(hid_t obj, const char *name, const char *value)
+{
+  PetscErrorCode ierr = 0;
+  hid_t str = H5I_INVALID_HID;
+
+  PetscFunctionBegin;
+  DY_H5_CHECK(str = H5Tcopy(H5T_C_S1));
+  DY_H5_CHECK(H5Tset_size(str, H5T_VARIABLE));
+  DY_H5_CHECK(H5Tset_cset(str, H5T_CSET_UTF8));
+  DY_TRY(dy_h5_attr(obj, name, str, &value));
+cleanup:
+  dy_h5_close(&str, H5Tclose);
+  PetscFunctionReturn(ierr);
+}
+
+/* Collective: a one-dimensional int attribute of n values (n may be 0). */
+static PetscErrorCode dy_h5_attr_ints(hid_t obj, const char *name, int n, const int *values)
+{
+  PetscErrorCode ierr = 0;
+  hid_t space = H5I_INVALID_HID, attr = H5I_INVALID_HID;
+  const hsize_t dims[1] = {(hsize_t)n};
+
+  PetscFunctionBegin;
+  DY_H5_CHECK(space = H5Screate_simple(1, dims, NULL));
+  DY_H5_CHECK(attr = H5Acreate2(obj, name, H5T_NATIVE_INT, space, H5P_DEFAULT, H5P_DEFAULT));
+  if (n > 0) DY_H5_CHECK(H5Awrite(attr, H5T_NATIVE_INT, values));
+cleanup:
+  dy_h5_close(&attr, H5Aclose);
+  dy_h5_close(&space, H5Sclose);
+  PetscFunctionReturn(ierr);
+}
+
+/* Collective: parent/name of shape dims (ndim axes), written whole by rank 0 from buf. */
+static PetscErrorCode dy_h5_write_whole(MPI_Comm comm, hid_t parent, const char *name, hid_t type, int ndim,
+                                        const hsize_t *dims, const void *buf, hid_t dxpl)
+{
+  PetscErrorCode ierr = 0;
+  hid_t fspace = H5I_INVALID_HID, dset = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+  hsize_t total = 1;
+
+  PetscFunctionBegin;
+  for (int i = 0; i < ndim; i++) total *= dims[i];
+  DY_H5_CHECK(fspace = H5Screate_simple(ndim, dims, NULL));
+  DY_H5_CHECK(dset = H5Dcreate2(parent, name, type, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  DY_H5_CHECK(mspace = H5Screate_simple(ndim, dims, NULL));
+  if (!dy_is_root(comm)) {
+    DY_H5_CHECK(H5Sselect_none(fspace));
+    DY_H5_CHECK(H5Sselect_none(mspace));
+  }
+  if (total > 0) DY_H5_CHECK(H5Dwrite(dset, type, mspace, fspace, dxpl, buf));
+cleanup:
+  dy_h5_close(&mspace, H5Sclose);
+  dy_h5_close(&dset, H5Dclose);
+  dy_h5_close(&fspace, H5Sclose);
+  PetscFunctionReturn(ierr);
+}
+
 /* Collective: config, version, ranks and seed as attributes of the file's root group. */
 static PetscErrorCode dy_output_attributes(MPI_Comm comm, hid_t file, const DyConfig *cfg)
 {
@@ -250,10 +309,128 @@ cleanup:
   PetscFunctionReturn(ierr);
 }
 
+/* Collective: /model/, every net's weights in torch layout (W<l> (out, in), b<l> (out), in
+ * double) and the input standardisation, so that the latent can be recomputed elsewhere. */
+static PetscErrorCode dy_output_model(MPI_Comm comm, hid_t file, hid_t dxpl, const DyData *data, const DyModel *model)
+{
+  static const char *const net_names[DY_NNETS] = {"encoder", "decoder", "force", "logdiff"};
+  PetscErrorCode ierr = 0;
+  hid_t gmodel = H5I_INVALID_HID, gnet = H5I_INVALID_HID;
+  double *buf = NULL;
+  size_t most = (size_t)model->D;
+  const hsize_t dimD[1] = {(hsize_t)model->D};
+
+  PetscFunctionBegin;
+  for (int k = 0; k < DY_NNETS; k++)
+    for (int l = 0; l < model->net[k].nlayer; l++)
+      most = DY_MAX(most, (size_t)model->net[k].dims[l] * model->net[k].dims[l + 1]);
+  DY_TRY(PetscMalloc1(most, &buf));
+  DY_H5_CHECK(gmodel = H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  DY_TRY(dy_h5_attr(gmodel, "D", H5T_NATIVE_INT, &model->D));
+  DY_TRY(dy_h5_attr(gmodel, "Dy", H5T_NATIVE_INT, &model->Dy));
+  DY_TRY(dy_h5_attr(gmodel, "latent_dim", H5T_NATIVE_INT, &model->d));
+  DY_TRY(dy_h5_attr_string(gmodel, "features", "coordinates"));
+  DY_TRY(dy_h5_attr_ints(gmodel, "atoms", 0, NULL));
+  for (int k = 0; k < DY_NNETS; k++) {
+    const DyMlp *net = &model->net[k];
+    const dy_real *p = model->params + net->offset;
+    DY_H5_CHECK(gnet = H5Gcreate2(gmodel, net_names[k], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    DY_TRY(dy_h5_attr_string(gnet, "activation", net->act == DY_ACT_TANH ? "tanh" : "relu"));
+    DY_TRY(dy_h5_attr(gnet, "layers", H5T_NATIVE_INT, &net->nlayer));
+    for (int l = 0; l < net->nlayer; l++) {
+      const int in = net->dims[l], out = net->dims[l + 1];
+      const hsize_t dims[2] = {(hsize_t)out, (hsize_t)in};
+      char name[16];
+      for (size_t i = 0; i < (size_t)out * in; i++) buf[i] = (double)p[i];
+      snprintf(name, sizeof name, "W%d", l);
+      DY_TRY(dy_h5_write_whole(comm, gnet, name, H5T_NATIVE_DOUBLE, 2, dims, buf, dxpl));
+      p += (size_t)out * in;
+      for (int i = 0; i < out; i++) buf[i] = (double)p[i];
+      snprintf(name, sizeof name, "b%d", l);
+      DY_TRY(dy_h5_write_whole(comm, gnet, name, H5T_NATIVE_DOUBLE, 1, dims, buf, dxpl));
+      p += out;
+    }
+    dy_h5_close(&gnet, H5Gclose);
+  }
+  for (int i = 0; i < model->D; i++) buf[i] = data->input_mean ? data->input_mean[i] : 0.0;
+  DY_TRY(dy_h5_write_whole(comm, gmodel, "input_mean", H5T_NATIVE_DOUBLE, 1, dimD, buf, dxpl));
+  for (int i = 0; i < model->D; i++) buf[i] = data->input_scale ? data->input_scale[i] : 1.0;
+  DY_TRY(dy_h5_write_whole(comm, gmodel, "input_scale", H5T_NATIVE_DOUBLE, 1, dimD, buf, dxpl));
+cleanup:
+  dy_h5_close(&gnet, H5Gclose);
+  dy_h5_close(&gmodel, H5Gclose);
+  PetscFree(buf);
+  PetscFunctionReturn(ierr);
+}
+
+/* Collective: /fields/ (SPEC section 12) from fields computed already (the same on every rank). */
+static PetscErrorCode dy_output_fields(MPI_Comm comm, hid_t file, hid_t dxpl, const DyConfig *cfg, const DyFields *f)
+{
+  PetscErrorCode ierr = 0;
+  hid_t g = H5I_INVALID_HID;
+  hsize_t dims[DY_FIELDS_MAX_DIM + 1];
+  const int d = f->d, min_count = DY_FIELDS_WELL_SAMPLED;
+  const int64_t cells = f->well_sampled;
+
+  PetscFunctionBegin;
+  DY_H5_CHECK(g = H5Gcreate2(file, "fields", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  for (int j = 0; j < d; j++) {
+    char name[16];
+    snprintf(name, sizeof name, "axis%d", j);
+    dims[j] = (hsize_t)f->n[j];
+    DY_TRY(dy_h5_write_whole(comm, g, name, H5T_NATIVE_DOUBLE, 1, &dims[j], f->axis[j], dxpl));
+  }
+  dims[d] = (hsize_t)d;
+  DY_TRY(dy_h5_write_whole(comm, g, "force", H5T_NATIVE_DOUBLE, d + 1, dims, f->force, dxpl));
+  DY_TRY(dy_h5_write_whole(comm, g, "diffusion", H5T_NATIVE_DOUBLE, d + 1, dims, f->diffusion, dxpl));
+  DY_TRY(dy_h5_write_whole(comm, g, "count", H5T_NATIVE_INT64, d, dims, f->count, dxpl));
+  DY_TRY(dy_h5_write_whole(comm, g, "free_energy_hist", H5T_NATIVE_DOUBLE, d, dims, f->free_energy_hist, dxpl));
+  DY_TRY(dy_h5_write_whole(comm, g, "free_energy_force", H5T_NATIVE_DOUBLE, d, dims, f->free_energy_force, dxpl));
+  DY_TRY(dy_h5_attr(g, "rms_difference_kT", H5T_NATIVE_DOUBLE, &f->rms_difference_kT));
+  DY_TRY(dy_h5_attr(g, "well_sampled_cells", H5T_NATIVE_INT64, &cells));
+  DY_TRY(dy_h5_attr(g, "min_count", H5T_NATIVE_INT, &min_count));
+  DY_TRY(dy_h5_attr(g, "margin", H5T_NATIVE_DOUBLE, &cfg->margin));
+  DY_TRY(dy_h5_attr(g, "iterations", H5T_NATIVE_INT, &f->iterations));
+cleanup:
+  dy_h5_close(&g, H5Gclose);
+  PetscFunctionReturn(ierr);
+}
+
+/* Collective: the fields of the latent of this rank's frames; prints one summary line. */
+static PetscErrorCode dy_output_compute_fields(MPI_Comm comm, const DyConfig *cfg, const DyData *data,
+                                               const DyModel *model, DyWork *work, DyFields *fields)
+{
+  const int d = model->d;
+  const DyFieldsOptions opt = {.grid = cfg->grid, .margin = cfg->margin};
+  int64_t n = 0;
+  dy_real *z;
+
+  PetscFunctionBegin;
+  for (int i = 0; i < data->ntraj; i++) n += data->block[i].count;
+  PetscCall(PetscMalloc1((size_t)DY_MAX(n, 1) * d, &z));
+  n = 0;
+  for (int i = 0; i < data->ntraj; i++) {
+    const DyTrajBlock *b = &data->block[i];
+    if (b->count > 0) dy_model_encode(model, work, b->count, b->x, z + (size_t)n * d);
+    n += b->count;
+  }
+  PetscErrorCode ierr = dy_fields_compute(comm, model, work, n, z, &opt, fields);
+  PetscCall(PetscFree(z));
+  PetscCall(ierr);
+  if (dy_is_root(comm)) {
+    printf("# fields: grid of %d^%d points; free energy from the force against the histogram: RMS %.3f kT over %lld "
+           "cells with >= %d frames (%d CG iterations)\n",
+           cfg->grid, d, fields->rms_difference_kT, (long long)fields->well_sampled, DY_FIELDS_WELL_SAMPLED,
+           fields->iterations);
+    fflush(stdout);
+  }
+  PetscFunctionReturn(0);
+}
+
 /* Collective: the whole file at `path`; closes it before returning, also on failure. */
 static PetscErrorCode dy_output_file(MPI_Comm comm, const char *path, const DyConfig *cfg, const DyData *data,
                                      const DyModel *model, DyWork *work, const DyOutputClusters *clusters,
-                                     const DyHistory *hist)
+                                     const DyHistory *hist, const DyFields *fields)
 {
   PetscErrorCode ierr = 0;
   hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
@@ -267,6 +444,8 @@ static PetscErrorCode dy_output_file(MPI_Comm comm, const char *path, const DyCo
   DY_TRY(dy_output_attributes(comm, file, cfg));
   DY_TRY(dy_output_frames(file, dxpl, cfg, data, model, work));
   DY_TRY(dy_output_tables(comm, file, dxpl, clusters, hist));
+  DY_TRY(dy_output_model(comm, file, dxpl, data, model));
+  if (fields) DY_TRY(dy_output_fields(comm, file, dxpl, cfg, fields));
 cleanup:
   dy_h5_close(&dxpl, H5Pclose);
   if (file >= 0 && H5Fclose(file) < 0 && !ierr)
@@ -277,17 +456,29 @@ cleanup:
 }
 
 PetscErrorCode dy_output_write_results(MPI_Comm comm, const DyConfig *cfg, const DyData *data, const DyModel *model,
-                                       DyWork *work, const DyOutputClusters *clusters, const DyHistory *hist)
+                                       DyWork *work, const DyOutputClusters *clusters, const DyHistory *hist,
+                                       int with_fields)
 {
   char final[DY_PATH_MAX], tmp[DY_PATH_MAX + 8], msg[2 * DY_PATH_MAX + 128] = "";
   int bad = 0;
+  DyFields fields;
 
   PetscFunctionBegin;
+  memset(&fields, 0, sizeof fields);
+  if (with_fields && model->d > DY_FIELDS_MAX_DIM && dy_is_root(comm)) {
+    printf("# fields: skipped (they are computed for model.latent_dim 1 to %d, this model has %d)\n",
+           DY_FIELDS_MAX_DIM, model->d);
+    fflush(stdout);
+  }
+  with_fields = with_fields && model->d <= DY_FIELDS_MAX_DIM;
+  if (with_fields) PetscCall(dy_output_compute_fields(comm, cfg, data, model, work, &fields));
   PetscCheck(snprintf(final, sizeof final, "%s/results.h5", cfg->dir) < (int)sizeof final, comm, DY_ERR_INPUT,
              "output.dir '%s' is too long", cfg->dir);
   snprintf(tmp, sizeof tmp, "%s.tmp", final);
   PetscCall(dy_output_mkdir(comm, cfg->dir));
-  PetscCall(dy_output_file(comm, tmp, cfg, data, model, work, clusters, hist));
+  PetscErrorCode ierr = dy_output_file(comm, tmp, cfg, data, model, work, clusters, hist, with_fields ? &fields : NULL);
+  dy_fields_free(&fields);
+  PetscCall(ierr);
   /* Every rank has closed the file: only now is it complete, and the rename makes it appear
    * whole or not at all. */
   PetscCallMPI(MPI_Barrier(comm));

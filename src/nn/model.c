@@ -13,6 +13,8 @@ PetscErrorCode dy_model_create(const DyModelShape *shape, DyModel *model)
 {
   PetscFunctionBeginUser;
   memset(model, 0, sizeof *model);
+  PetscCheck(shape->act == DY_ACT_RELU || shape->act == DY_ACT_TANH, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+             "unknown hidden activation %d", (int)shape->act);
   PetscCheck(shape->D > 0 && shape->Dy > 0 && shape->d > 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
              "model sizes must be positive (D %d, Dy %d, d %d)", shape->D, shape->Dy, shape->d);
   model->D = shape->D;
@@ -34,7 +36,7 @@ PetscErrorCode dy_model_create(const DyModelShape *shape, DyModel *model)
       net->dims[l + 1] = shape->hidden[k][l];
     }
     net->dims[nh + 1] = nout[k];
-    net->act = k < DY_NET_FORCE ? DY_ACT_RELU : DY_ACT_TANH;
+    net->act = k < DY_NET_FORCE ? shape->act : DY_ACT_TANH;
     net->offset = offset;
     net->nparam = 0;
     for (int l = 0; l < net->nlayer; l++) net->nparam += (size_t)(net->dims[l] + 1) * net->dims[l + 1];
@@ -322,14 +324,16 @@ static void dy_logdiff_backward(DyModel *model, DyWork *w, int B, dy_real *dG, c
 
 /* --- encode / decode ---------------------------------------------------------------------------- */
 
-/* Net k (encoder or decoder) over n rows in chunks of the workspace's 2B rows. */
+/* Net k over n rows in chunks of the rows its buffers hold (2B for encoder and decoder, B for the
+ * prior nets, whose primal rows come first). */
 static void dy_net_apply(const DyModel *model, DyWork *w, int k, ptrdiff_t n, const dy_real *in, dy_real *out)
 {
   const DyMlp *net = &model->net[k];
   const int nin = net->dims[0], nout = net->dims[net->nlayer];
+  const ptrdiff_t chunk = k <= DY_NET_DECODER ? 2 * (ptrdiff_t)w->B : w->B;
   dy_net_transpose(model, w, k);
-  for (ptrdiff_t r = 0; r < n; r += 2 * w->B) {
-    const int m = (int)DY_MIN((ptrdiff_t)2 * w->B, n - r);
+  for (ptrdiff_t r = 0; r < n; r += chunk) {
+    const int m = (int)DY_MIN(chunk, n - r);
     w->nb[k].in = in + r * nin;
     dy_net_forward(model, w, k, m);
     memcpy(out + r * nout, w->nb[k].h[net->nlayer], (size_t)m * nout * sizeof *out);
@@ -344,6 +348,16 @@ void dy_model_encode(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_r
 void dy_model_decode(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_real *z, dy_real *y)
 {
   dy_net_apply(model, work, DY_NET_DECODER, n, z, y);
+}
+
+void dy_model_force(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_real *z, dy_real *f)
+{
+  dy_net_apply(model, work, DY_NET_FORCE, n, z, f);
+}
+
+void dy_model_logdiff(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_real *z, dy_real *g)
+{
+  dy_net_apply(model, work, DY_NET_LOGDIFF, n, z, g);
 }
 
 void dy_work_set_prior_moves(DyWork *work, const dy_real *dzp)

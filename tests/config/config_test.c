@@ -110,6 +110,7 @@ static const char *const defaults_effective = "[data]\n"
                                               "decoder = [32, 32, 32]\n"
                                               "prior = [32, 32]\n"
                                               "diffusion = \"constant\"\n"
+                                              "activation = \"relu\"\n"
                                               "\n"
                                               "[loss]\n"
                                               "beta = 10.0\n"
@@ -134,7 +135,11 @@ static const char *const defaults_effective = "[data]\n"
                                               "checkpoint_every = 1\n"
                                               "checkpoint_steps = 0\n"
                                               "save_reconstruction = true\n"
-                                              "quiet = false\n";
+                                              "quiet = false\n"
+                                              "\n"
+                                              "[analysis]\n"
+                                              "grid = 64\n"
+                                              "margin = 0.1\n";
 
 /* Only data.input given: every other key takes SPEC's default; relative paths resolve against the
  * input's folder, absolute ones stay, and a path may hold ':'. */
@@ -245,6 +250,7 @@ static void test_overrides(MPI_Comm comm) {
                     "decoder = [\n  16,\n  64,\n]\n"
                     "prior = [8]\n"
                     "diffusion = \"learned\"\n"
+                    "activation = \"tanh\"\n"
                     "[loss]\n"
                     "beta = 0\n"
                     "projections = 7\n"
@@ -265,8 +271,12 @@ static void test_overrides(MPI_Comm comm) {
                     "checkpoint_every = 0\n"
                     "checkpoint_steps = 100\n"
                     "save_reconstruction = false\n"
-                    "quiet = true\n"));
+                    "quiet = true\n"
+                    "[analysis]\n"
+                    "grid = 17\n"
+                    "margin = 0\n"));
   CHECK(load(comm, path, 0, NULL, &cfg) == 0);
+  CHECK(cfg.activation == DY_ACT_TANH && cfg.grid == 17 && cfg.margin == 0.0);
   CHECK(cfg.lag == 3 && cfg.test_fraction == 0.0 && cfg.latent_dim == 3 && cfg.diffusion == DY_DIFFUSION_LEARNED);
   CHECK(cfg.nencoder == 2 && cfg.encoder[0] == 64 && cfg.encoder[1] == 16);
   CHECK(cfg.ndecoder == 2 && cfg.decoder[0] == 16 && cfg.decoder[1] == 64 && cfg.nprior == 1 && cfg.prior[0] == 8);

@@ -155,13 +155,19 @@ int main(int argc, char **argv)
   DyModelShape s3 = {.D = 3, .Dy = 3, .d = 2, .nhidden = {2, 1, 2, 2}, .hidden = {{17, 9}, {9}, {10, 8}, {10, 8}}};
   /* nets without hidden layers (a linear force, log-diffusion and decoder) */
   DyModelShape s4 = {.D = 2, .Dy = 2, .d = 2, .nhidden = {1, 0, 0, 0}, .hidden = {{6}}};
-  const DyModelShape *shapes[4] = {&s1, &s2, &s3, &s4};
-  const int Bs[4] = {11, 13, 21, 9}, Ls[4] = {6, 7, 10, 3};
+  /* tanh encoder and decoder (model.activation = "tanh") */
+  DyModelShape s5 = {.D = 4, .Dy = 3, .d = 2, .nhidden = {2, 2, 1, 2}, .hidden = {{8, 6}, {5, 7}, {6}, {6, 5}},
+                     .act = DY_ACT_TANH};
+  DyModelShape s6 = {.D = 5, .Dy = 5, .d = 3, .nhidden = {3, 1, 2, 2}, .hidden = {{9, 7, 5}, {6}, {5, 4}, {5, 4}},
+                     .act = DY_ACT_TANH};
+  const DyModelShape *shapes[6] = {&s1, &s2, &s3, &s4, &s5, &s6};
+  const int Bs[6] = {11, 13, 21, 9, 12, 10}, Ls[6] = {6, 7, 10, 3, 5, 8};
   int bad = 0;
   double worst = 0;
-  for (int s = 0; s < 4; s++)
+  for (int s = 0; s < 6; s++)
     for (int diff = 0; diff < 2; diff++) {
-      printf("shape %d, %s diffusion\n", s + 1, diff ? "learned" : "constant");
+      printf("shape %d (%s), %s diffusion\n", s + 1, shapes[s]->act == DY_ACT_TANH ? "tanh" : "relu",
+             diff ? "learned" : "constant");
       const double w = check_case(shapes[s], diff ? DY_DIFFUSION_LEARNED : DY_DIFFUSION_CONSTANT, Bs[s], Ls[s],
                                   100 + 10 * s + diff, &bad);
       if (w > worst) worst = w;

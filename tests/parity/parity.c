@@ -41,6 +41,7 @@ static const double tol_step0 = 1e-3, tol_enc_elem = 2e-2, tol_loss = 1e-3, tol_
 /* The fixture, all in double. */
 typedef struct {
   int D, Dy, d, B, L, steps, diffusion;  /* sizes, DyDiffusion code */
+  int activation;                         /* DyActivation of encoder and decoder */
   double beta, lr, prior_lr;             /* loss weight, learning rates */
   size_t nparam, nparam_rep;             /* parameter counts */
   int nlayer;                            /* rows of layout */
@@ -122,7 +123,7 @@ static PetscErrorCode fixture_load(const char *path, Fixture *fx)
     const char *name;
     int *dst;
   } ints[] = {{"D", &fx->D}, {"Dy", &fx->Dy}, {"d", &fx->d}, {"B", &fx->B}, {"L", &fx->L}, {"steps", &fx->steps},
-              {"diffusion_code", &fx->diffusion}};
+              {"diffusion_code", &fx->diffusion}, {"activation_code", &fx->activation}};
   for (size_t k = 0; k < sizeof ints / sizeof ints[0]; ++k) PetscCall(read_attr(f, ints[k].name, H5T_NATIVE_INT, ints[k].dst));
   PetscCall(read_attr(f, "beta", H5T_NATIVE_DOUBLE, &fx->beta));
   PetscCall(read_attr(f, "lr", H5T_NATIVE_DOUBLE, &fx->lr));
@@ -389,7 +390,7 @@ static PetscErrorCode run(const char *path, int perturb)
          DY_REAL_NAME, path, fx.D, fx.Dy, fx.d, fx.B, fx.L, fx.steps, fx.beta, fx.diffusion ? "learned" : "constant",
          fx.nparam);
 
-  DyModelShape shape = {.D = fx.D, .Dy = fx.Dy, .d = fx.d};
+  DyModelShape shape = {.D = fx.D, .Dy = fx.Dy, .d = fx.d, .act = (DyActivation)fx.activation};
   memcpy(shape.nhidden, fx.nhidden, sizeof shape.nhidden);
   memcpy(shape.hidden, fx.hidden, sizeof shape.hidden);
   DyModel m;
