@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""tools/smpi_projection.py on a tiny simulated cluster (2 cores per node, 2 and 4 ranks) from a
+given measurement: the JSON has the documented layout, efficiencies are in (0, 1], the slower
+network gives the slower epoch, and bad arguments exit 2. Exit 77 (skipped) without SimGrid."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "smpi_projection.py")
+if shutil.which("smpicc") is None or shutil.which("smpirun") is None:
+    print("SKIP: SimGrid's smpicc/smpirun are not installed (Debian: libsimgrid-dev simgrid)")
+    sys.exit(77)
+failures = []
+
+
+def check(name, cond, detail=""):
+    print(("ok   " if cond else "FAIL ") + name, flush=True)
+    if not cond:
+        print(detail[-3000:])
+        failures.append(name)
+
+
+work = tempfile.mkdtemp()
+try:
+    measured = {"source": "test", "step_seconds": 3e-4, "epoch_seconds": 0.02, "steps_per_epoch": 50,
+                "batch_size": 64, "gradient_values": 7000, "pairs": 3200, "features": 2, "bins": 50,
+                "max_centers": 200, "latent_dim": 2}
+    mpath = os.path.join(work, "m.json")
+    json.dump({"measured": measured}, open(mpath, "w"))
+    epochs = {}
+    for net in ("ib", "ethernet"):
+        out = os.path.join(work, net + ".json")
+        r = subprocess.run([sys.executable, tool, "--ranks", "2,4", "--network", net, "--measured", mpath,
+                            "--cores-per-node", "2", "--sim-steps", "2", "--json", out], capture_output=True, text=True)
+        check(f"{net}: runs", r.returncode == 0, r.stdout + r.stderr)
+        if r.returncode:
+            continue
+        t = json.load(open(out))
+        rows = t["rows"]
+        check(f"{net}: layout", t["network"] == net and isinstance(t["assumptions"], dict)
+              and [x["ranks"] for x in rows] == [2, 4]
+              and all(k in x for x in rows for k in ("seconds_per_epoch", "weak_efficiency", "strong_efficiency")),
+              json.dumps(t)[:2000])
+        check(f"{net}: efficiencies in (0, 1]", all(0 < x[k] <= 1.0 + 1e-9 for x in rows
+                                                   for k in ("weak_efficiency", "strong_efficiency")), str(rows))
+        check(f"{net}: assumptions printed next to the numbers", "Gb/s" in r.stdout and "ranks per node" in r.stdout,
+              r.stdout)
+        epochs[net] = rows[-1]["seconds_per_epoch"]
+    if len(epochs) == 2:
+        check("ethernet is slower than ib", epochs["ethernet"] > epochs["ib"], str(epochs))
+    r = subprocess.run([sys.executable, tool, "--ranks", "0,4", "--measured", mpath], capture_output=True, text=True)
+    check("bad --ranks: exit 2", r.returncode == 2, r.stdout + r.stderr)
+finally:
+    shutil.rmtree(work, ignore_errors=True)
+sys.exit(1 if failures else 0)
