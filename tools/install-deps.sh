@@ -6,7 +6,8 @@ packages=(build-essential cmake pkg-config
           libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
           libscalapack-openmpi-dev petsc-dev libopenblas-dev
           python3 python3-numpy python3-h5py python3-matplotlib python3-torch
-          slurmctld slurmd slurm-client munge libsimgrid-dev simgrid)
+          slurmctld slurmd slurm-client munge libsimgrid-dev simgrid
+          valgrind clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -409,8 +409,11 @@ static PetscErrorCode dy_config_take_set(DyLoad *ld, const char *arg) {
     strcpy(text, "v = \"");
     dy_toml_escape(value, vlen, text + 5, cap - 8);
     strcat(text, "\"\n");
-    PetscCheck(!dy_toml_parse(text, strlen(text), &doc, err, sizeof err), PETSC_COMM_SELF, PETSC_ERR_PLIB,
-               "--set %s: cannot quote the value: %s", o.set, err);
+    if (dy_toml_parse(text, strlen(text), &doc, err, sizeof err)) { /* quoted, only bad UTF-8 fails */
+      const char *why = strstr(err, ": ");
+      free(text);
+      return dy_config_fail(ld->comm, &o, "the value is not UTF-8 text (%s)", why ? why + 2 : err);
+    }
   }
   free(text);
   ld->doc[ld->ndoc++] = doc;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Checkpoint files and run locks: written at 2 ranks, read back at 1, 2 and 4; damaged copies
-(truncated, flipped bytes, a missing dataset) are detected, named, and the previous checkpoint is
-used; with both damaged the load fails with exit code 2; a live run's lock refuses a second run
+(truncated, flipped bytes at the start and at the end of every array, a missing dataset) are
+detected, named, and the previous checkpoint is used; with both damaged the load fails with exit code 2; a live run's lock refuses a second run
 and a killed run's lock does not."""
 import argparse, os, shutil, signal, subprocess, sys, time
 import h5py
@@ -67,7 +67,18 @@ def drop(path, name="small"):
         del f[name]
 
 
+def truncate_last(path):
+    """Cut inside the array stored last: one byte short."""
+    with h5py.File(path, "r") as f:
+        ends = []
+        f.visititems(lambda n, o: ends.append(o.id.get_offset() + o.id.get_storage_size())
+                     if isinstance(o, h5py.Dataset) and o.id.get_storage_size() > 0 else None)
+    with open(path, "r+b") as f:
+        f.truncate(max(ends) - 1)
+
+
 cases = [("truncated", truncate, ["checkpoint.h5", "truncated"]),
+         ("truncated_last_byte", truncate_last, ["checkpoint.h5"]),
          ("flipped", flip_data, ["checkpoint.h5", "/params", "digest"]),
          ("missing", drop, ["checkpoint.h5", "/small", "missing"])]
 for case, how, words in cases:
@@ -79,6 +90,33 @@ for case, how, words in cases:
     how(os.path.join(d, "checkpoint.prev.h5"))
     rc, out = run(1, "read", d, "1")
     expect(f"{case}: both damaged -> exit 2", rc == 2 and "checkpoint.prev.h5" in out and "no usable checkpoint" in out, out)
+
+# Every array of the checkpoint, damaged at its first and at its last bytes: each is found by its
+# digest (the distributed ones through their blocks' digests) and the previous checkpoint is used.
+def flip_at(name, where):
+    def how(path):
+        with h5py.File(path, "r") as f:
+            off, size = f[name].id.get_offset(), f[name].id.get_storage_size()
+        n = min(4, size)
+        with open(path, "r+b") as f:
+            f.seek(off if where == "start" else off + size - n)
+            b = bytearray(f.read(n))
+            f.seek(off if where == "start" else off + size - n)
+            f.write(bytes(x ^ 0x5A for x in b))
+    return how
+
+
+arrays = []
+with h5py.File(os.path.join(base, "checkpoint.h5"), "r") as f:
+    f.visititems(lambda n, o: arrays.append(n) if isinstance(o, h5py.Dataset) and o.id.get_storage_size() > 0 else None)
+expect("the checkpoint holds distributed arrays", any(n.endswith(".offsets") for n in arrays), str(arrays))
+for name in arrays:
+    for where in ("start", "end"):
+        d = damaged(f"flip_{name}_{where}", flip_at(name, where))
+        rc, out = run(2, "read", d, "1")
+        # a damaged list of blocks may be named, or the array it cuts into blocks
+        expect(f"/{name} damaged at its {where}: found, previous checkpoint used",
+               rc == 0 and "warning" in out and f"/{name.split('.')[0]}" in out and "checkpoint.h5" in out, out)
 
 # run lock
 ld = os.path.join(a.work, "lock")

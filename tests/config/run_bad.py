@@ -109,6 +109,9 @@ CASES = [
     ("set_word", INPUT, ["--set", "model.diffusion=learnt"], ["--set model.diffusion=learnt: model.diffusion", 'did you mean "learned"?']),
     ("set_list", INPUT, ["--set", "model.encoder=[8, 0]"], ["--set model.encoder=[8, 0]: model.encoder[1] must be >= 1"]),
     ("set_input_empty", INPUT, ["--set", "data.input=[]"], ["--set data.input=[]: data.input is empty"]),
+    # a value that is not UTF-8 (found by tests/fuzz): refused as input, not an internal error
+    ("set_bad_utf8", INPUT, ["--set", b"model.type=x\x9cy"], ["--set model.type=x", "the value is not UTF-8 text",
+                                                            "invalid UTF-8 byte 0x9C"]),
     ("set_two_values", INPUT, ["--set", "train.seed=1\nx = 2"], ["train.seed must be an integer, found string"]),
     ("set_later_wins", INPUT, ["--set", "train.epochs=0", "--set", "train.epochs=5", "--set", "train.batch_size=1"],
      ["--set train.batch_size=1: train.batch_size must be >= 2"]),
@@ -170,7 +173,8 @@ def run_case(exe, scratch, launcher, name, text, args, expected):
         with open(path, "w") as f:
             f.write(text)
     cmd = launcher + [exe, name + ".toml", "--check"] + args
-    p = subprocess.run(cmd, cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    p = subprocess.run(cmd, cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       errors="replace", timeout=120)
     out = p.stdout + p.stderr
     problems = []
     if p.returncode != 2:

@@ -98,6 +98,10 @@ int main(void)
   ok &= check(256, 50, 2, 6, 1);
   ok &= check(100, 9, 3, 7, 1);
   ok &= check(64, 4, 1, 8, 1);
+  /* batch sizes at the edges of the sort's stages: the merges of 256 < B <= 512 rows end with a
+   * stride-32 pass, larger ones go on; B = 2, 3 are the smallest blocks */
+  static const int sizes[] = {2, 3, 255, 257, 511, 512, 1000};
+  for (int i = 0; i < (int)(sizeof sizes / sizeof *sizes); i++) ok &= check(sizes[i], 5, 2, 20 + i, i % 2);
   printf("%s\n", ok ? "ok" : "FAIL");
   return ok ? 0 : 1;
 }
