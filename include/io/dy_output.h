@@ -47,7 +47,9 @@ typedef struct {
 /* Collective on comm: encodes (and decodes, with cfg->save_reconstruction) the frames of this
  * rank's blocks, creates cfg->dir (mkdir -p) and writes cfg->dir/results.h5 through
  * results.h5.tmp, renamed by rank 0 once every rank has closed it. `work` is any workspace of
- * the model (dy_model_encode blocks internally). */
+ * the model (dy_model_encode blocks internally). model == NULL (model.type = "tica"): the latent
+ * is the first cfg->latent_dim TICs of data->tica, with no reconstruction. /tica/ is written
+ * whenever data->tica is set. */
 PetscErrorCode dy_output_write_results(MPI_Comm comm, const DyConfig *cfg, const DyData *data, const DyModel *model,
                                        DyWork *work, const DyOutputClusters *clusters, const DyHistory *hist);
 

@@ -99,8 +99,9 @@ static PetscErrorCode dy_syevd(MPI_Comm comm, int n, DyDmat *A, double *w, DyDma
   pdsyevd_("V", "U", &n, A->a, &one, &one, A->desc, w, Z->a, &one, &one, Z->desc, &wq, &query, &iq, &query, &info,
            1, 1);
   PetscCheck(info == 0, comm, PETSC_ERR_LIB, "PDSYEVD workspace query failed (info %d)", info);
-  /* The query is known to fall short for small matrices on many processes: some slack. */
-  lwork = (int)DY_MIN((double)INT_MAX, 1.1 * wq + 1024);
+  /* The query falls short when n is below the block size (PDORMTR then refuses its LWORK): add
+   * room for a few blocks. */
+  lwork = (int)DY_MIN((double)INT_MAX, 1.1 * wq + 4.0 * A->desc[5] * A->desc[5] + 1024);
   liwork = DY_MAX(iq, 1) + 64;
   PetscCall(PetscMalloc1(lwork, &work));
   PetscCall(PetscMalloc1(liwork, &iwork));

@@ -8,7 +8,8 @@ under the launcher and compares mean, eigenvalues, timescales, eigenvectors and 
 latent with the reference: relative 1e-10 (latent and eigenvectors relative to their largest
 entry per component). The cases: ordinary data (several trajectories, D = 37 with blocks of 8,
 rounds of 16 frames); aligned coordinates of a rigid-ish body (C0 loses 6 directions); a constant
-feature and an exact linear dependency with standardize off (dropped, not divided by); the same
+feature and an exact linear dependency with standardize off (dropped, not divided by), on the
+default blocks of 64, larger than the matrix; the same
 asking for more components than remain (exit 2, clear message); five features on blocks of 8
 (one block for all ranks) with a trajectory shorter than the rank count. Exit 0 when all hold."""
 import argparse
@@ -103,7 +104,7 @@ def case_constant(rng, k=4):
         x = slow_process(rng, f, rates) @ mix
         x = np.hstack([x, np.full((f, 1), 3.25), x[:, :1] - 2 * x[:, 1:2]])  # constant; dependent
         trajs.append(x)
-    return trajs, dict(lag=1, eps=1e-6, k=k, scaling="none", nb=4, chunk=0)
+    return trajs, dict(lag=1, eps=1e-6, k=k, scaling="none", nb=0, chunk=0)  # default blocks of 64 > D
 
 
 def case_tiny(rng):
