@@ -341,9 +341,11 @@ static PetscErrorCode dy_tica_solve(DyTica *t, const DyTicaOptions *opt, DyDmat 
     dy_dmat_free(Ct);
     PetscCall(PetscFree(s));
     if (nflat > 0)
-      snprintf(flat, sizeof flat, "; %lld feature%s (the first: feature %lld, counting from 0) %s a variance below "
-               "tica.epsilon, e.g. constant, which carries no signal",
-               (long long)nflat, nflat == 1 ? "" : "s", (long long)first, nflat == 1 ? "has" : "have");
+      snprintf(flat, sizeof flat,
+               "; %lld feature%s a variance below tica.epsilon, i.e. %s (nearly) constant and carr%s no signal (the "
+               "first: feature %lld, counting from 0)",
+               (long long)nflat, nflat == 1 ? " has" : "s have", nflat == 1 ? "is" : "are", nflat == 1 ? "ies" : "y",
+               (long long)first);
     PetscCall(dy_input_error(t->comm,
                              "%s = %d, but TICA keeps only %d component%s: of the %d eigenvalues of the covariance C0, "
                              "%d %s below tica.epsilon = %g (linearly dependent or constant features)%s; lower %s "
