@@ -45,7 +45,7 @@ typedef struct {
   int k;                 /* components computed, >= 1 */
   const char *k_key;     /* the input key that asked for k, named when fewer remain */
   int nb;                /* block size of the grid; 0: DY_TICA_NB */
-  int64_t chunk;         /* pairs (frames) per rank in one round; 0: about 32 MiB of doubles */
+  int64_t chunk;         /* pairs (frames) per rank in one round; 0: 32 MiB of doubles over all ranks */
 } DyTicaOptions;
 
 /* A fitted TICA. The BLACS contexts live as long as it does. */

@@ -12,11 +12,16 @@
 #include "analysis/dy_scalapack.h"
 
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DY_TICA_CHUNK_DOUBLES ((int64_t)4 << 20) /* one round's frames of one rank: 32 MiB */
+/* One round's frames of all ranks together: 32 MiB, so that a rank's share of the round buffers
+ * (and of PBLAS's copies of them) shrinks with the rank count; at least DY_TICA_CHUNK_MIN frames
+ * per rank so that the rank-K updates stay efficient. */
+#define DY_TICA_CHUNK_DOUBLES ((int64_t)4 << 20)
+#define DY_TICA_CHUNK_MIN 64
 
 /* Phases of -log_view. */
 static PetscLogEvent dy_ev_cov, dy_ev_eig, dy_ev_proj;
@@ -425,7 +430,7 @@ PetscErrorCode dy_tica_fit(MPI_Comm comm, int D, int npieces, const DyTicaPairs 
   t->epsilon = opt->epsilon;
   t->scaling = opt->scaling;
   t->nb = opt->nb > 0 ? opt->nb : DY_TICA_NB;
-  t->chunk = opt->chunk > 0 ? opt->chunk : DY_MAX((int64_t)1, DY_TICA_CHUNK_DOUBLES / D);
+  t->chunk = opt->chunk > 0 ? opt->chunk : DY_MAX((int64_t)DY_TICA_CHUNK_MIN, DY_TICA_CHUNK_DOUBLES / D / P);
   PetscCall(PetscMalloc1(D, &t->mean));
   PetscCall(PetscCalloc1(opt->k, &t->eigenvalues));
   PetscCall(PetscCalloc1(opt->k, &t->timescales));
@@ -448,6 +453,11 @@ PetscErrorCode dy_tica_fit(MPI_Comm comm, int D, int npieces, const DyTicaPairs 
   PetscCall(dy_dmat_create(t->grid, D, D, t->nb, t->nb, &C0));
   PetscCall(dy_dmat_create(t->grid, D, D, t->nb, t->nb, &Ct));
   PetscCall(dy_tica_covariances(t, npieces, pieces, &C0, &Ct));
+#if defined(__GLIBC__)
+  /* The rounds' buffers (and PBLAS's copies) may linger in the heap: hand them back before the
+   * eigensolve, whose workspace is the peak. */
+  malloc_trim(0);
+#endif
   PetscCall(PetscLogEventEnd(dy_ev_cov, 0, 0, 0, 0));
 
   PetscCall(PetscLogEventBegin(dy_ev_eig, 0, 0, 0, 0));
