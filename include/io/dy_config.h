@@ -5,6 +5,7 @@
 #pragma once
 #include "base/dy_common.h"
 #include "nn/dy_model.h"
+#include "analysis/dy_tica.h"
 
 #include <stdio.h>
 
@@ -27,8 +28,9 @@ typedef struct {
   DyDataRef *target;       /* (ntarget) */
   int lag;                 /* frames between the members of a pair, >= 1 */
   double test_fraction;    /* in [0, 1) */
+  int tica_dim;            /* k > 0: the encoder sees the first k TICs of the inputs; 0: off */
   /* [model] */
-  char type[32];           /* "dynamicsae" (later "vae", "swae", "sdevae") */
+  char type[32];           /* "dynamicsae" or "tica" (later "vae", "swae", "sdevae") */
   int latent_dim;          /* d >= 1 */
   int nencoder, ndecoder, nprior;              /* hidden layer counts, >= 1 */
   int encoder[DY_MAX_LAYERS - 1];              /* hidden widths */
@@ -43,6 +45,10 @@ typedef struct {
   double d_min;            /* > 0 */
   double gamma;            /* >= 1 */
   int max_centers;         /* >= 1 */
+  /* [tica] */
+  int tica_lag;            /* frames, >= 1 (0 in the file: data.lag, resolved when loading) */
+  double tica_epsilon;     /* eigenvalues of C0 below it are dropped, > 0 */
+  DyTicaScaling tica_scaling; /* "kinetic_map" or "none" */
   /* [train] */
   int epochs;              /* epochs in all, counting the warm-up epoch 0; >= 1 */
   int batch_size;          /* per rank, >= 2 */

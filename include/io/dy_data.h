@@ -10,6 +10,7 @@
 #pragma once
 #include "base/dy_common.h"
 #include "io/dy_config.h"
+#include "analysis/dy_tica.h"
 
 /* This rank's contiguous block of one trajectory (frames [start, start + count)), read for the
  * pairs and kept so that results can be written for every frame. Blocks of all ranks partition
@@ -44,6 +45,8 @@ typedef struct {
   int64_t ntrain_global, ntest_global; /* pairs of each kind over all ranks */
   double *input_mean;   /* (D) the encoder sees (x - input_mean) / input_scale; NULL: the features as read */
   double *input_scale;  /* (D) with input_mean */
+  DyTica *tica;         /* the TICA of the inputs as read (data.tica_dim > 0: the blocks hold its
+                         * projections, D = tica_dim; model.type = "tica": the model), or NULL */
 } DyData;
 
 /* Collective: validates every input (and target) dataset, reads this rank's blocks with
@@ -57,3 +60,15 @@ PetscErrorCode dy_data_print_plan(MPI_Comm comm, const DyData *data, FILE *fp);
 void dy_data_pair_locate(const DyData *data, int64_t g, int *traj, int64_t *t);
 /* Frees everything and zeroes the struct; safe on a zeroed or partly loaded struct. */
 void dy_data_free(DyData *data);
+
+/* Collective (src/io/data_tica.c): fits TICA (cfg's [tica] epsilon and scaling) to all pairs
+ * (t, t + lag) of all trajectories, read from the blocks (partners beyond a block's overlap are
+ * fetched from the ranks that hold them), with k components; lag_key and k_key name the keys in
+ * messages. A lag that leaves no pair, and fewer than k components kept, are DY_ERR_INPUT errors.
+ * The result becomes data->tica (freed with the data). */
+PetscErrorCode dy_data_tica_fit(MPI_Comm comm, const DyConfig *cfg, DyData *data, int lag, const char *lag_key, int k,
+                                const char *k_key);
+/* Collective, the data.tica_dim hook of dy_data_load (a no-op when it is 0): fits TICA at
+ * data.lag and replaces every block's frames (overlap included) by their first tica_dim TICs,
+ * so that the pairs, the model and the results see D = tica_dim features. */
+PetscErrorCode dy_data_tica_project(MPI_Comm comm, const DyConfig *cfg, DyData *data);

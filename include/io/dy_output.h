@@ -50,7 +50,9 @@ typedef struct {
  * /clusters, /history and /model/ (SPEC sections 8 and 12). With with_fields, and a latent
  * dimension of 1 to 3, also /fields/ (dy_fields.h, the [analysis] keys) and a summary line on
  * rank 0; with a larger latent dimension a line says that the fields are skipped. `work` is any
- * workspace of the model (dy_model_encode blocks internally). */
+ * workspace of the model (dy_model_encode blocks internally). model == NULL (model.type = "tica"):
+ * the latent is the first cfg->latent_dim TICs of data->tica, with no reconstruction, /model/ or
+ * /fields/. /tica/ is written whenever data->tica is set. */
 PetscErrorCode dy_output_write_results(MPI_Comm comm, const DyConfig *cfg, const DyData *data, const DyModel *model,
                                        DyWork *work, const DyOutputClusters *clusters, const DyHistory *hist,
                                        int with_fields);

@@ -2,6 +2,7 @@
 #include "app/dy_app.h"
 #include "io/dy_config.h"
 #include "io/dy_data.h"
+#include "io/dy_output.h"
 #include "parallel/dy_exchange.h"
 #include "app/dy_train.h"
 #include "app/dy_runctl.h"
@@ -166,6 +167,33 @@ static PetscErrorCode dy_app_analyze(MPI_Comm comm, const DyConfig *cfg, const D
   PetscFunctionReturn(0);
 }
 
+/* model.type = "tica": no training; the latent is the first model.latent_dim TICs of the inputs
+ * at tica.lag. The fit is part of the validation, so --check runs it too (and writes nothing). */
+static PetscErrorCode dy_app_tica(MPI_Comm comm, const DyConfig *cfg, DyData *data, int check)
+{
+  DyHistory hist;
+
+  PetscFunctionBegin;
+  PetscCall(dy_data_tica_fit(comm, cfg, data, cfg->tica_lag, "tica.lag", cfg->latent_dim, "model.latent_dim"));
+  if (dy_is_root(comm)) {
+    const DyTica *t = data->tica;
+    printf("# tica: %lld pairs at lag %d, %d of %d components kept (epsilon %g)\n", (long long)t->npairs, t->lag, t->m,
+           t->D, t->epsilon);
+    for (int j = 0; j < t->k; j++)
+      printf("#   TIC %d: eigenvalue %.6f, timescale %.4g frames\n", j, t->eigenvalues[j], t->timescales[j]);
+    fflush(stdout);
+  }
+  if (check) PetscFunctionReturn(0);
+  PetscCall(dy_history_create(1, &hist));
+  PetscCall(dy_output_write_results(comm, cfg, data, NULL, NULL, NULL, &hist, 0));
+  dy_history_destroy(&hist);
+  if (dy_is_root(comm)) {
+    printf("wrote %s/results.h5\n", cfg->dir);
+    fflush(stdout);
+  }
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode dy_app_run(MPI_Comm comm, const DyArgs *args)
 {
   DyConfig cfg;
@@ -186,7 +214,9 @@ PetscErrorCode dy_app_run(MPI_Comm comm, const DyArgs *args)
   PetscCall(dy_config_print(comm, &cfg, stdout));
   PetscCall(dy_data_load(comm, &cfg, &data));
   PetscCall(dy_data_print_plan(comm, &data, stdout));
-  if (args->analyze && !args->check) {
+  if (!strcmp(cfg.type, "tica")) {
+    PetscCall(dy_app_tica(comm, &cfg, &data, args->check));
+  } else if (args->analyze && !args->check) {
     PetscCall(dy_app_analyze(comm, &cfg, &data));
   } else if (!args->check) {
     DyRunOptions opt = {.quiet = args->quiet || cfg.quiet,
@@ -194,9 +224,8 @@ PetscErrorCode dy_app_run(MPI_Comm comm, const DyArgs *args)
                         .restart_path = args->restart_path,
                         .exchange = kind};
     PetscCall(dy_train_run(comm, &cfg, &data, &opt));
-  } else if (dy_is_root(comm)) {
-    printf("check: the input file and the data are valid; nothing was written\n");
   }
+  if (args->check && dy_is_root(comm)) printf("check: the input file and the data are valid; nothing was written\n");
   dy_data_free(&data);
   dy_config_free(&cfg);
   PetscFunctionReturn(0);

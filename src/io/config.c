@@ -42,9 +42,10 @@ typedef struct {
   size_t given_off;           /* PATH: the as-written field */
 } DyKey;
 
-static const char *const dy_model_types[] = {"dynamicsae", "vae", "swae", "sdevae", NULL};
+static const char *const dy_model_types[] = {"dynamicsae", "tica", "vae", "swae", "sdevae", NULL};
 static const char *const dy_diffusions[] = {"constant", "learned", NULL};
 static const char *const dy_activations[] = {"relu", "tanh", NULL}; /* DyActivation order */
+static const char *const dy_tica_scalings[] = {"kinetic_map", "none", NULL}; /* DyTicaScaling order */
 
 #define DY_F(f) offsetof(DyConfig, f)
 #define DY_ANY(lo_) .lo = (lo_), .hi = HUGE_VAL
@@ -54,7 +55,8 @@ static const DyKey dy_keys[] = {
     {"data", "target", DY_KEY_DATA, "[]", .off = DY_F(target), .count_off = DY_F(ntarget)},
     {"data", "lag", DY_KEY_INT, "1", DY_ANY(1), .off = DY_F(lag)},
     {"data", "test_fraction", DY_KEY_REAL, "0.2", .lo = 0, .hi = 1, .hi_open = 1, .off = DY_F(test_fraction)},
-    {"model", "type", DY_KEY_WORD, "\"dynamicsae\"", .choices = dy_model_types, .navailable = 1, .off = DY_F(type)},
+    {"data", "tica_dim", DY_KEY_INT, "0", DY_ANY(0), .off = DY_F(tica_dim)},
+    {"model", "type", DY_KEY_WORD, "\"dynamicsae\"", .choices = dy_model_types, .navailable = 2, .off = DY_F(type)},
     {"model", "latent_dim", DY_KEY_INT, "2", DY_ANY(1), .off = DY_F(latent_dim)},
     {"model", "encoder", DY_KEY_WIDTHS, "[32, 32, 32]", DY_ANY(1), .off = DY_F(encoder), .count_off = DY_F(nencoder)},
     {"model", "decoder", DY_KEY_WIDTHS, "[32, 32, 32]", DY_ANY(1), .off = DY_F(decoder), .count_off = DY_F(ndecoder)},
@@ -68,6 +70,10 @@ static const DyKey dy_keys[] = {
     {"cluster", "d_min", DY_KEY_REAL, "5.0", DY_ANY(0), .lo_open = 1, .off = DY_F(d_min)},
     {"cluster", "gamma", DY_KEY_REAL, "2.0", DY_ANY(1), .off = DY_F(gamma)},
     {"cluster", "max_centers", DY_KEY_INT, "200", DY_ANY(1), .off = DY_F(max_centers)},
+    {"tica", "lag", DY_KEY_INT, "0", DY_ANY(0), .off = DY_F(tica_lag)}, /* 0: data.lag */
+    {"tica", "epsilon", DY_KEY_REAL, "1e-6", DY_ANY(0), .lo_open = 1, .off = DY_F(tica_epsilon)},
+    {"tica", "scaling", DY_KEY_ENUM, "\"kinetic_map\"", .choices = dy_tica_scalings, .navailable = 2,
+     .off = DY_F(tica_scaling)},
     {"train", "epochs", DY_KEY_INT, "50", DY_ANY(1), .off = DY_F(epochs)},
     {"train", "batch_size", DY_KEY_INT, "256", DY_ANY(2), .off = DY_F(batch_size)},
     {"train", "lr", DY_KEY_REAL, "1e-3", DY_ANY(0), .lo_open = 1, .off = DY_F(lr)},
@@ -84,7 +90,8 @@ static const DyKey dy_keys[] = {
     {"analysis", "margin", DY_KEY_REAL, "0.1", DY_ANY(0), .off = DY_F(margin)},
 };
 #define DY_NKEYS ((int)(sizeof dy_keys / sizeof dy_keys[0]))
-static const char *const dy_sections[] = {"data", "model", "loss", "cluster", "train", "output", "analysis", NULL};
+static const char *const dy_sections[] = {"data", "model", "loss", "cluster", "tica", "train", "output", "analysis",
+                                          NULL};
 
 /* Where a value came from, for messages: "FILE:LINE: ", "FILE: " or "--set ARG: ". */
 typedef struct {
@@ -307,8 +314,8 @@ static PetscErrorCode dy_config_take_file(DyLoad *ld, const DyTomlValue *root) {
         const char *s = dy_word_suggest(dy_sections, sec);
         if (s) return dy_config_fail(ld->comm, &o, "unknown section [%s] (did you mean [%s]?)", sec, s);
         return dy_config_fail(ld->comm, &o,
-                              "unknown section [%s] (the sections are [data], [model], [loss], [cluster], [train], "
-                              "[output], [analysis])",
+                              "unknown section [%s] (the sections are [data], [model], [loss], [cluster], [tica], "
+                              "[train], [output], [analysis])",
                               sec);
       }
       dy_key_hint(NULL, sec, hint, sizeof hint);
@@ -719,6 +726,14 @@ static PetscErrorCode dy_config_validate(DyLoad *ld, const DyTomlValue *file, Dy
     return dy_config_fail(ld->comm, &s->origin,
                           "data.target has %d entries but data.input has %d: give one target per input, or none",
                           cfg->ntarget, cfg->ntraj);
+  }
+  if (cfg->tica_lag == 0) cfg->tica_lag = cfg->lag;
+  if (cfg->tica_dim > 0 && !strcmp(cfg->type, "tica")) {
+    const DySlot *s = &ld->slot[dy_key_find("data", "tica_dim") - dy_keys];
+    return dy_config_fail(ld->comm, &s->origin,
+                          "data.tica_dim = %d feeds TICs to a trained model, but model.type = \"tica\" trains none: its "
+                          "latent is already the first model.latent_dim TICs; remove data.tica_dim",
+                          cfg->tica_dim);
   }
   PetscFunctionReturn(0);
 }

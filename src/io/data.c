@@ -593,6 +593,7 @@ static PetscErrorCode dy_data_load_checked(MPI_Comm comm, const DyConfig *cfg, D
   PetscCall(PetscLogEventEnd(dy_ev_read, 0, 0, 0, 0));
   PetscCall(PetscFree(info));
   PetscCall(ierr);
+  PetscCall(dy_data_tica_project(comm, cfg, data)); /* data.tica_dim: the frames become their TICs */
   PetscCall(PetscLogEventBegin(dy_ev_scatter, 0, 0, 0, 0));
   PetscCall(dy_pairs_scatter(comm, (uint64_t)cfg->seed, cfg->test_fraction, data));
   PetscCall(PetscLogEventEnd(dy_ev_scatter, 0, 0, 0, 0));
@@ -694,6 +695,8 @@ void dy_data_free(DyData *data)
   for (int i = 0; data->name && i < data->ntraj; i++) (void)PetscFree(data->name[i]);
   dy_pairs_free(&data->train);
   dy_pairs_free(&data->test);
+  if (data->tica) dy_tica_destroy(data->tica);
+  (void)PetscFree(data->tica);
   (void)PetscFree(data->block);
   (void)PetscFree(data->name);
   (void)PetscFree(data->frames);

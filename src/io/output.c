@@ -237,7 +237,8 @@ cleanup:
 }
 
 /* Collective: /latent/traj{i} and, when asked, /reconstruction/traj{i} for every trajectory,
- * each rank encoding and writing the frames of its own blocks. */
+ * each rank encoding and writing the frames of its own blocks (without a model: projecting them
+ * onto the TICs of data->tica). */
 static PetscErrorCode dy_output_frames(hid_t file, hid_t dxpl, const DyConfig *cfg, const DyData *data,
                                        const DyModel *model, DyWork *work)
 {
@@ -245,22 +246,23 @@ static PetscErrorCode dy_output_frames(hid_t file, hid_t dxpl, const DyConfig *c
   hid_t glat = H5I_INVALID_HID, grec = H5I_INVALID_HID;
   dy_real *z = NULL, *y = NULL;
   int64_t most = 0;
-  const int d = model->d, Dy = model->Dy;
+  const int d = model ? model->d : cfg->latent_dim, Dy = model ? model->Dy : 0;
+  const int recon = model && cfg->save_reconstruction;
 
   PetscFunctionBegin;
   for (int i = 0; i < data->ntraj; i++) most = DY_MAX(most, data->block[i].count);
   DY_TRY(PetscMalloc1((size_t)DY_MAX(most, 1) * d, &z));
-  if (cfg->save_reconstruction) DY_TRY(PetscMalloc1((size_t)DY_MAX(most, 1) * Dy, &y));
+  if (recon) DY_TRY(PetscMalloc1((size_t)DY_MAX(most, 1) * Dy, &y));
   DY_H5_CHECK(glat = H5Gcreate2(file, "latent", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  if (cfg->save_reconstruction)
-    DY_H5_CHECK(grec = H5Gcreate2(file, "reconstruction", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  if (recon) DY_H5_CHECK(grec = H5Gcreate2(file, "reconstruction", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   for (int i = 0; i < data->ntraj; i++) {
     const DyTrajBlock *b = &data->block[i];
     char name[32];
     snprintf(name, sizeof name, "traj%d", i);
-    if (b->count > 0) dy_model_encode(model, work, b->count, b->x, z);
+    if (!model) DY_TRY(dy_tica_project(data->tica, d, b->count, b->x, z)); /* model.type = "tica" */
+    else if (b->count > 0) dy_model_encode(model, work, b->count, b->x, z);
     DY_TRY(dy_h5_write_rows(glat, name, DY_H5_REAL, b->frames, d, b->start, b->count, z, dxpl));
-    if (!cfg->save_reconstruction) continue;
+    if (!recon) continue;
     if (b->count > 0) dy_model_decode(model, work, b->count, z, y);
     DY_TRY(dy_h5_write_rows(grec, name, DY_H5_REAL, b->frames, Dy, b->start, b->count, y, dxpl));
   }
@@ -427,6 +429,33 @@ static PetscErrorCode dy_output_compute_fields(MPI_Comm comm, const DyConfig *cf
   PetscFunctionReturn(0);
 }
 
+/* Collective: /tica/ of SPEC section 10: mean (D), eigenvalues (k), timescales (k) from rank 0,
+ * eigenvectors (D, k) each rank its rows; attributes lag, epsilon and kept (components left
+ * after epsilon). */
+static PetscErrorCode dy_output_tica(MPI_Comm comm, hid_t file, hid_t dxpl, const DyTica *tica)
+{
+  PetscErrorCode ierr = 0;
+  hid_t g = H5I_INVALID_HID;
+  double *rows = NULL;
+  int64_t row0 = 0, nrows = 0;
+  const int root = dy_is_root(comm), k = tica->k;
+
+  PetscFunctionBegin;
+  DY_TRY(dy_tica_eigenvector_rows(tica, &row0, &nrows, &rows));
+  DY_H5_CHECK(g = H5Gcreate2(file, "tica", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  DY_TRY(dy_h5_attr(g, "lag", H5T_NATIVE_INT, &tica->lag));
+  DY_TRY(dy_h5_attr(g, "epsilon", H5T_NATIVE_DOUBLE, &tica->epsilon));
+  DY_TRY(dy_h5_attr(g, "kept", H5T_NATIVE_INT, &tica->m));
+  DY_TRY(dy_h5_write_rows(g, "mean", H5T_NATIVE_DOUBLE, tica->D, 0, 0, root ? tica->D : 0, tica->mean, dxpl));
+  DY_TRY(dy_h5_write_rows(g, "eigenvalues", H5T_NATIVE_DOUBLE, k, 0, 0, root ? k : 0, tica->eigenvalues, dxpl));
+  DY_TRY(dy_h5_write_rows(g, "timescales", H5T_NATIVE_DOUBLE, k, 0, 0, root ? k : 0, tica->timescales, dxpl));
+  DY_TRY(dy_h5_write_rows(g, "eigenvectors", H5T_NATIVE_DOUBLE, tica->D, k, row0, nrows, rows, dxpl));
+cleanup:
+  dy_h5_close(&g, H5Gclose);
+  PetscFree(rows);
+  PetscFunctionReturn(ierr);
+}
+
 /* Collective: the whole file at `path`; closes it before returning, also on failure. */
 static PetscErrorCode dy_output_file(MPI_Comm comm, const char *path, const DyConfig *cfg, const DyData *data,
                                      const DyModel *model, DyWork *work, const DyOutputClusters *clusters,
@@ -444,8 +473,9 @@ static PetscErrorCode dy_output_file(MPI_Comm comm, const char *path, const DyCo
   DY_TRY(dy_output_attributes(comm, file, cfg));
   DY_TRY(dy_output_frames(file, dxpl, cfg, data, model, work));
   DY_TRY(dy_output_tables(comm, file, dxpl, clusters, hist));
-  DY_TRY(dy_output_model(comm, file, dxpl, data, model));
+  if (model) DY_TRY(dy_output_model(comm, file, dxpl, data, model));
   if (fields) DY_TRY(dy_output_fields(comm, file, dxpl, cfg, fields));
+  if (data->tica) DY_TRY(dy_output_tica(comm, file, dxpl, data->tica));
 cleanup:
   dy_h5_close(&dxpl, H5Pclose);
   if (file >= 0 && H5Fclose(file) < 0 && !ierr)

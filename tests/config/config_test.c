@@ -102,6 +102,7 @@ static const char *const defaults_effective = "[data]\n"
                                               "target = []\n"
                                               "lag = 1\n"
                                               "test_fraction = 0.2\n"
+                                              "tica_dim = 0\n"
                                               "\n"
                                               "[model]\n"
                                               "type = \"dynamicsae\"\n"
@@ -120,6 +121,11 @@ static const char *const defaults_effective = "[data]\n"
                                               "d_min = 5.0\n"
                                               "gamma = 2.0\n"
                                               "max_centers = 200\n"
+                                              "\n"
+                                              "[tica]\n"
+                                              "lag = 1\n"
+                                              "epsilon = 1e-06\n"
+                                              "scaling = \"kinetic_map\"\n"
                                               "\n"
                                               "[train]\n"
                                               "epochs = 50\n"
@@ -184,6 +190,8 @@ static void test_defaults(MPI_Comm comm) {
   CHECK_STR(cfg.effective, defaults_effective);
   if (cfg.effective && strcmp(cfg.effective, defaults_effective)) fprintf(stderr, "effective:\n%s", cfg.effective);
   check_round_trip(comm, &cfg, "defaults_effective.toml");
+  /* tica.lag = 0 (the default) takes data.lag */
+  CHECK(cfg.tica_lag == cfg.lag && cfg.tica_dim == 0 && cfg.tica_epsilon == 1e-6 && cfg.tica_scaling == DY_TICA_KINETIC_MAP);
 
   dy_config_model_shape(&cfg, 10, 7, &shape);
   CHECK(shape.D == 10 && shape.Dy == 7 && shape.d == 2);
