@@ -484,7 +484,8 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
                             .max_centers = cfg->max_centers,
                             .centers = t->centers,
                             .counts = t->counts,
-                            .pos = &t->pos};
+                            .pos = &t->pos,
+                            .cfg = cfg};
   PetscFunctionReturn(0);
 }
 
