@@ -228,7 +228,14 @@ static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *lopt, int
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_OPTIMIZER], 0, 0, 0, 0));
   dy_adam_update(&t->rep, t->model.params, red);
   dy_adam_update(&t->prior, t->model.params, red);
+  /* A finite gradient can still overflow the weights or moments: that too ends the step as a
+   * divergence, so no checkpoint is ever asked to hold such a state (every rank decides alike). */
+  finite = dy_trainstate_finite(&t->state);
   PetscCall(PetscLogEventEnd(dy_events[DY_EV_OPTIMIZER], 0, 0, 0, 0));
+  PetscCheck(finite, t->comm, DY_ERR_DIVERGED,
+             "epoch %d, step %" PRId64 ": the weights are not finite after the optimiser's update; lower the learning "
+             "rates (train.%s, train.prior_lr)",
+             epoch, step, epoch == 0 ? "warmup_lr" : "lr");
   PetscFunctionReturn(0);
 }
 
