@@ -390,7 +390,7 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
     pos->step = s + 1;
     pos->seconds = MPI_Wtime() - start;
     if (stop) {
-      PetscCall(dy_train_save(t, 1, 0));
+      PetscCall(dy_train_save(t, 1, 1));
       PetscCall(dy_ckpt_wait(t->comm)); /* durable before the exit code says so */
       SETERRQ(t->comm, DY_ERR_STOPPED,
               "stopped by a signal after epoch %d, step %" PRId64 " of %" PRId64 "; the checkpoint is in %s: resume "
@@ -398,7 +398,7 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
               epoch, s + 1, nsteps, t->cfg->dir);
     }
     if (cfg->checkpoint_steps > 0 && (s + 1) % cfg->checkpoint_steps == 0 && s + 1 < nsteps)
-      PetscCall(dy_train_save(t, 1, 0));
+      PetscCall(dy_train_save(t, 1, 1));
   }
   PetscCall(dy_train_test_losses(t, &lopt, &test));
   row[DY_HIST_EPOCH] = epoch;
@@ -531,8 +531,11 @@ static PetscErrorCode dy_train_loop(DyTrainer *t, const DyRunOptions *opt)
     PetscCall(dy_history_append(&t->hist, row));
     if (!opt->quiet && t->rank == 0) dy_train_progress(t, epoch, first, row, MPI_Wtime() - start);
     t->pos = (DyTrainPosition){.epoch = epoch + 1};
-    /* Periodic checkpoints start with the first clustering: a run that fails there (too many
-     * centres) leaves nothing behind. Stop signals checkpoint at any time. */
+    /* Checkpoints at the end of epochs start with the first clustering, so that without
+     * output.checkpoint_steps a run that fails there (too many centres) leaves nothing behind.
+     * Step checkpoints (in dy_train_epoch) are written in the warm-up too, where a long epoch
+     * is worth keeping: such a run then leaves them, and --restart with a larger cluster.d_min
+     * continues from the last of them. Stop signals checkpoint at any time. */
     saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && t->K > 0;
     if (saved) PetscCall(dy_train_save(t, 1, 1));
   }
