@@ -295,23 +295,25 @@ static PetscErrorCode dy_train_bins(DyTrainer *t)
 }
 
 /* Collective: output.dir and its lock, taken before the first file is written (so nothing is
- * created before training has started, nor for a run that fails early). */
-static PetscErrorCode dy_train_claim_dir(DyTrainer *t)
+ * created before training has started, nor for a run that fails early); a lock held by another
+ * run is waited for up to wait seconds. */
+static PetscErrorCode dy_train_claim_dir(DyTrainer *t, double wait)
 {
   PetscFunctionBegin;
   if (t->dir_ready) PetscFunctionReturn(0);
   PetscCall(dy_output_mkdir(t->comm, t->cfg->dir));
-  PetscCall(dy_runlock_acquire(t->comm, t->cfg->dir, &t->lock));
+  PetscCall(dy_runlock_acquire(t->comm, t->cfg->dir, wait, &t->lock));
   t->dir_ready = 1;
   PetscFunctionReturn(0);
 }
 
-/* Collective: checkpoint.h5 at the current position and/or results.h5. */
+/* Collective: checkpoint.h5 at the current position and/or results.h5 (refreshed with every
+ * checkpoint, so that it always shows the weights a restart would continue from). */
 static PetscErrorCode dy_train_save(DyTrainer *t, int checkpoint, int results)
 {
   PetscFunctionBegin;
   if (!checkpoint && !results) PetscFunctionReturn(0);
-  PetscCall(dy_train_claim_dir(t));
+  PetscCall(dy_train_claim_dir(t, 0));
   if (checkpoint) {
     PetscCall(PetscLogEventBegin(dy_events[DY_EV_CHECKPOINT], 0, 0, 0, 0));
     /* A checkpoint holds one copy of what is replicated: rank 0's clock stands for all. */
@@ -551,7 +553,6 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
 
   PetscFunctionBegin;
   PetscCall(dy_train_register_events());
-  PetscCall(dy_signal_install());
   memset(&t, 0, sizeof t);
   ierr = dy_trainer_setup(comm, cfg, data, opt->exchange, &t);
   if (!ierr && !opt->quiet && t.rank == 0 && t.size > 1) {
@@ -561,9 +562,10 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
     fflush(stdout);
   }
   if (!ierr && opt->restart) {
-    /* The folder is ours from now on; the checkpoint replaces the fresh initial state. */
+    /* The folder is ours from now on (the ranks of a job just killed may still hold it for a
+     * moment); the checkpoint replaces the fresh initial state. */
     int exists = 1;
-    ierr = dy_train_claim_dir(&t);
+    ierr = dy_train_claim_dir(&t, DY_RUNLOCK_WAIT);
     /* A job requeued before its first checkpoint finds none: it starts from the beginning. */
     if (!ierr && !opt->restart_path) ierr = dy_trainstate_exists(comm, cfg->dir, &exists);
     if (!ierr && !exists && t.rank == 0) {
@@ -573,6 +575,7 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
     if (!ierr && exists)
       ierr = dy_trainstate_load(comm, cfg->dir, opt->restart_path, (uint64_t)cfg->seed, &t.state, &t.same_layout);
   }
+  if (!ierr) ierr = dy_signal_check_before_training(comm);
   if (!ierr) ierr = dy_train_loop(&t, opt);
   dy_trainer_destroy(&t);
   PetscCall(ierr);
