@@ -376,8 +376,10 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
   PetscCall(dy_sampler_plan(t->comm, K, quota, n, t->bin, t->B, (uint64_t)cfg->seed, epoch, &t->sampler));
   const int64_t nsteps = t->sampler.nsteps;
   if (resume) {
-    /* At another rank count the epoch has another number of steps: keep the fraction done. */
-    first = t->same_layout || pos->nsteps <= 0 ? pos->step : (int64_t)llround((double)pos->step * nsteps / pos->nsteps);
+    /* At another rank count (or batch size) the epoch has another number of steps: keep the
+     * fraction done. */
+    first = pos->nsteps <= 0 || pos->nsteps == nsteps ? pos->step
+                                                      : (int64_t)llround((double)pos->step * nsteps / pos->nsteps);
     first = DY_MIN(first, nsteps);
     PetscCall(dy_sampler_seek(&t->sampler, first));
   }
