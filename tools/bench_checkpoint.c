@@ -23,6 +23,7 @@ static PetscErrorCode dy_bench(MPI_Comm comm, const char *dir, int reps)
   DyRng shared, own;
   DyHistory hist;
   DyTrainPosition pos = {.epoch = 7, .step = 100, .nsteps = 313};
+  const DyConfig cfg = {.type = "dynamicsae"}; /* the keys of the shape table */
   int K = 80, max_centers = 200;
   double *centers, *critical, *durable;
   int64_t *counts;
@@ -51,7 +52,7 @@ static PetscErrorCode dy_bench(MPI_Comm comm, const char *dir, int reps)
   dy_rng_seed(&own, 1, DY_STREAM_RANK + (uint64_t)rank);
   DyTrainState st = {.model = &model, .params_epoch_start = start, .rep = &rep, .prior = &prior, .shared = &shared,
                      .own = &own, .hist = &hist, .K = &K, .d = 2, .max_centers = max_centers, .centers = centers,
-                     .counts = counts, .pos = &pos};
+                     .counts = counts, .pos = &pos, .cfg = &cfg};
   for (int r = 0; r < reps; r++) {
     PetscCallMPI(MPI_Barrier(comm));
     const double t0 = MPI_Wtime();

@@ -9,10 +9,19 @@
  * out differently, so the clustering is redone on the new layout (the same centres up to the
  * merge order), the position in the epoch is carried over as a fraction of its steps, and each
  * rank's noise stream is seeded afresh from (seed, epoch, step, rank): the run continues
- * correctly but not bitwise as it would have at the old count. */
+ * correctly but not bitwise as it would have at the old count.
+ *
+ * What shapes the weights is kept as a table of named entries ("model.encoder" = "[32, 16]"):
+ * every checkpoint stores it (array "shape", text lines "key=value"), and a restart whose table
+ * differs in any entry is refused, naming each key that differs with both values. Entries come
+ * from the model where it has them (widths, feature counts, activation), else from the
+ * configuration or the build. A key added later is one row of the table in trainstate.c, with the
+ * value that checkpoints written before it existed implicitly hold. Checkpoints older than the
+ * table itself are checked by their parameter counts and latent_dim only, with a warning. */
 #pragma once
 #include "base/dy_common.h"
 #include "nn/dy_model.h"
+#include "io/dy_config.h"
 #include "io/dy_output.h"
 #include "base/dy_rng.h"
 
@@ -39,7 +48,12 @@ typedef struct {
   double *centers;             /* (max_centers, d) */
   int64_t *counts;             /* (max_centers) */
   DyTrainPosition *pos;        /* position in the run */
+  const DyConfig *cfg;         /* the run's configuration (the model keys of the shape table) */
 } DyTrainState;
+
+/* 1 when the weights and both optimisers' moments are finite (identical on every rank, so the
+ * answer is too). */
+int dy_trainstate_finite(const DyTrainState *st);
 
 /* Collective: writes dir/checkpoint.h5 atomically (the previous becomes checkpoint.prev.h5).
  * Refuses (PETSC_ERR_FP) to write non-finite weights or moments, so a diverged state never
@@ -49,7 +63,8 @@ PetscErrorCode dy_trainstate_save(MPI_Comm comm, const char *dir, const DyTrainS
 /* Collective: loads the newest usable checkpoint of dir (or path when not NULL) into st, whose
  * arrays are allocated for the current model. *same_layout is 1 when the checkpoint was written at
  * this rank count (the own stream is then restored too). seed is used to seed fresh own streams
- * otherwise. A checkpoint of another model shape is a DY_ERR_INPUT error naming it. */
+ * otherwise. A checkpoint whose shape table differs from this run's is a DY_ERR_INPUT error
+ * naming the file and every key that differs, with both values. */
 PetscErrorCode dy_trainstate_load(MPI_Comm comm, const char *dir, const char *path, uint64_t seed, DyTrainState *st,
                                   int *same_layout);
 

@@ -36,8 +36,8 @@ void dy_args_usage(FILE *fp)
           "                           shared on one node, hier across nodes, mpi with one rank\n"
           "                           per node), mpi, shared, hier\n"
           "\n"
-          "Exit codes: 0 done, 2 bad input (config or data), 3 stopped by a signal after writing\n"
-          "a checkpoint, 4 training diverged, 1 anything else.\n");
+          "Exit codes: 0 done, 2 bad input (config or data), 3 stopped by a signal (after writing\n"
+          "a checkpoint once training has started), 4 training diverged, 1 anything else.\n");
 }
 
 static int dy_usage_error(const char *fmt, const char *arg)
@@ -204,6 +204,8 @@ PetscErrorCode dy_app_run(MPI_Comm comm, const DyArgs *args)
   memset(&cfg, 0, sizeof cfg);
   memset(&data, 0, sizeof data);
   PetscCallMPI(MPI_Comm_size(comm, &size));
+  /* From here on a stop signal is a request (honoured before training too), never a kill. */
+  if (!args->check) PetscCall(dy_signal_install());
   PetscCall(dy_config_load(comm, args->input, args->nset, args->sets, &cfg));
   DyExchangeKind kind; /* a bad -dy_exchange fails here, before the data are read (also with --check) */
   PetscCall(dy_exchange_kind_from_options(comm, &kind));

@@ -228,7 +228,14 @@ static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *lopt, int
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_OPTIMIZER], 0, 0, 0, 0));
   dy_adam_update(&t->rep, t->model.params, red);
   dy_adam_update(&t->prior, t->model.params, red);
+  /* A finite gradient can still overflow the weights or moments: that too ends the step as a
+   * divergence, so no checkpoint is ever asked to hold such a state (every rank decides alike). */
+  finite = dy_trainstate_finite(&t->state);
   PetscCall(PetscLogEventEnd(dy_events[DY_EV_OPTIMIZER], 0, 0, 0, 0));
+  PetscCheck(finite, t->comm, DY_ERR_DIVERGED,
+             "epoch %d, step %" PRId64 ": the weights are not finite after the optimiser's update; lower the learning "
+             "rates (train.%s, train.prior_lr)",
+             epoch, step, epoch == 0 ? "warmup_lr" : "lr");
   PetscFunctionReturn(0);
 }
 
@@ -288,23 +295,26 @@ static PetscErrorCode dy_train_bins(DyTrainer *t)
 }
 
 /* Collective: output.dir and its lock, taken before the first file is written (so nothing is
- * created before training has started, nor for a run that fails early). */
-static PetscErrorCode dy_train_claim_dir(DyTrainer *t)
+ * created before training has started, nor for a run that fails early); a lock held by another
+ * run is waited for up to wait seconds. */
+static PetscErrorCode dy_train_claim_dir(DyTrainer *t, double wait)
 {
   PetscFunctionBegin;
   if (t->dir_ready) PetscFunctionReturn(0);
   PetscCall(dy_output_mkdir(t->comm, t->cfg->dir));
-  PetscCall(dy_runlock_acquire(t->comm, t->cfg->dir, &t->lock));
+  PetscCall(dy_runlock_acquire(t->comm, t->cfg->dir, wait, &t->lock));
   t->dir_ready = 1;
   PetscFunctionReturn(0);
 }
 
-/* Collective: checkpoint.h5 at the current position and/or results.h5 (results > 1: with /fields/). */
+/* Collective: checkpoint.h5 at the current position and/or results.h5 (refreshed with every
+ * checkpoint, so that it always shows the weights a restart would continue from; results > 1:
+ * with /fields/). */
 static PetscErrorCode dy_train_save(DyTrainer *t, int checkpoint, int results)
 {
   PetscFunctionBegin;
   if (!checkpoint && !results) PetscFunctionReturn(0);
-  PetscCall(dy_train_claim_dir(t));
+  PetscCall(dy_train_claim_dir(t, 0));
   if (checkpoint) {
     PetscCall(PetscLogEventBegin(dy_events[DY_EV_CHECKPOINT], 0, 0, 0, 0));
     /* A checkpoint holds one copy of what is replicated: rank 0's clock stands for all. */
@@ -367,8 +377,10 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
   PetscCall(dy_sampler_plan(t->comm, K, quota, n, t->bin, t->B, (uint64_t)cfg->seed, epoch, &t->sampler));
   const int64_t nsteps = t->sampler.nsteps;
   if (resume) {
-    /* At another rank count the epoch has another number of steps: keep the fraction done. */
-    first = t->same_layout || pos->nsteps <= 0 ? pos->step : (int64_t)llround((double)pos->step * nsteps / pos->nsteps);
+    /* At another rank count (or batch size) the epoch has another number of steps: keep the
+     * fraction done. */
+    first = pos->nsteps <= 0 || pos->nsteps == nsteps ? pos->step
+                                                      : (int64_t)llround((double)pos->step * nsteps / pos->nsteps);
     first = DY_MIN(first, nsteps);
     PetscCall(dy_sampler_seek(&t->sampler, first));
   }
@@ -383,7 +395,7 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
     pos->step = s + 1;
     pos->seconds = MPI_Wtime() - start;
     if (stop) {
-      PetscCall(dy_train_save(t, 1, 0));
+      PetscCall(dy_train_save(t, 1, 1));
       PetscCall(dy_ckpt_wait(t->comm)); /* durable before the exit code says so */
       SETERRQ(t->comm, DY_ERR_STOPPED,
               "stopped by a signal after epoch %d, step %" PRId64 " of %" PRId64 "; the checkpoint is in %s: resume "
@@ -391,7 +403,7 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
               epoch, s + 1, nsteps, t->cfg->dir);
     }
     if (cfg->checkpoint_steps > 0 && (s + 1) % cfg->checkpoint_steps == 0 && s + 1 < nsteps)
-      PetscCall(dy_train_save(t, 1, 0));
+      PetscCall(dy_train_save(t, 1, 1));
   }
   PetscCall(dy_train_test_losses(t, &lopt, &test));
   row[DY_HIST_EPOCH] = epoch;
@@ -484,7 +496,8 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
                             .max_centers = cfg->max_centers,
                             .centers = t->centers,
                             .counts = t->counts,
-                            .pos = &t->pos};
+                            .pos = &t->pos,
+                            .cfg = cfg};
   PetscFunctionReturn(0);
 }
 
@@ -522,8 +535,11 @@ static PetscErrorCode dy_train_loop(DyTrainer *t, const DyRunOptions *opt)
     PetscCall(dy_history_append(&t->hist, row));
     if (!opt->quiet && t->rank == 0) dy_train_progress(t, epoch, first, row, MPI_Wtime() - start);
     t->pos = (DyTrainPosition){.epoch = epoch + 1};
-    /* Periodic checkpoints start with the first clustering: a run that fails there (too many
-     * centres) leaves nothing behind. Stop signals checkpoint at any time. */
+    /* Checkpoints at the end of epochs start with the first clustering, so that without
+     * output.checkpoint_steps a run that fails there (too many centres) leaves nothing behind.
+     * Step checkpoints (in dy_train_epoch) are written in the warm-up too, where a long epoch
+     * is worth keeping: such a run then leaves them, and --restart with a larger cluster.d_min
+     * continues from the last of them. Stop signals checkpoint at any time. */
     const int saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && t->K > 0;
     if (saved) PetscCall(dy_train_save(t, 1, epoch + 1 < cfg->epochs)); /* the last results.h5 follows */
   }
@@ -539,7 +555,6 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
 
   PetscFunctionBegin;
   PetscCall(dy_train_register_events());
-  PetscCall(dy_signal_install());
   memset(&t, 0, sizeof t);
   ierr = dy_trainer_setup(comm, cfg, data, opt->exchange, &t);
   if (!ierr && !opt->quiet && t.rank == 0 && t.size > 1) {
@@ -547,9 +562,10 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
     fflush(stdout);
   }
   if (!ierr && opt->restart) {
-    /* The folder is ours from now on; the checkpoint replaces the fresh initial state. */
+    /* The folder is ours from now on (the ranks of a job just killed may still hold it for a
+     * moment); the checkpoint replaces the fresh initial state. */
     int exists = 1;
-    ierr = dy_train_claim_dir(&t);
+    ierr = dy_train_claim_dir(&t, DY_RUNLOCK_WAIT);
     /* A job requeued before its first checkpoint finds none: it starts from the beginning. */
     if (!ierr && !opt->restart_path) ierr = dy_trainstate_exists(comm, cfg->dir, &exists);
     if (!ierr && !exists && t.rank == 0) {
@@ -559,6 +575,7 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
     if (!ierr && exists)
       ierr = dy_trainstate_load(comm, cfg->dir, opt->restart_path, (uint64_t)cfg->seed, &t.state, &t.same_layout);
   }
+  if (!ierr) ierr = dy_signal_check_before_training(comm);
   if (!ierr) ierr = dy_train_loop(&t, opt);
   dy_trainer_destroy(&t);
   PetscCall(ierr);

@@ -103,7 +103,7 @@ static PetscErrorCode dy_main(int argc, char **argv)
     PetscCall(dy_read(comm, argv[2], atoll(argv[3])));
   } else if (!strcmp(argv[1], "lock")) {
     DyRunLock lock;
-    PetscCall(dy_runlock_acquire(comm, argv[2], &lock));
+    PetscCall(dy_runlock_acquire(comm, argv[2], 0, &lock));
     if (dy_is_root(comm)) printf("locked\n"), fflush(stdout);
     if (argc >= 4) sleep((unsigned)atoi(argv[3]));
     PetscCall(dy_runlock_release(&lock));
