@@ -155,6 +155,7 @@ PetscErrorCode dy_trainstate_save(MPI_Comm comm, const char *dir, const DyTrainS
   char *shape = NULL;
 
   PetscFunctionBegin;
+  PetscCheck(st->cfg, comm, PETSC_ERR_ARG_NULL, "the training state's cfg is not set (the shape table needs it)");
   /* The state is identical on every rank but the own stream, so this check agrees everywhere. */
   PetscCheck(dy_trainstate_finite(st), comm, PETSC_ERR_FP,
              "epoch %lld, step %lld: refusing to checkpoint non-finite weights", (long long)p->epoch,
@@ -213,6 +214,7 @@ static PetscErrorCode dy_trainstate_check_shape(MPI_Comm comm, DyCkptReader *r, 
   int has;
 
   PetscFunctionBegin;
+  PetscCheck(st->cfg, comm, PETSC_ERR_ARG_NULL, "the training state's cfg is not set (the shape table needs it)");
   PetscCall(dy_ckpt_has(r, "shape", &has));
   if (!has) {
     /* Written before the table existed: the parameter counts and latent_dim are all there is. */
