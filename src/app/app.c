@@ -136,7 +136,8 @@ static PetscErrorCode dy_app_analyze(MPI_Comm comm, const DyConfig *cfg, const D
   PetscCall(dy_history_create(cfg->epochs, &hist));
   PetscCall(PetscMalloc3(model.nparam, &start, (size_t)cfg->max_centers * model.d, &centers, (size_t)cfg->max_centers,
                          &counts));
-  DyTrainState st = {.model = &model,
+  DyTrainState st = {.cfg = cfg,
+                     .model = &model,
                      .params_epoch_start = start,
                      .rep = &rep,
                      .prior = &prior,
@@ -149,7 +150,7 @@ static PetscErrorCode dy_app_analyze(MPI_Comm comm, const DyConfig *cfg, const D
                      .centers = centers,
                      .counts = counts,
                      .pos = &pos};
-  PetscCall(dy_runlock_acquire(comm, cfg->dir, &lock));
+  PetscCall(dy_runlock_acquire(comm, cfg->dir, 0, &lock));
   PetscCall(dy_trainstate_load(comm, cfg->dir, NULL, (uint64_t)cfg->seed, &st, &same));
   const DyOutputClusters clusters = {.K = K, .d = model.d, .center = centers, .count = counts};
   PetscCall(dy_output_write_results(comm, cfg, data, &model, work, &clusters, &hist, 1));

@@ -74,7 +74,7 @@ static void dy_shape_table(const DyConfig *cfg, const DyModel *m, DyShapeTable *
   dy_shape_add(t, "precision", DY_FROM_BUILD, NULL, "%s", DY_REAL_NAME);
   dy_shape_add(t, "data.input", DY_FROM_INPUT, NULL, "%d features", m->D);
   dy_shape_add(t, "data.target", DY_FROM_INPUT, NULL, "%d features", m->Dy); /* the inputs' without targets */
-  dy_shape_add(t, "data.tica_dim", DY_FROM_INPUT, NULL, "%d", 0);            /* this build has no TICA projection */
+  dy_shape_add(t, "data.tica_dim", DY_FROM_INPUT, NULL, "%d", cfg->tica_dim); /* the encoder sees that many TICs */
   dy_shape_add(t, "model.type", DY_FROM_INPUT, NULL, "%s", cfg->type);
   dy_shape_add(t, "model.network", DY_FROM_INPUT, NULL, "%s", "mlp");        /* this build's only kind */
   dy_shape_add(t, "model.activation", DY_FROM_INPUT, NULL, "%s",
