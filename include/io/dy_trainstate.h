@@ -9,10 +9,13 @@
  * out differently, so the clustering is redone on the new layout (the same centres up to the
  * merge order), the position in the epoch is carried over as a fraction of its steps, and each
  * rank's noise stream is seeded afresh from (seed, epoch, step, rank): the run continues
- * correctly but not bitwise as it would have at the old count. */
+ * correctly but not bitwise as it would have at the old count. The data.standardize statistics
+ * are saved too: a restarted run maps its freshly read data onto them, so the model keeps seeing
+ * the inputs it was trained on whatever the new rank count makes of the sums. */
 #pragma once
 #include "base/dy_common.h"
 #include "nn/dy_model.h"
+#include "io/dy_data.h"
 #include "io/dy_output.h"
 #include "base/dy_rng.h"
 
@@ -39,6 +42,7 @@ typedef struct {
   double *centers;             /* (max_centers, d) */
   int64_t *counts;             /* (max_centers) */
   DyTrainPosition *pos;        /* position in the run */
+  DyData *data;                /* its data.standardize statistics are saved, and restored on loading */
 } DyTrainState;
 
 /* Collective: writes dir/checkpoint.h5 atomically (the previous becomes checkpoint.prev.h5).
@@ -47,7 +51,7 @@ typedef struct {
 PetscErrorCode dy_trainstate_save(MPI_Comm comm, const char *dir, const DyTrainState *st, const char *config);
 
 /* Collective: loads the newest usable checkpoint of dir (or path when not NULL) into st, whose
- * arrays are allocated for the current model. *same_layout is 1 when the checkpoint was written at
+ * arrays are allocated for the current model, and re-maps st->data onto the saved statistics. *same_layout is 1 when the checkpoint was written at
  * this rank count (the own stream is then restored too). seed is used to seed fresh own streams
  * otherwise. A checkpoint of another model shape is a DY_ERR_INPUT error naming it. */
 PetscErrorCode dy_trainstate_load(MPI_Comm comm, const char *dir, const char *path, uint64_t seed, DyTrainState *st,
