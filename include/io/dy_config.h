@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #define DY_PATH_MAX 4096
+#define DY_WORD_MAX 32 /* room of a one-word key's field, e.g. model.type */
 
 /* One trajectory (or target) entry FILE:DATASET, split at the last ':' (so FILE may hold colons),
  * with FILE resolved against the input's folder. DATASET is a path from the file's root group; a
@@ -29,8 +30,12 @@ typedef struct {
   int lag;                 /* frames between the members of a pair, >= 1 */
   double test_fraction;    /* in [0, 1) */
   int tica_dim;            /* k > 0: the encoder sees the first k TICs of the inputs; 0: off */
+  int natoms;              /* entries of data.atoms; 0: every atom */
+  int *atoms;              /* (natoms) 0-based atom indices kept from 3-D inputs */
+  char features[DY_WORD_MAX]; /* "coordinates", "aligned" or "distances" (3-D inputs) */
+  int standardize;         /* bool: z-score every input and target feature over the training frames */
   /* [model] */
-  char type[32];           /* "dynamicsae" or "tica" (later "vae", "swae", "sdevae") */
+  char type[DY_WORD_MAX];  /* "dynamicsae" or "tica" (later "vae", "swae", "sdevae") */
   int latent_dim;          /* d >= 1 */
   int nencoder, ndecoder, nprior;              /* hidden layer counts, >= 1 */
   int encoder[DY_MAX_LAYERS - 1];              /* hidden widths */

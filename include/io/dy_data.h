@@ -43,14 +43,17 @@ typedef struct {
   DyTrajBlock *block;   /* (ntraj) this rank's blocks */
   DyPairs train, test;  /* this rank's pairs after the split and redistribution */
   int64_t ntrain_global, ntest_global; /* pairs of each kind over all ranks */
-  double *input_mean;   /* (D) the encoder sees (x - input_mean) / input_scale; NULL: the features as read */
-  double *input_scale;  /* (D) with input_mean */
+  /* data.standardize (dy_standardize.h): x_std = (x - mean) / scale; all NULL when it is off.
+   * Without targets the target statistics repeat the input ones. */
+  double *input_mean, *input_scale;   /* (D) */
+  double *target_mean, *target_scale; /* (Dy) */
   DyTica *tica;         /* the TICA of the inputs as read (data.tica_dim > 0: the blocks hold its
                          * projections, D = tica_dim; model.type = "tica": the model), or NULL */
 } DyData;
 
 /* Collective: validates every input (and target) dataset, reads this rank's blocks with
- * collective hyperslab reads, forms the pairs, splits them and redistributes them with one
+ * collective hyperslab reads, turns them into features (dy_frames.h) and standardises them
+ * (dy_standardize.h) when asked, forms the pairs, splits them and redistributes them with one
  * all-to-all. Bad data is a DY_ERR_INPUT error naming file, dataset and first bad frame; on any
  * error every rank fails together and `data` is left empty (dy_data_free is still safe). */
 PetscErrorCode dy_data_load(MPI_Comm comm, const DyConfig *cfg, DyData *data);

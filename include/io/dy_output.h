@@ -18,6 +18,7 @@ typedef enum {
   DY_HIST_PRIOR_TEST,
   DY_HIST_BINS,
   DY_HIST_SECONDS,
+  DY_HIST_VAMP2_TEST, /* VAMP-2 of the latent on the test pairs at data.lag (dy_vamp.h) */
   DY_NHIST
 } DyHistColumn;
 

@@ -17,11 +17,15 @@
  * from the model where it has them (widths, feature counts, activation), else from the
  * configuration or the build. A key added later is one row of the table in trainstate.c, with the
  * value that checkpoints written before it existed implicitly hold. Checkpoints older than the
- * table itself are checked by their parameter counts and latent_dim only, with a warning. */
+ * table itself are checked by their parameter counts and latent_dim only, with a warning. The
+ * data.standardize statistics are saved too: a restarted run maps its freshly read data onto them,
+ * so the model keeps seeing the inputs it was trained on whatever the new rank count makes of the
+ * sums. */
 #pragma once
 #include "base/dy_common.h"
 #include "nn/dy_model.h"
 #include "io/dy_config.h"
+#include "io/dy_data.h"
 #include "io/dy_output.h"
 #include "base/dy_rng.h"
 
@@ -49,6 +53,7 @@ typedef struct {
   int64_t *counts;             /* (max_centers) */
   DyTrainPosition *pos;        /* position in the run */
   const DyConfig *cfg;         /* the run's configuration (the model keys of the shape table) */
+  DyData *data;                /* its data.standardize statistics are saved, and restored on loading */
 } DyTrainState;
 
 /* 1 when the weights and both optimisers' moments are finite (identical on every rank, so the
@@ -61,7 +66,7 @@ int dy_trainstate_finite(const DyTrainState *st);
 PetscErrorCode dy_trainstate_save(MPI_Comm comm, const char *dir, const DyTrainState *st, const char *config);
 
 /* Collective: loads the newest usable checkpoint of dir (or path when not NULL) into st, whose
- * arrays are allocated for the current model. *same_layout is 1 when the checkpoint was written at
+ * arrays are allocated for the current model, and re-maps st->data onto the saved statistics. *same_layout is 1 when the checkpoint was written at
  * this rank count (the own stream is then restored too). seed is used to seed fresh own streams
  * otherwise. A checkpoint whose shape table differs from this run's is a DY_ERR_INPUT error
  * naming the file and every key that differs, with both values. */

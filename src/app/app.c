@@ -104,7 +104,7 @@ int dy_args_parse(int argc, char **argv, DyArgs *args, int *petsc_argc, char **p
 /* Collective: --analyze. The weights, clusters and history of the newest checkpoint in output.dir
  * (the optimiser and generator states are read with them and unused); results.h5 is rewritten
  * with /fields/ under the run lock of the folder. */
-static PetscErrorCode dy_app_analyze(MPI_Comm comm, const DyConfig *cfg, const DyData *data)
+static PetscErrorCode dy_app_analyze(MPI_Comm comm, const DyConfig *cfg, DyData *data)
 {
   DyModelShape shape;
   DyModel model;
@@ -137,6 +137,7 @@ static PetscErrorCode dy_app_analyze(MPI_Comm comm, const DyConfig *cfg, const D
   PetscCall(PetscMalloc3(model.nparam, &start, (size_t)cfg->max_centers * model.d, &centers, (size_t)cfg->max_centers,
                          &counts));
   DyTrainState st = {.cfg = cfg,
+                     .data = data,
                      .model = &model,
                      .params_epoch_start = start,
                      .rep = &rep,

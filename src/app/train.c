@@ -15,6 +15,7 @@
  * is a stretch of trajectory rather than a latent bin), with theta and eps drawn from a stream
  * re-seeded every epoch: differences between epochs are then due to the model alone. */
 #include "app/dy_train.h"
+#include "analysis/dy_vamp.h"
 #include "io/dy_checkpoint.h"
 #include "parallel/dy_cluster.h"
 #include "parallel/dy_exchange.h"
@@ -33,6 +34,9 @@
 /* Values appended to the gradient buffer in the allreduce: the contributor count, the losses, and
  * the ranks that caught a stop signal (so all ranks stop after the same step). */
 enum { DY_RED_COUNT = 0, DY_RED_REC, DY_RED_SW, DY_RED_PRIOR, DY_RED_STOP, DY_RED_EXTRA };
+
+/* The latent's step covariance is called degenerate (a collapse) below this eigenvalue ratio. */
+#define DY_COLLAPSE_RATIO 0.05
 
 /* Stream of the test-loss draws (re-seeded every epoch, plus the rank); beyond dy_rng.h's purposes. */
 #define DY_STREAM_TEST_EVAL ((uint64_t)1 << 32)
@@ -109,6 +113,7 @@ typedef struct {
   dy_real *params_epoch_start; /* (nparam) weights when the current epoch began (its bins' encoder) */
   DyTrainPosition pos;         /* where the run stands, as a checkpoint records it */
   DyTrainState state;          /* what a checkpoint saves: pointers into this struct */
+  int collapse_warned;         /* the degenerate step covariance has been reported */
   int same_layout;             /* restarted from a checkpoint written at this rank count */
   int dir_ready;               /* output.dir created and locked */
   DyRunLock lock;              /* keeps other runs out of output.dir */
@@ -271,6 +276,46 @@ static PetscErrorCode dy_train_test_losses(DyTrainer *t, const DyLossOptions *lo
   PetscFunctionReturn(0);
 }
 
+/* Collective: VAMP-2 of the latent on the test pairs, and a warning (once per run) when the
+ * covariance of its lag steps is degenerate. The encoder's output of the test pairs is summed
+ * locally in double, then once over the ranks. */
+static PetscErrorCode dy_train_vamp(DyTrainer *t, int epoch, double *vamp2)
+{
+  const DyPairs *p = &t->data->test;
+  const int64_t chunk = 2 * (int64_t)t->B;
+  DyVampSums *sums;
+  DyVampScore score;
+  dy_real *z0, *z1;
+
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_TEST], 0, 0, 0, 0));
+  PetscCall(PetscNew(&sums));
+  PetscCall(PetscMalloc2((size_t)chunk * t->d, &z0, (size_t)chunk * t->d, &z1));
+  dy_vamp_sums_reset(sums, t->d);
+  for (int64_t c = 0; c < p->n; c += chunk) {
+    const int64_t nb = DY_MIN(chunk, p->n - c);
+    dy_model_encode(&t->model, t->work, nb, p->x0 + (size_t)c * t->D, z0);
+    dy_model_encode(&t->model, t->work, nb, p->x1 + (size_t)c * t->D, z1);
+    dy_vamp_sums_add(sums, nb, z0, z1);
+  }
+  PetscCall(dy_vamp_sums_allreduce(t->comm, sums));
+  dy_vamp_score(sums, &score);
+  *vamp2 = score.vamp2;
+  if (!t->collapse_warned && score.step_ratio < DY_COLLAPSE_RATIO && t->rank == 0) {
+    printf("# warning: after epoch %d the latent space has collapsed: its steps over data.lag on the test pairs "
+           "spread along fewer than %d directions (smallest/largest variance %.3g, below %g). The model is not "
+           "using its whole latent space; %slower cluster.d_min or model.latent_dim, or change train.seed.\n",
+           epoch, t->d, score.step_ratio, DY_COLLAPSE_RATIO,
+           t->data->input_mean ? "" : "standardise the inputs (data.standardize = true), ");
+    fflush(stdout);
+  }
+  if (score.step_ratio < DY_COLLAPSE_RATIO) t->collapse_warned = 1;
+  PetscCall(PetscFree2(z0, z1));
+  PetscCall(PetscFree(sums));
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_TEST], 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
 /* Collective: the bins of an epoch after the warm-up: encode, cluster, assign, count, quotas. */
 static PetscErrorCode dy_train_bins(DyTrainer *t)
 {
@@ -414,6 +459,7 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
   row[DY_HIST_SW_TEST] = test.sw;
   row[DY_HIST_PRIOR_TEST] = test.prior;
   row[DY_HIST_BINS] = epoch == 0 ? 0 : t->K;
+  PetscCall(dy_train_vamp(t, epoch, &row[DY_HIST_VAMP2_TEST]));
   /* Rank 0's clock for all, so that the history is the same on every rank (checkpoints rely on it). */
   row[DY_HIST_SECONDS] = MPI_Wtime() - start;
   PetscCallMPI(MPI_Bcast(&row[DY_HIST_SECONDS], 1, MPI_DOUBLE, 0, t->comm));
@@ -427,10 +473,11 @@ static void dy_train_progress(const DyTrainer *t, int epoch, int first, const do
   /* Each pair passes two frames through the encoder. */
   const double frames = 2.0 * (double)t->sampler.nsteps * t->size * t->B / DY_MAX(sec, 1e-9);
   const double eta = elapsed / (epoch + 1 - first) * (t->cfg->epochs - epoch - 1);
-  printf("epoch %3d/%d  train rec %.4e sw %.4e prior %.4e  test rec %.4e sw %.4e prior %.4e  bins %3d (%3d kept)"
-         "  %.1f s  %.3g frames/s  ETA %.0f s\n",
+  printf("epoch %3d/%d  train rec %.4e sw %.4e prior %.4e  test rec %.4e sw %.4e prior %.4e  VAMP-2 %.4f"
+         "  bins %3d (%3d kept)  %.1f s  %.3g frames/s  ETA %.0f s\n",
          epoch, t->cfg->epochs - 1, row[DY_HIST_REC_TRAIN], row[DY_HIST_SW_TRAIN], row[DY_HIST_PRIOR_TRAIN],
-         row[DY_HIST_REC_TEST], row[DY_HIST_SW_TEST], row[DY_HIST_PRIOR_TEST], t->K, t->kept, sec, frames, eta);
+         row[DY_HIST_REC_TEST], row[DY_HIST_SW_TEST], row[DY_HIST_PRIOR_TEST], row[DY_HIST_VAMP2_TEST], t->K, t->kept,
+         sec, frames, eta);
   fflush(stdout);
 }
 
@@ -497,7 +544,8 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
                             .centers = t->centers,
                             .counts = t->counts,
                             .pos = &t->pos,
-                            .cfg = cfg};
+                            .cfg = cfg,
+                            .data = data};
   PetscFunctionReturn(0);
 }
 

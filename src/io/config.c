@@ -25,6 +25,7 @@ typedef enum {
   DY_KEY_ENUM,   /* one of `choices`, its index stored in an enum field */
   DY_KEY_PATH,   /* non-empty path: char * field resolved, `given_off` keeps it as written */
   DY_KEY_WIDTHS, /* hidden-layer widths: int array field with a count */
+  DY_KEY_INDICES, /* 0-based indices, any number: int * field (malloc'd) with a count */
   DY_KEY_DATA    /* FILE:DATASET entries: DyDataRef * field with a count */
 } DyKeyKind;
 
@@ -38,7 +39,7 @@ typedef struct {
   const char *const *choices; /* WORD, ENUM: the known words, NULL-terminated */
   int navailable;             /* WORD, ENUM: choices[0, navailable) work now, the rest come later */
   size_t off;                 /* the field in DyConfig */
-  size_t count_off;           /* WIDTHS, DATA: the count field */
+  size_t count_off;           /* WIDTHS, INDICES, DATA: the count field */
   size_t given_off;           /* PATH: the as-written field */
 } DyKey;
 
@@ -46,6 +47,7 @@ static const char *const dy_model_types[] = {"dynamicsae", "tica", "vae", "swae"
 static const char *const dy_diffusions[] = {"constant", "learned", NULL};
 static const char *const dy_activations[] = {"relu", "tanh", NULL}; /* DyActivation order */
 static const char *const dy_tica_scalings[] = {"kinetic_map", "none", NULL}; /* DyTicaScaling order */
+static const char *const dy_features[] = {"coordinates", "aligned", "distances", NULL};
 
 #define DY_F(f) offsetof(DyConfig, f)
 #define DY_ANY(lo_) .lo = (lo_), .hi = HUGE_VAL
@@ -56,6 +58,9 @@ static const DyKey dy_keys[] = {
     {"data", "lag", DY_KEY_INT, "1", DY_ANY(1), .off = DY_F(lag)},
     {"data", "test_fraction", DY_KEY_REAL, "0.2", .lo = 0, .hi = 1, .hi_open = 1, .off = DY_F(test_fraction)},
     {"data", "tica_dim", DY_KEY_INT, "0", DY_ANY(0), .off = DY_F(tica_dim)},
+    {"data", "atoms", DY_KEY_INDICES, "[]", DY_ANY(0), .off = DY_F(atoms), .count_off = DY_F(natoms)},
+    {"data", "features", DY_KEY_WORD, "\"coordinates\"", .choices = dy_features, .navailable = 3, .off = DY_F(features)},
+    {"data", "standardize", DY_KEY_BOOL, "true", .off = DY_F(standardize)},
     {"model", "type", DY_KEY_WORD, "\"dynamicsae\"", .choices = dy_model_types, .navailable = 2, .off = DY_F(type)},
     {"model", "latent_dim", DY_KEY_INT, "2", DY_ANY(1), .off = DY_F(latent_dim)},
     {"model", "encoder", DY_KEY_WIDTHS, "[32, 32, 32]", DY_ANY(1), .off = DY_F(encoder), .count_off = DY_F(nencoder)},
@@ -497,6 +502,7 @@ static const char *dy_expected(const DyKey *k) {
   case DY_KEY_ENUM:
   case DY_KEY_PATH: return "a string";
   case DY_KEY_WIDTHS: return "an array of integers, e.g. [32, 32]";
+  case DY_KEY_INDICES: return "an array of integers >= 0, e.g. [0, 4, 8]";
   case DY_KEY_DATA: return "an array of \"FILE:DATASET\" strings, e.g. [\"traj.h5:/positions\"]";
   }
   return "?";
@@ -600,6 +606,16 @@ static PetscErrorCode dy_check_word(DyLoad *ld, const DyKey *k, const DyTomlValu
                         later[0] ? ")" : "", s ? "; did you mean \"" : "", s ? s : "", s ? "\"?" : "");
 }
 
+/* Where item i of the array v given at o came from (its own line when it has one), and its name
+ * "what[i]" in item. */
+static DyOrigin dy_item_origin(const DyOrigin *o, const DyTomlValue *v, size_t i, const char *what, char *item,
+                               size_t len) {
+  DyOrigin oi = *o;
+  if (!oi.set && v->items[i]->line > 0) oi.line = v->items[i]->line;
+  snprintf(item, len, "%s[%zu]", what, i);
+  return oi;
+}
+
 /* Checks the final value of key k and stores it in cfg. */
 static PetscErrorCode dy_config_store(DyLoad *ld, const DyKey *k, DyConfig *cfg) {
   const DySlot *slot = &ld->slot[k - dy_keys];
@@ -650,7 +666,7 @@ static PetscErrorCode dy_config_store(DyLoad *ld, const DyKey *k, DyConfig *cfg)
     if (v->type != DY_TOML_STRING) return dy_config_fail(ld->comm, o, "%s must be a string, found %s", what, found);
     PetscCall(dy_check_word(ld, k, v, o, what, &c));
     if (k->kind == DY_KEY_WORD)
-      snprintf(field, sizeof cfg->type, "%s", k->choices[c]);
+      snprintf(field, DY_WORD_MAX, "%s", k->choices[c]);
     else
       *(DyDiffusion *)field = (DyDiffusion)c;
     break;
@@ -673,13 +689,28 @@ static PetscErrorCode dy_config_store(DyLoad *ld, const DyKey *k, DyConfig *cfg)
                             DY_MAX_LAYERS - 1);
     for (size_t i = 0; i < v->n; i++) {
       char item[128];
-      DyOrigin oi = *o;
-      if (!oi.set && v->items[i]->line > 0) oi.line = v->items[i]->line;
-      snprintf(item, sizeof item, "%s[%zu]", what, i);
+      DyOrigin oi = dy_item_origin(o, v, i, what, item, sizeof item);
       PetscCall(dy_check_integer(ld, k, v->items[i], &oi, item, 0, &i64));
       widths[i] = (int)i64;
     }
     *(int *)((char *)cfg + k->count_off) = (int)v->n;
+    break;
+  }
+  case DY_KEY_INDICES: {
+    int **list = (int **)field;
+    if (v->type != DY_TOML_ARRAY)
+      return dy_config_fail(ld->comm, o, "%s must be %s, found %s", what, dy_expected(k), found);
+    if (v->n > INT_MAX) return dy_config_fail(ld->comm, o, "%s has too many entries", what);
+    free(*list);
+    *list = calloc(v->n ? v->n : 1, sizeof **list);
+    PetscCheck(*list, PETSC_COMM_SELF, PETSC_ERR_MEM, "out of memory");
+    *(int *)((char *)cfg + k->count_off) = (int)v->n;
+    for (size_t i = 0; i < v->n; i++) {
+      char item[128];
+      DyOrigin oi = dy_item_origin(o, v, i, what, item, sizeof item);
+      PetscCall(dy_check_integer(ld, k, v->items[i], &oi, item, 0, &i64));
+      (*list)[i] = (int)i64;
+    }
     break;
   }
   case DY_KEY_DATA: {
@@ -692,9 +723,7 @@ static PetscErrorCode dy_config_store(DyLoad *ld, const DyKey *k, DyConfig *cfg)
     *(int *)((char *)cfg + k->count_off) = (int)v->n;
     for (size_t i = 0; i < v->n; i++) {
       char item[128];
-      DyOrigin oi = *o;
-      if (!oi.set && v->items[i]->line > 0) oi.line = v->items[i]->line;
-      snprintf(item, sizeof item, "%s[%zu]", what, i);
+      DyOrigin oi = dy_item_origin(o, v, i, what, item, sizeof item);
       PetscCall(dy_check_data_ref(ld, v->items[i], &oi, item, &(*refs)[i]));
     }
     break;
@@ -812,6 +841,7 @@ static PetscErrorCode dy_config_effective(DyConfig *cfg) {
     case DY_KEY_ENUM: dy_text_string(&t, key->choices[*(const DyDiffusion *)field]); break;
     case DY_KEY_PATH: dy_text_string(&t, *(char *const *)((const char *)cfg + key->given_off)); break;
     case DY_KEY_WIDTHS:
+    case DY_KEY_INDICES:
     case DY_KEY_DATA: {
       int n = *(const int *)((const char *)cfg + key->count_off);
       dy_text_add(&t, "[");
@@ -819,6 +849,8 @@ static PetscErrorCode dy_config_effective(DyConfig *cfg) {
         if (i) dy_text_add(&t, ", ");
         if (key->kind == DY_KEY_WIDTHS)
           dy_text_add(&t, "%d", ((const int *)field)[i]);
+        else if (key->kind == DY_KEY_INDICES)
+          dy_text_add(&t, "%d", (*(int *const *)field)[i]);
         else
           dy_text_string(&t, (*(DyDataRef *const *)field)[i].text);
       }
@@ -935,6 +967,7 @@ static void dy_data_refs_free(DyDataRef *refs, int n) {
 void dy_config_free(DyConfig *cfg) {
   dy_data_refs_free(cfg->input, cfg->ntraj);
   dy_data_refs_free(cfg->target, cfg->ntarget);
+  free(cfg->atoms);
   free(cfg->dir);
   free(cfg->dir_given);
   free(cfg->path);

@@ -2,6 +2,8 @@
  * train/test split and the redistribution of pairs. See dy_data.h for the numbering. */
 #include "io/dy_data.h"
 #include "base/dy_rng.h"
+#include "io/dy_frames.h"
+#include "io/dy_standardize.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -43,9 +45,10 @@ static PetscErrorCode dy_data_register_events(void)
 
 /* What rank 0 learns about one dataset before anything is read. */
 typedef struct {
-  int64_t frames;   /* rows */
-  int64_t features; /* columns */
-  int64_t bytes;    /* 4 (float32) or 8 (float64) */
+  int64_t frames;        /* rows */
+  int64_t features;      /* features after data.atoms and data.features (inputs) */
+  int64_t bytes;         /* 4 (float32) or 8 (float64) */
+  DyFramesLayout layout; /* what is read: dataset, 2-D or 3-D, values per frame */
 } DyEntryInfo;
 
 /* Rank 0's verdict on the entries, broadcast before anything is read. */
@@ -58,17 +61,6 @@ typedef struct {
 static void dy_entry_label(const DyDataRef *ref, const char *key, int i, char *label, size_t len)
 {
   snprintf(label, len, "%s[%d]: file %s, dataset %s", key, i, ref->file, ref->dataset);
-}
-
-static void dy_shape_text(int ndims, const hsize_t *dims, char *text, size_t len)
-{
-  size_t used = 0;
-
-  used += (size_t)snprintf(text, len, "(");
-  for (int k = 0; k < ndims && used < len; k++)
-    used += (size_t)snprintf(text + used, len - used, k ? ", %llu" : "%llu", (unsigned long long)dims[k]);
-  if (ndims == 1 && used < len) used += (size_t)snprintf(text + used, len - used, ",");
-  if (used < len) snprintf(text + used, len - used, ")");
 }
 
 static const char *dy_type_class_name(H5T_class_t c)
@@ -90,7 +82,6 @@ static int dy_entry_inspect(const DyDataRef *ref, const char *label, DyEntryInfo
 {
   hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, space = H5I_INVALID_HID, type = H5I_INVALID_HID;
   hsize_t dims[H5S_MAX_RANK];
-  char shape[256];
   int bad = 1, ndims;
   size_t tsize;
   H5T_class_t tclass;
@@ -112,10 +103,7 @@ static int dy_entry_inspect(const DyDataRef *ref, const char *label, DyEntryInfo
     snprintf(msg, len, "%s: cannot open the HDF5 file%s", label, DY_LOCK_HINT);
     goto done;
   }
-  if ((dset = H5Dopen2(file, ref->dataset, H5P_DEFAULT)) < 0) {
-    snprintf(msg, len, "%s: no such dataset in the file", label);
-    goto done;
-  }
+  if (dy_frames_open(file, ref->dataset, label, &dset, &info->layout, msg, len)) goto done;
   if ((type = H5Dget_type(dset)) < 0 || (tclass = H5Tget_class(type)) == H5T_NO_CLASS || !(tsize = H5Tget_size(type))) {
     snprintf(msg, len, "%s: cannot read the dataset's type", label);
     goto done;
@@ -130,17 +118,9 @@ static int dy_entry_inspect(const DyDataRef *ref, const char *label, DyEntryInfo
     snprintf(msg, len, "%s: cannot read the dataset's shape", label);
     goto done;
   }
-  dy_shape_text(ndims, dims, shape, sizeof shape);
-  if (ndims != 2) {
-    snprintf(msg, len, "%s: has shape %s (%d-D); expected 2-D (frames, features)", label, shape, ndims);
-    goto done;
-  }
-  if (dims[1] == 0 || dims[1] > INT_MAX) {
-    snprintf(msg, len, "%s: has shape %s: %s features", label, shape, dims[1] ? "too many" : "no");
-    goto done;
-  }
+  if (dy_frames_shape(label, ndims, dims, &info->layout, msg, len)) goto done;
   info->frames = (int64_t)dims[0];
-  info->features = (int64_t)dims[1];
+  info->features = info->layout.columns;
   info->bytes = (int64_t)tsize;
   bad = 0;
 done:
@@ -161,6 +141,7 @@ static int dy_entries_validate(const DyConfig *cfg, DyEntryInfo *info, char *msg
   for (int i = 0; i < n; i++) {
     dy_entry_label(&cfg->input[i], "data.input", i, a, sizeof a);
     if (dy_entry_inspect(&cfg->input[i], a, &info[i], msg, len)) return 1;
+    if (dy_frames_select(cfg, a, &info[i].layout, &info[i].features, msg, len)) return 1;
   }
   for (int i = 0; i < cfg->ntarget; i++) {
     dy_entry_label(&cfg->target[i], "data.target", i, a, sizeof a);
@@ -171,6 +152,12 @@ static int dy_entries_validate(const DyConfig *cfg, DyEntryInfo *info, char *msg
     if (info[i].frames < (int64_t)lag + 1) {
       snprintf(msg, len, "%s: has %lld frames, fewer than data.lag + 1 = %d, so it gives no pair", a,
                (long long)info[i].frames, lag + 1);
+      return 1;
+    }
+    if (info[i].layout.atoms != info[0].layout.atoms) {
+      dy_entry_label(&cfg->input[0], "data.input", 0, b, sizeof b);
+      snprintf(msg, len, "atom counts disagree: %s has %lld atoms per frame, but %s has %lld", b,
+               (long long)info[0].layout.atoms, a, (long long)info[i].layout.atoms);
       return 1;
     }
     if (info[i].features != info[0].features) {
@@ -207,15 +194,17 @@ static void dy_block_range(int64_t F, int size, int rank, int64_t *start, int64_
   *count = q + (rank < r ? 1 : 0);
 }
 
-/* Collective on comm: reads rows [start, start + nrows) of one (frames, ncol) dataset into buf,
+/* Collective on comm: reads rows [start, start + nrows) of one (frames, ncol) or (frames, atoms, 3)
+ * dataset into buf as (nrows, ncol = lay->columns),
  * converting to dy_real, with MPI-IO and collective transfers of at most `piece` rows, npieces
  * of them on every rank (a rank with nothing left takes part with an empty selection). Returns 1
  * on this rank's failure (msg filled), 0 on success. */
-static int dy_entry_read(MPI_Comm comm, const DyDataRef *ref, const char *label, int64_t start, int64_t nrows,
-                         int64_t ncol, int64_t piece, int npieces, dy_real *buf, char *msg, size_t len)
+static int dy_entry_read(MPI_Comm comm, const DyDataRef *ref, const DyFramesLayout *lay, const char *label,
+                         int64_t start, int64_t nrows, int64_t piece, int npieces, dy_real *buf, char *msg, size_t len)
 {
   hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID, dset = H5I_INVALID_HID, fspace = H5I_INVALID_HID;
   hid_t dxpl = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+  const int64_t ncol = lay->columns;
   int bad = 0;
 
   /* Collective metadata reads: one rank reads the file's metadata and broadcasts it. */
@@ -227,19 +216,20 @@ static int dy_entry_read(MPI_Comm comm, const DyDataRef *ref, const char *label,
   } else if ((file = H5Fopen(ref->file, H5F_ACC_RDONLY, fapl)) < 0) {
     snprintf(msg, len, "%s: cannot open the file with MPI-IO%s", label, DY_LOCK_HINT);
     bad = 1;
-  } else if ((dset = H5Dopen2(file, ref->dataset, H5P_DEFAULT)) < 0 || (fspace = H5Dget_space(dset)) < 0) {
+  } else if ((dset = H5Dopen2(file, lay->dataset, H5P_DEFAULT)) < 0 || (fspace = H5Dget_space(dset)) < 0) {
     snprintf(msg, len, "%s: cannot open the dataset", label);
     bad = 1;
   }
   /* Every rank makes npieces collective calls even after a local failure, so nobody hangs. */
   for (int p = 0; p < npieces && dset >= 0 && fspace >= 0; p++) {
     const int64_t off = DY_MIN(nrows, p * piece), rows = DY_MIN(nrows - off, piece);
-    const hsize_t fstart[2] = {(hsize_t)(start + off), 0}, fcount[2] = {(hsize_t)rows, (hsize_t)ncol};
+    const hsize_t fstart[3] = {(hsize_t)(start + off), 0, 0}, mcount[2] = {(hsize_t)rows, (hsize_t)ncol};
+    const hsize_t fcount[3] = {(hsize_t)rows, (hsize_t)(lay->ndims == 3 ? lay->atoms : ncol), 3};
     const hsize_t one = 1;
     herr_t st;
 
     if (rows > 0) {
-      mspace = H5Screate_simple(2, fcount, NULL);
+      mspace = H5Screate_simple(2, mcount, NULL);
       st = mspace < 0 ? -1 : H5Sselect_hyperslab(fspace, H5S_SELECT_SET, fstart, NULL, fcount, NULL);
     } else {
       mspace = H5Screate_simple(1, &one, NULL);
@@ -280,9 +270,7 @@ static PetscErrorCode dy_blocks_read(MPI_Comm comm, const DyConfig *cfg, const D
   const int n = data->ntraj;
   const DyDataRef *refs = which ? cfg->target : cfg->input;
   const char *key = which ? "data.target" : "data.input";
-  const int64_t ncol = which ? data->Dy : data->D;
-  const int64_t piece = DY_MAX((int64_t)1, DY_READ_PIECE_BYTES / (ncol * (int64_t)sizeof(double)));
-  char label[DY_MSG_MAX / 4], msg[DY_MSG_MAX];
+  char label[DY_MSG_MAX / 4], msg[DY_MSG_MAX], where[64];
   int64_t *first;
   int size;
 
@@ -291,32 +279,35 @@ static PetscErrorCode dy_blocks_read(MPI_Comm comm, const DyConfig *cfg, const D
   for (int i = 0; i < n; i++) {
     DyTrajBlock *b = &data->block[i];
     dy_real **dst = which ? &b->y : &b->x;
+    const DyFramesLayout *lay = &info[which * n + i].layout;
+    const int64_t piece = DY_MAX((int64_t)1, DY_READ_PIECE_BYTES / (lay->columns * (int64_t)sizeof(double)));
     /* Rank 0 holds the largest block, so every rank knows how many reads it takes. */
     int64_t start0, count0, npieces;
     int bad;
 
     dy_block_range(b->frames, size, 0, &start0, &count0);
     npieces = (DY_MIN(count0 + data->lag, b->frames) + piece - 1) / piece;
-    PetscCall(PetscMalloc1(b->nread * ncol, dst));
+    PetscCall(PetscMalloc1(b->nread * lay->columns, dst));
     dy_entry_label(&refs[i], key, i, label, sizeof label);
     msg[0] = 0;
-    bad = dy_entry_read(comm, &refs[i], label, b->start, b->nread, ncol, piece, (int)npieces, *dst, msg, sizeof msg);
+    bad = dy_entry_read(comm, &refs[i], lay, label, b->start, b->nread, piece, (int)npieces, *dst, msg, sizeof msg);
     PetscCall(dy_agree_error(comm, bad, PETSC_ERR_FILE_READ, msg));
   }
   PetscCall(PetscMalloc1(n, &first));
   for (int i = 0; i < n; i++) {
     const DyTrajBlock *b = &data->block[i];
-    first[i] = dy_first_nonfinite(which ? b->y : b->x, b->start, b->count, ncol);
+    first[i] = dy_first_nonfinite(which ? b->y : b->x, b->start, b->count, info[which * n + i].layout.columns);
   }
   PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, first, n, MPI_INT64_T, MPI_MIN, comm));
   for (int i = 0; i < n; i++) {
     const int narrowed = info[which * n + i].bytes > (int64_t)sizeof(dy_real);
+    const DyFramesLayout *lay = &info[which * n + i].layout;
 
     if (first[i] == INT64_MAX) continue;
     dy_entry_label(&refs[i], key, i, label, sizeof label);
-    snprintf(msg, sizeof msg, "%s: non-finite value (NaN or Inf%s) at frame %lld, feature %lld (counting from 0)",
-             label, narrowed ? ", or too large for single precision" : "", (long long)(first[i] / ncol),
-             (long long)(first[i] % ncol));
+    dy_frames_where(lay, first[i] % lay->columns, where, sizeof where);
+    snprintf(msg, sizeof msg, "%s: non-finite value (NaN or Inf%s) at frame %lld, %s (counting from 0)", label,
+             narrowed ? ", or too large for single precision" : "", (long long)(first[i] / lay->columns), where);
     PetscCall(PetscFree(first));
     PetscCall(dy_input_error(comm, "%s", msg));
   }
@@ -533,6 +524,27 @@ static PetscErrorCode dy_pairs_scatter(MPI_Comm comm, uint64_t seed, double test
   PetscFunctionReturn(0);
 }
 
+/* Collective: the inputs' features (data.atoms, data.features) from the raw rows just read. */
+static PetscErrorCode dy_data_features(MPI_Comm comm, const DyConfig *cfg, const DyEntryInfo *info, DyData *data)
+{
+  const int n = data->ntraj;
+  DyFramesLayout *lay;
+  int64_t *nread;
+  dy_real **x;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc3(n, &lay, n, &nread, n, &x));
+  for (int i = 0; i < n; i++) {
+    lay[i] = info[i].layout;
+    nread[i] = data->block[i].nread;
+    x[i] = data->block[i].x;
+  }
+  PetscCall(dy_frames_features(comm, cfg, n, lay, nread, data->D, x));
+  for (int i = 0; i < n; i++) data->block[i].x = x[i];
+  PetscCall(PetscFree3(lay, nread, x));
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode dy_data_load_checked(MPI_Comm comm, const DyConfig *cfg, DyData *data)
 {
   const int n = cfg->ntraj;
@@ -591,6 +603,9 @@ static PetscErrorCode dy_data_load_checked(MPI_Comm comm, const DyConfig *cfg, D
   ierr = dy_blocks_read(comm, cfg, info, 0, data);
   if (!ierr && data->has_target) ierr = dy_blocks_read(comm, cfg, info, 1, data);
   PetscCall(PetscLogEventEnd(dy_ev_read, 0, 0, 0, 0));
+  /* The transforms, in order, before the pairs are formed: features, then standardisation. */
+  if (!ierr) ierr = dy_data_features(comm, cfg, info, data);
+  if (!ierr && cfg->standardize) ierr = dy_standardize_fit(comm, cfg, data);
   PetscCall(PetscFree(info));
   PetscCall(ierr);
   PetscCall(dy_data_tica_project(comm, cfg, data)); /* data.tica_dim: the frames become their TICs */
@@ -701,5 +716,6 @@ void dy_data_free(DyData *data)
   (void)PetscFree(data->name);
   (void)PetscFree(data->frames);
   (void)PetscFree(data->pair_offset);
+  (void)PetscFree4(data->input_mean, data->input_scale, data->target_mean, data->target_scale);
   memset(data, 0, sizeof *data);
 }

@@ -5,6 +5,7 @@
  * handles start invalid and are closed in reverse order of opening, also on failure. */
 #include "io/dy_output.h"
 #include "analysis/dy_fields.h"
+#include "io/dy_standardize.h"
 #include "base/dy_version.h"
 
 #include <errno.h>
@@ -17,7 +18,8 @@
 
 const char *const dy_history_names[DY_NHIST] = {"epoch",       "loss_rec_train", "loss_sw_train",
                                                 "loss_prior_train", "loss_rec_test", "loss_sw_test",
-                                                "loss_prior_test", "bins",         "seconds"};
+                                                "loss_prior_test", "bins",         "seconds",
+                                                "vamp2_test"};
 
 PetscErrorCode dy_history_create(int cap, DyHistory *hist)
 {
@@ -264,6 +266,8 @@ static PetscErrorCode dy_output_frames(hid_t file, hid_t dxpl, const DyConfig *c
     DY_TRY(dy_h5_write_rows(glat, name, DY_H5_REAL, b->frames, d, b->start, b->count, z, dxpl));
     if (!recon) continue;
     if (b->count > 0) dy_model_decode(model, work, b->count, z, y);
+    /* The decoder learns standardised targets; results are in the data's own units. */
+    if (b->count > 0 && data->target_mean) dy_standardize_undo(Dy, data->target_mean, data->target_scale, b->count, y);
     DY_TRY(dy_h5_write_rows(grec, name, DY_H5_REAL, b->frames, Dy, b->start, b->count, y, dxpl));
   }
 cleanup:

@@ -1,6 +1,7 @@
 /* The training state as a checkpoint: see dy_trainstate.h. */
 #include "io/dy_trainstate.h"
 #include "io/dy_checkpoint.h"
+#include "io/dy_standardize.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -189,7 +190,38 @@ PetscErrorCode dy_trainstate_save(MPI_Comm comm, const char *dir, const DyTrainS
   PetscCall(dy_ckpt_write_int(w, "shape_bytes", (int64_t)strlen(shape)));
   PetscCall(dy_ckpt_write_replicated(w, "shape", DY_CKPT_UINT8, strlen(shape), shape));
   PetscCall(PetscFree(shape));
+  PetscCall(dy_ckpt_write_int(w, "standardize", st->data->input_mean != NULL));
+  if (st->data->input_mean) {
+    const DyData *dt = st->data;
+    PetscCall(dy_ckpt_write_replicated(w, "input_mean", DY_CKPT_DOUBLE, (size_t)dt->D, dt->input_mean));
+    PetscCall(dy_ckpt_write_replicated(w, "input_scale", DY_CKPT_DOUBLE, (size_t)dt->D, dt->input_scale));
+    PetscCall(dy_ckpt_write_replicated(w, "target_mean", DY_CKPT_DOUBLE, (size_t)dt->Dy, dt->target_mean));
+    PetscCall(dy_ckpt_write_replicated(w, "target_scale", DY_CKPT_DOUBLE, (size_t)dt->Dy, dt->target_scale));
+  }
   PetscCall(dy_ckpt_write_commit(w));
+  PetscFunctionReturn(0);
+}
+
+/* Collective: the checkpoint's data.standardize statistics replace the ones just computed. */
+static PetscErrorCode dy_trainstate_load_statistics(MPI_Comm comm, DyCkptReader *r, const char *used, DyData *dt)
+{
+  int64_t saved;
+  double *stat;
+
+  PetscFunctionBegin;
+  PetscCall(dy_ckpt_read_int(r, "standardize", &saved));
+  PetscCheck(saved == (dt->input_mean != NULL), comm, DY_ERR_INPUT,
+             "%s: the checkpoint was written with data.standardize = %s: restart with that setting, or start afresh "
+             "in another output.dir",
+             used, saved ? "true" : "false");
+  if (!saved) PetscFunctionReturn(0);
+  PetscCall(PetscMalloc1(2 * ((size_t)dt->D + dt->Dy), &stat));
+  PetscCall(dy_ckpt_read_replicated(r, "input_mean", DY_CKPT_DOUBLE, (size_t)dt->D, stat));
+  PetscCall(dy_ckpt_read_replicated(r, "input_scale", DY_CKPT_DOUBLE, (size_t)dt->D, stat + dt->D));
+  PetscCall(dy_ckpt_read_replicated(r, "target_mean", DY_CKPT_DOUBLE, (size_t)dt->Dy, stat + 2 * dt->D));
+  PetscCall(dy_ckpt_read_replicated(r, "target_scale", DY_CKPT_DOUBLE, (size_t)dt->Dy, stat + 2 * dt->D + dt->Dy));
+  PetscCall(dy_standardize_restore(dt, stat, stat + dt->D, stat + 2 * dt->D, stat + 2 * dt->D + dt->Dy));
+  PetscCall(PetscFree(stat));
   PetscFunctionReturn(0);
 }
 
@@ -261,6 +293,7 @@ PetscErrorCode dy_trainstate_load(MPI_Comm comm, const char *dir, const char *pa
              "%s: the checkpoint is of another model (%lld parameters, latent_dim %lld; this input gives %zu and %d): "
              "restart with the model settings it was written with, or start afresh in another output.dir",
              used, (long long)nparam, (long long)d, m->nparam, m->d);
+  PetscCall(dy_trainstate_load_statistics(comm, r, used, st->data));
   PetscCall(dy_ckpt_read_int(r, "epoch", &p->epoch));
   PetscCall(dy_ckpt_read_int(r, "step", &p->step));
   PetscCall(dy_ckpt_read_int(r, "nsteps", &p->nsteps));

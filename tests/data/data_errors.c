@@ -31,14 +31,39 @@ typedef struct {
   const char *expect[MAXSUB];      /* substrings of the message; NULL-terminated */
 } ErrorCase;
 
+/* The cases that set data.features or data.atoms (the others keep "coordinates" and all atoms). */
+static const struct {
+  const char *name;     /* the case */
+  const char *features; /* data.features */
+  int natoms;           /* data.atoms */
+  int atoms[2];
+} selections[] = {
+  {"atom out of range", "coordinates", 2, {0, 4}},
+  {"distances of 2-D", "distances", 0, {0, 0}},
+  {"aligned 2-D", "aligned", 0, {0, 0}},
+  {"atoms of 2-D", "coordinates", 1, {0, 0}},
+  {"atom counts differ", "distances", 2, {0, 1}},
+};
+
 static const ErrorCase cases[] = {
   {"missing file", 1, 0, {"nope.h5:/x"}, {0}, {"nope.h5", "dataset /x", "cannot read the file"}},
   {"not HDF5", 1, 0, {"notes.txt:/x"}, {0}, {"notes.txt", "dataset /x", "not an HDF5 file"}},
   {"missing dataset", 1, 0, {"good.h5:/missing"}, {0}, {"good.h5", "dataset /missing", "no such dataset"}},
   {"missing group", 1, 0, {"good.h5:/nogroup/x"}, {0}, {"good.h5", "dataset /nogroup/x", "no such dataset"}},
-  {"group, not dataset", 1, 0, {"good.h5:/grp"}, {0}, {"good.h5", "dataset /grp", "no such dataset"}},
+  {"group, not dataset", 1, 0, {"good.h5:/grp"}, {0}, {"good.h5", "dataset /grp", "a group without a `value` dataset"}},
   {"1-D", 1, 0, {"good.h5:/one_d"}, {0}, {"good.h5", "dataset /one_d", "(50,) (1-D)"}},
-  {"3-D", 1, 0, {"good.h5:/three_d"}, {0}, {"good.h5", "dataset /three_d", "(50, 3, 2) (3-D)"}},
+  {"3-D", 1, 0, {"good.h5:/three_d"}, {0}, {"good.h5", "dataset /three_d", "(50, 3, 2); a 3-D dataset must be"}},
+  {"atom out of range", 1, 0, {"good.h5:/pos4"}, {0}, {"dataset /pos4", "data.atoms[1] = 4 is out of range", "4 atoms"}},
+  {"distances of 2-D", 1, 0, {"good.h5:/x"}, {0}, {"dataset /x", "data.features = \"distances\" needs 3-D"}},
+  {"aligned 2-D", 1, 0, {"good.h5:/x"}, {0}, {"dataset /x", "data.features = \"aligned\" needs 3-D"}},
+  {"atoms of 2-D", 1, 0, {"good.h5:/x"}, {0}, {"dataset /x", "data.atoms selects atoms of 3-D"}},
+  {"H5MD without value", 1, 0, {"good.h5:/particles/all/position"}, {0},
+   {"dataset /particles/all/position", "a group without a `value` dataset"}},
+  {"atom counts differ", 2, 0, {"good.h5:/pos4", "good.h5:/particles/five/position"}, {0},
+   {"atom counts disagree", "/pos4 has 4 atoms", "dataset /particles/five/position has 5"}},
+  {"H5MD last dimension", 1, 0, {"good.h5:/particles/flat/position"}, {0},
+   {"dataset /particles/flat/position", "(50, 4, 2); a 3-D dataset must be (frames, atoms, 3)"}},
+  {"NaN in positions", 1, 0, {"good.h5:/pos_nan"}, {0}, {"dataset /pos_nan", "at frame 40, atom 2, coordinate y"}},
   {"zero features", 1, 0, {"good.h5:/zero_feat"}, {0}, {"good.h5", "dataset /zero_feat", "(50, 0): no features"}},
   {"integer type", 1, 0, {"good.h5:/int"}, {0}, {"good.h5", "dataset /int", "integer type"}},
   {"features disagree", 2, 0, {"good.h5:/x", "good.h5:/four_feat"}, {0},
@@ -97,6 +122,20 @@ static int write_fixture(const char *dir)
   bad |= dy_test_write_traj(good, "/tiny", LAG + 1, 3, H5T_IEEE_F32LE, 0, 0, 0);
   bad |= dy_test_write_traj(good, "/y_short", 49, 2, H5T_IEEE_F32LE, 0, 1, 0);
   bad |= dy_test_write_traj(good, "/y_3feat", 20, 3, H5T_IEEE_F32LE, 0, 1, 0);
+  {
+    const unsigned long long d4[3] = {50, 4, 3}, d5[3] = {50, 5, 3}, d42[3] = {50, 4, 2};
+    double *p = malloc(sizeof(double) * 50 * 5 * 3);
+
+    if (!p) return 1;
+    for (int k = 0; k < 50 * 5 * 3; k++) p[k] = 0.01 * k + 0.3 * (k % 3);
+    bad |= dy_test_write(good, "/pos4", 3, d4, H5T_IEEE_F32LE, p, 0);
+    bad |= dy_test_write(good, "/particles/five/position/value", 3, d5, H5T_IEEE_F32LE, p, 0);
+    bad |= dy_test_write(good, "/particles/flat/position/value", 3, d42, H5T_IEEE_F32LE, p, 0);
+    bad |= dy_test_write(good, "/particles/all/position/time", 1, d1, H5T_IEEE_F32LE, v, 0);
+    p[(40 * 4 + 2) * 3 + 1] = NAN;
+    bad |= dy_test_write(good, "/pos_nan", 3, d4, H5T_IEEE_F64LE, p, 0);
+    free(p);
+  }
   {
     const unsigned long long dx[2] = {50, 3}, dy[2] = {50, 2};
     double x[150], y[100];
@@ -186,6 +225,13 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *unused)
     cfg.test_fraction = 0.2;
     cfg.seed = seed;
     cfg.dir = outdir;
+    snprintf(cfg.features, sizeof cfg.features, "coordinates");
+    for (size_t k = 0; k < sizeof selections / sizeof selections[0]; k++)
+      if (!strcmp(selections[k].name, e->name)) {
+        snprintf(cfg.features, sizeof cfg.features, "%s", selections[k].features);
+        cfg.natoms = selections[k].natoms;
+        cfg.atoms = (int *)selections[k].atoms;
+      }
     captured[0] = 0;
     PetscCall(PetscPushErrorHandler(capture, NULL));
     ierr = dy_data_load(comm, &cfg, &data);
