@@ -155,11 +155,14 @@ int main(int argc, char **argv)
   DyModelShape s3 = {.D = 3, .Dy = 3, .d = 2, .nhidden = {2, 1, 2, 2}, .hidden = {{17, 9}, {9}, {10, 8}, {10, 8}}};
   /* nets without hidden layers (a linear force, log-diffusion and decoder) */
   DyModelShape s4 = {.D = 2, .Dy = 2, .d = 2, .nhidden = {1, 0, 0, 0}, .hidden = {{6}}};
-  const DyModelShape *shapes[4] = {&s1, &s2, &s3, &s4};
-  const int Bs[4] = {11, 13, 21, 9}, Ls[4] = {6, 7, 10, 3};
+  /* inputs past one block of the blocked products' sums (DY_KC), decoder outputs past one block
+   * of their columns (DY_NC) ending in part of a panel (batches past DY_KC rows: tests/parity) */
+  DyModelShape s5 = {.D = 260, .Dy = 134, .d = 2, .nhidden = {1, 1, 1, 1}, .hidden = {{9}, {7}, {6}, {5}}};
+  const DyModelShape *shapes[5] = {&s1, &s2, &s3, &s4, &s5};
+  const int Bs[5] = {11, 13, 21, 9, 8}, Ls[5] = {6, 7, 10, 3, 5};
   int bad = 0;
   double worst = 0;
-  for (int s = 0; s < 4; s++)
+  for (int s = 0; s < 5; s++)
     for (int diff = 0; diff < 2; diff++) {
       printf("shape %d, %s diffusion\n", s + 1, diff ? "learned" : "constant");
       const double w = check_case(shapes[s], diff ? DY_DIFFUSION_LEARNED : DY_DIFFUSION_CONSTANT, Bs[s], Ls[s],
