@@ -12,7 +12,8 @@
  *   fwd   Y = relu(X W^T + b)                      dy_linear_forward with DY_EPI_RELU
  *   din   dX = (dY W) [H > 0], db += colsums(dX)   dy_linear_backward_input with DY_EPI_RELU
  *   dw    dW += dY^T X                             dy_linear_backward_weight
- * (the first layer's din only where the decoder needs it, as ADD without the mask). Each figure is
+ * (the first layer has no din: the encoder's inputs need no gradient, and the decoder's first
+ * layer has the latent dimension as input, a narrow shape of its own). Each figure is
  * the minimum over repetitions for about --ms milliseconds of the thread's CPU time. With
  * OpenBLAS: cblas_?gemm on the same operands, one thread, without the epilogues. */
 #include "bench_common.h"
@@ -93,7 +94,7 @@ static void layer_free(Layer *L)
   free(L->X), free(L->dX), free(L->Y), free(L->dY), free(L->W), free(L->WT), free(L->dW), free(L->b), free(L->db);
 }
 
-enum { P_FWD, P_DIN, P_DINADD, P_DW, P_BLAS_FWD, P_BLAS_DIN, P_BLAS_DW };
+enum { P_FWD, P_DIN, P_DW, P_BLAS_FWD, P_BLAS_DIN, P_BLAS_DW };
 
 static void run(const Layer *L, int what)
 {
@@ -101,7 +102,6 @@ static void run(const Layer *L, int what)
   switch (what) {
   case P_FWD: dy_linear_forward(n, in, out, L->X, L->W, L->WT, L->b, DY_EPI_RELU, L->Y); break;
   case P_DIN: dy_linear_backward_input(n, in, out, L->dY, L->W, L->WT, L->X, DY_EPI_RELU, L->dX, L->db); break;
-  case P_DINADD: dy_linear_backward_input(n, in, out, L->dY, L->W, L->WT, NULL, DY_EPI_ADD, L->dX, NULL); break;
   case P_DW: dy_linear_backward_weight(n, in, out, L->X, L->dY, L->dW); break;
 #if defined(DY_BENCH_OPENBLAS)
 #if defined(DY_REAL_DOUBLE)
@@ -191,9 +191,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_gemm: out of memory\n");
             return 1;
           }
-          const int prods[3] = {P_FWD, s == 0 ? P_DINADD : P_DIN, P_DW};
-          const char *names[3] = {"fwd", s == 0 ? "din-add" : "din", "dw"};
+          const int prods[3] = {P_FWD, P_DIN, P_DW};
+          const char *names[3] = {"fwd", "din", "dw"};
           for (int k = 0; k < 3; ++k) {
+            if (s == 0 && prods[k] == P_DIN) continue;
             const double g = time_product(&L, prods[k], o.ms);
             const double gb = o.blas ? time_product(&L, P_BLAS_FWD + (k == 0 ? 0 : k == 1 ? 1 : 2), o.ms) : 0;
             if (g < worst && L.in >= 32 && L.out >= 32) worst = g;

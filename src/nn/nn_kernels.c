@@ -415,11 +415,12 @@ DY_INLINE void dy_gemm_short(int n, int q, int p, const dy_real *A, const dy_rea
  * copied a block of DY_KC rows by DY_NC columns at a time into panels of DY_NR columns, each
  * panel's rows contiguous and its last panel padded with zeros (no strided reads, which for row
  * strides of a few KB would fall into a handful of L1 sets, and no column left to scalar code);
- * the rows of C then go through in tiles of DY_MR rows, each tile's A rows (DY_MR x DY_KC) staying
- * in L1 while the block's panels stream from L2. Sums over q longer than DY_KC pass through C:
+ * the rows of C then go through in tiles of DY_MR rows: while A's rows of the block fit in L2
+ * (DY_ABLOCK_BYTES), one panel at a time stays in L1 while all rows pass, else each tile's A rows
+ * (DY_MR x DY_KC) stay in L1 while the block's panels stream from L2. Sums over q longer than DY_KC pass through C:
  * every block after the first starts from C, and only the last applies the epilogue and adds the
  * column sums. The buffers are per thread and need no allocation. */
-enum { DY_MR = 6, DY_NR_V = 2, DY_KC = 256, DY_NC = 1024 / (int)sizeof(dy_real) };
+enum { DY_MR = 6, DY_NR_V = 2, DY_KC = 256, DY_NC = 1024 / (int)sizeof(dy_real), DY_ABLOCK_BYTES = 256 << 10 };
 #define DY_NR (DY_NR_V * DY_VL)
 static _Thread_local dy_real dy_bpack[DY_KC * DY_NC] __attribute__((aligned(64)));
 static _Thread_local dy_real dy_apack[DY_MR * DY_KC] __attribute__((aligned(64)));
@@ -512,36 +513,44 @@ DY_INLINE void dy_gemm_blocked(int m, int q, int p, const dy_real *A, int lda, c
       const int kc = q - pc < DY_KC ? q - pc : DY_KC;
       const int fromc = pc > 0 || mode == DY_EPI_ADD, last = pc + kc == q;
       dy_pack_b(kc, nc, Bm + (size_t)pc * ldb + jc, ldb);
-      for (int i = 0; i < m;) {
-        const int R = m - i >= DY_MR ? DY_MR : m - i;
-        const dy_real *a = A + (size_t)i * ars + (size_t)pc * aks;
-        size_t rs = ars, ks = aks;
-        if (trans) { /* this tile's columns of A^T, DY_MR per k */
-          for (int k = 0; k < kc; k++)
-            for (int r = 0; r < R; r++) dy_apack[k * DY_MR + r] = a[r + (size_t)k * aks];
-          a = dy_apack, rs = 1, ks = DY_MR;
-        }
-        for (int j = 0; j < nc; j += DY_NR) {
-          const dy_real *bp = dy_bpack + (size_t)j * kc;
-          dy_real *c = C + (size_t)i * ldc + jc + j;
-          const dy_real *h = H ? H + (size_t)i * ldc + jc + j : NULL;
-          const dy_real *bb = bias && pc == 0 ? bias + jc + j : NULL;
-          dy_real *d = db ? db + jc + j : NULL;
-          const int mm = nc - j;
+      /* C's tile at rows i.., columns jc + j.. from A's rows at a (strides rs, ks) */
 #define DY_TILE_CASE(RR)                                                                                 \
-  case RR: dy_blocked_tile(RR, kc, a, rs, ks, bp, c, ldc, mm, fromc, last, bb, mode, h, d); break
-          switch (R) {
-            DY_TILE_CASE(6);
-            DY_TILE_CASE(5);
-            DY_TILE_CASE(4);
-            DY_TILE_CASE(3);
-            DY_TILE_CASE(2);
-            default: dy_blocked_tile(1, kc, a, rs, ks, bp, c, ldc, mm, fromc, last, bb, mode, h, d); break;
+  case RR:                                                                                               \
+    dy_blocked_tile(RR, kc, a, rs, ks, dy_bpack + (size_t)j * kc, C + (size_t)i * ldc + jc + j, ldc, nc - j, fromc, \
+                    last, bias && pc == 0 ? bias + jc + j : NULL, mode, H ? H + (size_t)i * ldc + jc + j : NULL,  \
+                    db ? db + jc + j : NULL);                                                            \
+    break
+#define DY_TILE_AT()                                                                                     \
+  switch (m - i >= DY_MR ? DY_MR : m - i) {                                                              \
+    DY_TILE_CASE(6);                                                                                     \
+    DY_TILE_CASE(5);                                                                                     \
+    DY_TILE_CASE(4);                                                                                     \
+    DY_TILE_CASE(3);                                                                                     \
+    DY_TILE_CASE(2);                                                                                     \
+    DY_TILE_CASE(1);                                                                                     \
+  }
+      if (!trans && (size_t)m * kc * sizeof(dy_real) <= DY_ABLOCK_BYTES) {
+        /* A's block stays in L2: one panel at a time in L1 while all rows go through */
+        const size_t rs = ars, ks = aks;
+        for (int j = 0; j < nc; j += DY_NR)
+          for (int i = 0; i < m; i += DY_MR) {
+            const dy_real *a = A + (size_t)i * ars + (size_t)pc * aks;
+            DY_TILE_AT();
           }
-#undef DY_TILE_CASE
+      } else
+        for (int i = 0; i < m; i += DY_MR) {
+          const int R = m - i >= DY_MR ? DY_MR : m - i;
+          const dy_real *a = A + (size_t)i * ars + (size_t)pc * aks;
+          size_t rs = ars, ks = aks;
+          if (trans) { /* this tile's columns of A^T, DY_MR per k */
+            for (int k = 0; k < kc; k++)
+              for (int r = 0; r < R; r++) dy_apack[k * DY_MR + r] = a[r + (size_t)k * aks];
+            a = dy_apack, rs = 1, ks = DY_MR;
+          }
+          for (int j = 0; j < nc; j += DY_NR) DY_TILE_AT();
         }
-        i += R;
-      }
+#undef DY_TILE_AT
+#undef DY_TILE_CASE
     }
   }
 }
@@ -683,7 +692,7 @@ static void dy_gemm_tn(int n, const dy_real *A, int P, const dy_real *B, int Q, 
 void dy_linear_backward_weight(int n, int in, int out, const dy_real *X, const dy_real *dY, dy_real *dW)
 {
   /* dW (out, in) += dY^T X: vectorise along whichever of in, out is wider */
-  if (in >= DY_VL && out > 4 && dy_use_blocked(out, in))
+  if (in >= DY_VL && out > 4 && (in > 64 || in % DY_VL != 0))
     dy_gemm_blocked(out, n, in, dY, out, 1, X, in, dW, in, NULL, DY_EPI_ADD, NULL, NULL);
   else if (in >= DY_VL || in >= out) dy_gemm_tn(n, dY, out, X, in, dW, 0);
   else dy_gemm_tn(n, X, in, dY, out, dW, 1);
