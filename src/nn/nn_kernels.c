@@ -415,9 +415,10 @@ DY_INLINE void dy_gemm_short(int n, int q, int p, const dy_real *A, const dy_rea
  * copied a block of DY_KC rows by DY_NC columns at a time into panels of DY_NR columns, each
  * panel's rows contiguous and its last panel padded with zeros (no strided reads, which for row
  * strides of a few KB would fall into a handful of L1 sets, and no column left to scalar code);
- * the rows of C then go through in tiles of DY_MR rows: while A's rows of the block fit in L2
- * (DY_ABLOCK_BYTES), one panel at a time stays in L1 while all rows pass, else each tile's A rows
- * (DY_MR x DY_KC) stay in L1 while the block's panels stream from L2. Sums over q longer than DY_KC pass through C:
+ * the rows of C then go through in blocks whose A rows fit in L2 (DY_ABLOCK_BYTES), one panel at a
+ * time staying in L1 while a block's rows pass in tiles of DY_MR rows. With A transposed (weight
+ * gradients), each tile's A rows (DY_MR x DY_KC) are copied once and stay in L1 while the block's
+ * panels stream from L2. Sums over q longer than DY_KC pass through C:
  * every block after the first starts from C, and only the last applies the epilogue and adds the
  * column sums. The buffers are per thread and need no allocation. */
 enum { DY_MR = 6, DY_NR_V = 2, DY_KC = 256, DY_NC = 1024 / (int)sizeof(dy_real), DY_ABLOCK_BYTES = 256 << 10 };
@@ -529,14 +530,19 @@ DY_INLINE void dy_gemm_blocked(int m, int q, int p, const dy_real *A, int lda, c
     DY_TILE_CASE(2);                                                                                     \
     DY_TILE_CASE(1);                                                                                     \
   }
-      if (!trans && (size_t)m * kc * sizeof(dy_real) <= DY_ABLOCK_BYTES) {
-        /* A's block stays in L2: one panel at a time in L1 while all rows go through */
+      if (!trans) {
+        /* blocks of mc rows of A stay in L2: one panel at a time in L1 while a block's rows pass */
         const size_t rs = ars, ks = aks;
-        for (int j = 0; j < nc; j += DY_NR)
-          for (int i = 0; i < m; i += DY_MR) {
-            const dy_real *a = A + (size_t)i * ars + (size_t)pc * aks;
-            DY_TILE_AT();
-          }
+        int mc = (int)(DY_ABLOCK_BYTES / ((size_t)kc * sizeof(dy_real))) / DY_MR * DY_MR;
+        if (mc < DY_MR) mc = DY_MR;
+        for (int ic = 0; ic < m; ic += mc) {
+          const int iend = m - ic < mc ? m : ic + mc;
+          for (int j = 0; j < nc; j += DY_NR)
+            for (int i = ic; i < iend; i += DY_MR) {
+              const dy_real *a = A + (size_t)i * ars + (size_t)pc * aks;
+              DY_TILE_AT();
+            }
+        }
       } else
         for (int i = 0; i < m; i += DY_MR) {
           const int R = m - i >= DY_MR ? DY_MR : m - i;
