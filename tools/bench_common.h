@@ -1,5 +1,5 @@
-/* What the step benchmarks (bench_step, bench_sync) share: the clock, sorting times, the default
- * model of SPEC section 7 and the drawing of one batch's inputs. */
+/* What the step benchmarks (bench_step, bench_sync, bench_gemm) share: the clocks, the FMA peak,
+ * sorting times, the default model of SPEC section 7 and the drawing of one batch's inputs. */
 #pragma once
 #include "nn/dy_model.h"
 #include "base/dy_rng.h"
@@ -24,6 +24,42 @@ static inline double now_us(void)
   return 1e6 * (double)ts.tv_sec + 1e-3 * (double)ts.tv_nsec;
 }
 
+/* CPU time of this thread in microseconds: bench_step and bench_gemm time by it (as
+ * tools/bench_torch.py times PyTorch's), so that the periods in which a shared, oversubscribed
+ * machine runs others do not count; their cache traffic still does, hence minima and medians. */
+static inline double bench_cpu_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return 1e6 * (double)ts.tv_sec + 1e-3 * (double)ts.tv_nsec;
+}
+
+/* name(): the FMA peak of one core in GFLOP/s from a register-resident loop of 12 independent
+ * chains of VB-byte vectors (32 and 64: the larger is the peak; without AVX-512 the compiler
+ * splits the 64-byte ones). Best of many short bursts. */
+#define BENCH_PEAK_LOOP(name, VB)                                                                        \
+  static double name(void)                                                                           \
+  {                                                                                                  \
+    typedef dy_real vreal __attribute__((vector_size(VB)));                                          \
+    enum { NACC = 12, LANES = VB / sizeof(dy_real) };                                                \
+    vreal acc[NACC], a, b;                                                                           \
+    for (int k = 0; k < LANES; ++k) a[k] = (dy_real)0.999999, b[k] = (dy_real)1e-7;                  \
+    for (int i = 0; i < NACC; ++i) acc[i] = b * (dy_real)i;                                          \
+    const long iters = 100000;                                                                       \
+    double best = 0;                                                                                 \
+    for (int rep = 0; rep < 200; ++rep) {                                                            \
+      const double t0 = bench_cpu_us();                                                                    \
+      for (long it = 0; it < iters; ++it) {                                                          \
+        _Pragma("GCC unroll 16") for (int i = 0; i < NACC; ++i) acc[i] = acc[i] * a + b;             \
+      }                                                                                              \
+      const double g = 2.0 * NACC * LANES * (double)iters / ((bench_cpu_us() - t0) * 1e3);                 \
+      if (g > best) best = g;                                                                        \
+    }                                                                                                \
+    volatile dy_real sink = 0;                                                                       \
+    for (int i = 0; i < NACC; ++i) sink += acc[i][0];                                                \
+    (void)sink;                                                                                      \
+    return best;                                                                                     \
+  }
 static inline int cmp_double(const void *a, const void *b)
 {
   double x = *(const double *)a, y = *(const double *)b;

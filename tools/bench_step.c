@@ -1,11 +1,12 @@
 /* Times one full DynamicsAE training step of the numerical core, without MPI.
  *
- *   bench_step [--B 256] [--L 50] [--D 2] [--d 2] [--diffusion constant|learned] [--reps 500]
- *              [--warmup 50] [--torch] [--torch-reps 200] [--rounds 5] [--python /usr/bin/python3]
- *              [--script tools/bench_torch.py]
+ *   bench_step [--B 256] [--L 50] [--D 2] [--d 2] [--encoder 32,32,32] [--decoder 32,32,32]
+ *              [--prior 32,32] [--diffusion constant|learned] [--reps 500] [--warmup 50] [--torch]
+ *              [--torch-reps 200] [--rounds 5] [--python /usr/bin/python3] [--script tools/bench_torch.py]
  *
- * One step = dy_model_loss_grad (both losses and all gradients) + both Adam updates, default widths
- * of SPEC section 7. Two figures:
+ * One step = dy_model_loss_grad (both losses and all gradients) + both Adam updates, by default
+ * with the widths of SPEC section 7 (--encoder, --decoder, --prior: hidden widths, comma lists;
+ * the prior's serve the force and log-diffusion nets). Two figures:
  *   "core": batch, theta and eps prepared beforehand (a ring of pre-drawn inputs), only the step timed;
  *   "with inputs": each timed step also gathers B pairs from a pool of frames and draws L unit
  *   vectors and B x d normals, as the trainer does per step.
@@ -28,6 +29,7 @@
 
 #define NRING 16 /* pre-drawn input sets cycled through by the "core" figure */
 
+
 typedef struct {
   int B, L, D, d;       /* batch pairs, projections, input features, latent dimension */
   DyDiffusion diffusion; /* sampling mode of the prior moves */
@@ -37,7 +39,39 @@ typedef struct {
   int rounds;           /* blocks the timed steps are split into (0: 5 with --torch, else 1) */
   const char *python;   /* interpreter for the script */
   const char *script;   /* tools/bench_torch.py */
+  char widths[3][128];  /* hidden widths of the encoder, decoder and prior as given ("32,32,32") */
 } BenchOptions;
+
+/* Hidden widths from a comma list into w (at most DY_MAX_LAYERS - 1); their count, or -1. */
+static int parse_widths(const char *s, int *w)
+{
+  int n = 0;
+  while (*s) {
+    char *end;
+    const long x = strtol(s, &end, 10);
+    if (end == s || x < 1 || x > 65536 || n == DY_MAX_LAYERS - 1 || (*end && *end != ',')) return -1;
+    w[n++] = (int)x;
+    s = *end ? end + 1 : end;
+  }
+  return n ? n : -1;
+}
+
+/* The model's shape from the options: D inputs and outputs, latent d, the three width lists. */
+static int bench_shape(const BenchOptions *o, DyModelShape *shape)
+{
+  *shape = (DyModelShape){.D = o->D, .Dy = o->D, .d = o->d};
+  const int nets[3][2] = {{DY_NET_ENCODER, -1}, {DY_NET_DECODER, -1}, {DY_NET_FORCE, DY_NET_LOGDIFF}};
+  for (int k = 0; k < 3; ++k) {
+    int w[DY_MAX_LAYERS];
+    const int n = parse_widths(o->widths[k], w);
+    if (n < 0) return -1;
+    for (int j = 0; j < 2 && nets[k][j] >= 0; ++j) {
+      shape->nhidden[nets[k][j]] = n;
+      memcpy(shape->hidden[nets[k][j]], w, sizeof(int) * n);
+    }
+  }
+  return 0;
+}
 
 /* 2 * rows * sum of in*out over layers [first, nlayer): the flops of one batched product per layer. */
 static double mlp_flops(const DyMlp *net, double rows, int first)
@@ -68,34 +102,13 @@ static double step_flops(const DyModel *m, int B, int L)
   return f;
 }
 
-/* Peak of one core from a register-resident FMA loop: 12 independent chains of 256-bit vectors.
- * Best of many short bursts, so that a burst that ran alone on a shared machine is found. */
-typedef dy_real vreal __attribute__((vector_size(32)));
+BENCH_PEAK_LOOP(peak_gflops_256, 32)
+BENCH_PEAK_LOOP(peak_gflops_512, 64)
+
 static double measured_peak_gflops(void)
 {
-  enum { NACC = 12 };
-  vreal acc[NACC], a, b;
-  for (size_t k = 0; k < sizeof(vreal) / sizeof(dy_real); ++k) {
-    a[k] = (dy_real)0.999999;
-    b[k] = (dy_real)1e-7;
-  }
-  for (int i = 0; i < NACC; ++i) acc[i] = b * (dy_real)i;
-  const long iters = 200000;
-  double best = 0;
-  for (int rep = 0; rep < 200; ++rep) {
-    double t0 = now_us();
-    for (long it = 0; it < iters; ++it) {
-#pragma GCC unroll 16
-      for (int i = 0; i < NACC; ++i) acc[i] = acc[i] * a + b;
-    }
-    double dt = now_us() - t0;
-    double flops = 2.0 * NACC * (double)(sizeof(vreal) / sizeof(dy_real)) * (double)iters;
-    if (flops / (dt * 1e3) > best) best = flops / (dt * 1e3);
-  }
-  volatile dy_real sink = 0;
-  for (int i = 0; i < NACC; ++i) sink += acc[i][0];
-  (void)sink;
-  return best;
+  const double p256 = peak_gflops_256(), p512 = peak_gflops_512();
+  return p256 > p512 ? p256 : p512;
 }
 
 /* CPU model (name, family, model number) and nominal MHz from /proc/cpuinfo. */
@@ -136,7 +149,8 @@ static void draw_inputs(DyRng *rng, const BenchOptions *o, const dy_real *frames
 static int parse_options(int argc, char **argv, BenchOptions *o)
 {
   *o = (BenchOptions){.B = 256, .L = 50, .D = 2, .d = 2, .diffusion = DY_DIFFUSION_CONSTANT, .reps = 500,
-                      .warmup = 50, .torch = 0, .torch_reps = 200, .rounds = 0, .python = "/usr/bin/python3", .script = DY_BENCH_TORCH_SCRIPT};
+                      .warmup = 50, .torch = 0, .torch_reps = 200, .rounds = 0, .python = "/usr/bin/python3", .script = DY_BENCH_TORCH_SCRIPT,
+                      .widths = {"32,32,32", "32,32,32", "32,32"}};
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
     int *ival = !strcmp(a, "--B")        ? &o->B
@@ -160,12 +174,20 @@ static int parse_options(int argc, char **argv, BenchOptions *o)
       o->python = argv[++i];
     } else if (!strcmp(a, "--script") && val) {
       o->script = argv[++i];
+    } else if ((!strcmp(a, "--encoder") || !strcmp(a, "--decoder") || !strcmp(a, "--prior")) && val &&
+               strlen(val) < sizeof o->widths[0]) {
+      strcpy(o->widths[a[2] == 'e' ? 0 : a[2] == 'd' ? 1 : 2], argv[++i]);
     } else {
       fprintf(stderr, "bench_step: unknown or incomplete option '%s'\n", a);
       return 1;
     }
   }
   if (!o->rounds) o->rounds = o->torch ? 5 : 1;
+  DyModelShape shape;
+  if (bench_shape(o, &shape)) {
+    fprintf(stderr, "bench_step: widths must be comma lists of 1 to %d positive integers\n", DY_MAX_LAYERS - 1);
+    return 1;
+  }
   if (o->B < 2 || o->L < 1 || o->D < 1 || o->d < 1 || o->d > DY_MAX_LAYERS || o->warmup < 0 || o->rounds < 1 ||
       o->reps < o->rounds || o->torch_reps < o->rounds) {
     fprintf(stderr,
@@ -205,7 +227,8 @@ static int torch_start(const BenchOptions *o, TorchServer *ts)
     dup2(in[0], STDIN_FILENO);
     dup2(out[1], STDOUT_FILENO);
     close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-    execl(o->python, o->python, o->script, "--B", B, "--L", L, "--D", D, "--d", d, "--diffusion",
+    execl(o->python, o->python, o->script, "--B", B, "--L", L, "--D", D, "--d", d, "--encoder", o->widths[0],
+          "--decoder", o->widths[1], "--prior", o->widths[2], "--diffusion",
           o->diffusion == DY_DIFFUSION_LEARNED ? "learned" : "constant", "--serve", (char *)NULL);
     _exit(127);
   }
@@ -256,12 +279,12 @@ static void time_steps(DyModel *m, DyWork *w, DyAdam *rep, DyAdam *pri, const Be
   DyLosses losses = {0};
   for (int s = 0; s < warmup + n; ++s) {
     BenchInputs *in = &ring[s % NRING];
-    double t0 = now_us();
+    double t0 = bench_cpu_us();
     if (fresh) draw_inputs(rng, o, frames, in);
     dy_model_loss_grad(m, w, o->B, o->L, in->x0, in->x1, in->x0, in->x1, in->theta, in->eps, &lo, &losses);
     dy_adam_update(rep, m->params, m->grads);
     dy_adam_update(pri, m->params, m->grads);
-    double t1 = now_us();
+    double t1 = bench_cpu_us();
     if (s >= warmup) times[s - warmup] = t1 - t0;
   }
   *last = losses;
@@ -290,7 +313,8 @@ int main(int argc, char **argv)
   if (parse_options(argc, argv, &o)) return 2;
   PetscCall(PetscInitializeNoArguments());
 
-  const DyModelShape shape = bench_default_shape(o.D, o.d);
+  DyModelShape shape;
+  bench_shape(&o, &shape); /* checked by parse_options */
   DyModel m;
   DyWork *w = NULL;
   DyAdam rep, pri;
@@ -318,17 +342,18 @@ int main(int argc, char **argv)
   char model[256];
   double mhz;
   cpu_info(model, sizeof model, &mhz);
-  const int lanes = (int)(sizeof(vreal) / sizeof(dy_real));
+  const int lanes = (int)(32 / sizeof(dy_real));
   const double nominal = mhz * 1e-3 * 2 /* FMA pipes */ * lanes * 2 /* flops per FMA */;
   const double peak = measured_peak_gflops();
   const double flops = step_flops(&m, o.B, o.L);
   printf("bench_step (%s precision): CPU \"%s\" at %.0f MHz (cpuinfo)\n", DY_REAL_NAME, model, mhz);
-  printf("  peak per core: measured FMA loop %.1f GFLOP/s (2 FMA pipes x %d lanes x 2 at an effective %.0f MHz); "
-         "nominal at the cpuinfo clock %.1f GFLOP/s. Percentages use the measured peak.\n",
+  printf("  peak per core: measured FMA loop %.1f GFLOP/s (the faster of 256- and 512-bit vectors; as 2 FMA pipes x "
+         "%d lanes x 2 at an effective %.0f MHz); nominal at the cpuinfo clock %.1f GFLOP/s. Percentages use the "
+         "measured peak; times are the thread's CPU time.\n",
          peak, lanes, peak / (4.0 * lanes) * 1e3, nominal);
-  printf("  B %d, L %d, D %d, d %d, widths enc/dec [32,32,32] prior [32,32], %s diffusion, %zu parameters, "
+  printf("  B %d, L %d, D %d, d %d, widths encoder [%s] decoder [%s] prior [%s], %s diffusion, %zu parameters, "
          "%d warm-up + %d timed steps\n",
-         o.B, o.L, o.D, o.d, o.diffusion == DY_DIFFUSION_LEARNED ? "learned" : "constant", m.nparam, o.warmup,
+         o.B, o.L, o.D, o.d, o.widths[0], o.widths[1], o.widths[2], o.diffusion == DY_DIFFUSION_LEARNED ? "learned" : "constant", m.nparam, o.warmup,
          o.reps);
   printf("  FLOPs per step (matrix products, analytic): %.3f M; at the measured peak they alone take %.1f us "
          "(the step's floor, before sorting and elementwise work)\n",
@@ -344,7 +369,7 @@ int main(int argc, char **argv)
     printf("  interleaved in %d rounds: C steps with pre-drawn inputs, C steps drawing them%s\n", o.rounds,
            o.torch ? ", PyTorch steps" : "");
   double med_core, med_fresh, min_core, min_fresh;
-  DyLosses last;
+  DyLosses last = {0};
   int ndone = 0, ntorch = 0; /* C steps timed per kind, PyTorch steps */
   for (int r = 0; r < o.rounds; ++r) {
     /* round r gets its share of the steps; the warm-up precedes the first round only */

@@ -5,7 +5,8 @@
 
 One thread, float32, the networks and losses of tools/torch_oracle.py (autograd, create_graph for
 the prior's diagonal Jacobian), both Adam steps. Each step draws fresh x, theta and eps with torch
-inside the timed region. Prints a line "torch_us_per_step median M min N" that bench_step parses.
+inside the timed region, timed by the thread's CPU time (time.thread_time, as bench_step times its
+own steps: a shared machine's periods of running others do not count). Prints a line "torch_us_per_step median M min N" that bench_step parses.
 
 With --serve it times blocks on request instead, so that bench_step can interleave them with its
 own: after the warm-up it reads lines "steps N" from stdin and answers each with one line
@@ -70,16 +71,16 @@ def main(argv):
                 break
             block = []
             for _ in range(int(words[1])):
-                t0 = time.perf_counter()
+                t0 = time.thread_time()
                 step()
-                block.append((time.perf_counter() - t0) * 1e6)
+                block.append((time.thread_time() - t0) * 1e6)
             print("torch_block " + " ".join("%.1f" % t for t in block), flush=True)
         return
     times = []
     for _ in range(args.reps):
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         step()
-        times.append((time.perf_counter() - t0) * 1e6)
+        times.append((time.thread_time() - t0) * 1e6)
     print(header)
     print("torch_us_per_step median %.1f min %.1f" % (statistics.median(times), min(times)))
 

@@ -409,6 +409,163 @@ DY_INLINE void dy_gemm_short(int n, int q, int p, const dy_real *A, const dy_rea
   }
 }
 
+/* --- blocked products with packed panels (wide shapes) ----------------------------------------- */
+
+/* C (m, p) = epilogue(bias + A (m, q) Bm (q, p)) for shapes too large for one pass from L1: Bm is
+ * copied a block of DY_KC rows by DY_NC columns at a time into panels of DY_NR columns, each
+ * panel's rows contiguous and its last panel padded with zeros (no strided reads, which for row
+ * strides of a few KB would fall into a handful of L1 sets, and no column left to scalar code);
+ * the rows of C then go through in blocks whose A rows fit in L2 (DY_ABLOCK_BYTES), one panel at a
+ * time staying in L1 while a block's rows pass in tiles of DY_MR rows. With A transposed (weight
+ * gradients), each tile's A rows (DY_MR x DY_KC) are copied once and stay in L1 while the block's
+ * panels stream from L2. Sums over q longer than DY_KC pass through C:
+ * every block after the first starts from C, and only the last applies the epilogue and adds the
+ * column sums. The buffers are per thread and need no allocation. */
+enum { DY_MR = 6, DY_NR_V = 2, DY_KC = 256, DY_NC = 1024 / (int)sizeof(dy_real), DY_ABLOCK_BYTES = 256 << 10 };
+#define DY_NR (DY_NR_V * DY_VL)
+static _Thread_local dy_real dy_bpack[DY_KC * DY_NC] __attribute__((aligned(64)));
+static _Thread_local dy_real dy_apack[DY_MR * DY_KC] __attribute__((aligned(64)));
+
+/* the first m lanes at p (m >= VL: a whole vector), the others 0 */
+DY_INLINE dy_vec dy_vload_part(const dy_real *p, int m)
+{
+  if (m >= DY_VL) return dy_vload(p);
+  dy_vec v = {0};
+  for (int i = 0; i < m; i++) v[i] = p[i];
+  return v;
+}
+DY_INLINE void dy_vstore_part(dy_real *p, dy_vec v, int m)
+{
+  if (m >= DY_VL) dy_vstore(p, v);
+  else
+    for (int i = 0; i < m; i++) p[i] = v[i];
+}
+
+/* Rows [k0, k0 + kc) and columns [j0, j0 + nc) of Bm (row stride ldb) into dy_bpack. */
+static void dy_pack_b(int kc, int nc, const dy_real *Bm, int ldb)
+{
+  dy_real *d = dy_bpack;
+  for (int j = 0; j < nc; j += DY_NR, d += (size_t)kc * DY_NR) {
+    const int m = nc - j;
+    if (m >= DY_NR)
+      for (int k = 0; k < kc; k++)
+        for (int v = 0; v < DY_NR_V; v++) dy_vstore(d + k * DY_NR + v * DY_VL, dy_vload(Bm + (size_t)k * ldb + j + v * DY_VL));
+    else
+      for (int k = 0; k < kc; k++)
+        for (int v = 0; v < DY_NR_V; v++)
+          dy_vstore(d + k * DY_NR + v * DY_VL, dy_vload_part(Bm + (size_t)k * ldb + j + v * DY_VL, m - v * DY_VL));
+  }
+}
+
+/* One tile: rows [0, R) of C (row stride ldc), columns [0, m) (m <= DY_NR) from a packed panel bp
+ * (kc, DY_NR). Element (r, k) of A is a[r ars + k aks]. The sum starts from bias (when non-NULL)
+ * plus C (with fromc); last: apply the epilogue and add the column sums into db (when non-NULL). */
+DY_INLINE void dy_blocked_tile(const int R, int kc, const dy_real *a, const size_t ars, const size_t aks,
+                               const dy_real *bp, dy_real *C, int ldc, int m, int fromc, int last, const dy_real *bias,
+                               const DyEpilogue mode, const dy_real *H, dy_real *db)
+{
+  dy_vec acc[DY_MR][DY_NR_V];
+  for (int v = 0; v < DY_NR_V; v++) {
+    const int mv = m - v * DY_VL;
+    const dy_vec b0 = bias && mv > 0 ? dy_vload_part(bias + v * DY_VL, mv) : (dy_vec){0};
+    for (int r = 0; r < R; r++)
+      acc[r][v] = fromc && mv > 0 ? b0 + dy_vload_part(C + (size_t)r * ldc + v * DY_VL, mv) : b0;
+  }
+  for (int k = 0; k < kc; k++) {
+    dy_vec b[DY_NR_V];
+    for (int v = 0; v < DY_NR_V; v++) b[v] = dy_vload(bp + (size_t)k * DY_NR + v * DY_VL);
+    for (int r = 0; r < R; r++) {
+      const dy_vec av = dy_vbroadcast(a[r * ars + k * aks]);
+      for (int v = 0; v < DY_NR_V; v++) acc[r][v] += av * b[v];
+    }
+  }
+  for (int v = 0; v < DY_NR_V; v++) {
+    const int mv = m - v * DY_VL;
+    if (mv <= 0) break;
+    dy_vec cs = {0};
+    for (int r = 0; r < R; r++) {
+      const size_t o = (size_t)r * ldc + v * DY_VL;
+      dy_vec x = acc[r][v];
+      if (last) {
+        if (mode == DY_EPI_RELU) x = (dy_vec)((dy_ivec)x & (H ? dy_vload_part(H + o, mv) > 0 : x > 0));
+        else if (mode == DY_EPI_TANH) {
+          const dy_vec hv = dy_vload_part(H + o, mv);
+          x = x * (1 - hv * hv);
+        }
+        cs += x;
+      }
+      dy_vstore_part(C + o, x, mv);
+    }
+    if (last && db) dy_vstore_part(db + v * DY_VL, dy_vload_part(db + v * DY_VL, mv) + cs, mv);
+  }
+}
+
+/* C (m, p) = epilogue(bias + A Bm) with Bm (q, p) of row stride ldb and A (m, q) of row stride
+ * lda, or with trans its transpose: A (q, m) row-major, of row stride lda (then each tile's part
+ * is first copied, DY_MR values per k contiguous). Mode ADD starts from C. */
+DY_INLINE void dy_gemm_blocked(int m, int q, int p, const dy_real *A, int lda, const int trans, const dy_real *Bm,
+                               int ldb, dy_real *C, int ldc, const dy_real *bias, const DyEpilogue mode,
+                               const dy_real *H, dy_real *db)
+{
+  const size_t ars = trans ? 1 : (size_t)lda, aks = trans ? (size_t)lda : 1;
+  for (int jc = 0; jc < p; jc += DY_NC) {
+    const int nc = p - jc < DY_NC ? p - jc : DY_NC;
+    for (int pc = 0; pc < q; pc += DY_KC) {
+      const int kc = q - pc < DY_KC ? q - pc : DY_KC;
+      const int fromc = pc > 0 || mode == DY_EPI_ADD, last = pc + kc == q;
+      dy_pack_b(kc, nc, Bm + (size_t)pc * ldb + jc, ldb);
+      /* C's tile at rows i.., columns jc + j.. from A's rows at a (strides rs, ks) */
+#define DY_TILE_CASE(RR)                                                                                 \
+  case RR:                                                                                               \
+    dy_blocked_tile(RR, kc, a, rs, ks, dy_bpack + (size_t)j * kc, C + (size_t)i * ldc + jc + j, ldc, nc - j, fromc, \
+                    last, bias && pc == 0 ? bias + jc + j : NULL, mode, H ? H + (size_t)i * ldc + jc + j : NULL,  \
+                    db ? db + jc + j : NULL);                                                            \
+    break
+#define DY_TILE_AT()                                                                                     \
+  switch (m - i >= DY_MR ? DY_MR : m - i) {                                                              \
+    DY_TILE_CASE(6);                                                                                     \
+    DY_TILE_CASE(5);                                                                                     \
+    DY_TILE_CASE(4);                                                                                     \
+    DY_TILE_CASE(3);                                                                                     \
+    DY_TILE_CASE(2);                                                                                     \
+    DY_TILE_CASE(1);                                                                                     \
+  }
+      if (!trans) {
+        /* blocks of mc rows of A stay in L2: one panel at a time in L1 while a block's rows pass */
+        const size_t rs = ars, ks = aks;
+        int mc = (int)(DY_ABLOCK_BYTES / ((size_t)kc * sizeof(dy_real))) / DY_MR * DY_MR;
+        if (mc < DY_MR) mc = DY_MR;
+        for (int ic = 0; ic < m; ic += mc) {
+          const int iend = m - ic < mc ? m : ic + mc;
+          for (int j = 0; j < nc; j += DY_NR)
+            for (int i = ic; i < iend; i += DY_MR) {
+              const dy_real *a = A + (size_t)i * ars + (size_t)pc * aks;
+              DY_TILE_AT();
+            }
+        }
+      } else
+        for (int i = 0; i < m; i += DY_MR) {
+          const int R = m - i >= DY_MR ? DY_MR : m - i;
+          const dy_real *a = A + (size_t)i * ars + (size_t)pc * aks;
+          size_t rs = ars, ks = aks;
+          if (trans) { /* this tile's columns of A^T, DY_MR per k */
+            for (int k = 0; k < kc; k++)
+              for (int r = 0; r < R; r++) dy_apack[k * DY_MR + r] = a[r + (size_t)k * aks];
+            a = dy_apack, rs = 1, ks = DY_MR;
+          }
+          for (int j = 0; j < nc; j += DY_NR) DY_TILE_AT();
+        }
+#undef DY_TILE_AT
+#undef DY_TILE_CASE
+    }
+  }
+}
+
+/* Products over q with p output columns (p >= VL) that go through dy_gemm_blocked: those whose
+ * operands outgrow L1 or whose columns end in a part of a vector; the others run from their
+ * row-major operands directly, which for small layers costs no copies. */
+static int dy_use_blocked(int q, int p) { return q > 64 || p > 64 || p % DY_VL != 0; }
+
 /* C (n, p) = epilogue(bias + A (n, q) Bm (q, p)) with BmT (p, q) the transpose of Bm. Wide outputs
  * vectorise along p; narrow ones (p < VL, e.g. the latent layer) along q. When db is non-NULL, the
  * column sums of the stored C are added into db (p): in the tiles while C is in registers. */
@@ -421,6 +578,7 @@ DY_INLINE void dy_gemm(int n, int q, int p, const dy_real *A, const dy_real *Bm,
     return;
   }
   if (q <= 4) dy_gemm_short(n, q, p, A, Bm, C, bias, mode, H, db);
+  else if (dy_use_blocked(q, p)) dy_gemm_blocked(n, q, p, A, q, 0, Bm, p, C, p, bias, mode, H, db);
   else dy_gemm_wide(n, q, p, A, Bm, C, bias, mode, H, db);
 }
 
@@ -540,7 +698,9 @@ static void dy_gemm_tn(int n, const dy_real *A, int P, const dy_real *B, int Q, 
 void dy_linear_backward_weight(int n, int in, int out, const dy_real *X, const dy_real *dY, dy_real *dW)
 {
   /* dW (out, in) += dY^T X: vectorise along whichever of in, out is wider */
-  if (in >= DY_VL || in >= out) dy_gemm_tn(n, dY, out, X, in, dW, 0);
+  if (in >= DY_VL && out > 4 && (in > 64 || in % DY_VL != 0))
+    dy_gemm_blocked(out, n, in, dY, out, 1, X, in, dW, in, NULL, DY_EPI_ADD, NULL, NULL);
+  else if (in >= DY_VL || in >= out) dy_gemm_tn(n, dY, out, X, in, dW, 0);
   else dy_gemm_tn(n, X, in, dY, out, dW, 1);
 }
 

@@ -160,11 +160,14 @@ int main(int argc, char **argv)
                      .act = DY_ACT_TANH};
   DyModelShape s6 = {.D = 5, .Dy = 5, .d = 3, .nhidden = {3, 1, 2, 2}, .hidden = {{9, 7, 5}, {6}, {5, 4}, {5, 4}},
                      .act = DY_ACT_TANH};
-  const DyModelShape *shapes[6] = {&s1, &s2, &s3, &s4, &s5, &s6};
-  const int Bs[6] = {11, 13, 21, 9, 12, 10}, Ls[6] = {6, 7, 10, 3, 5, 8};
+  /* inputs past one block of the blocked products' sums (DY_KC), decoder outputs past one block
+   * of their columns (DY_NC) ending in part of a panel (batches past DY_KC rows: tests/parity) */
+  DyModelShape s7 = {.D = 260, .Dy = 134, .d = 2, .nhidden = {1, 1, 1, 1}, .hidden = {{9}, {7}, {6}, {5}}};
+  const DyModelShape *shapes[7] = {&s1, &s2, &s3, &s4, &s5, &s6, &s7};
+  const int Bs[7] = {11, 13, 21, 9, 12, 10, 8}, Ls[7] = {6, 7, 10, 3, 5, 8, 5};
   int bad = 0;
   double worst = 0;
-  for (int s = 0; s < 6; s++)
+  for (int s = 0; s < 7; s++)
     for (int diff = 0; diff < 2; diff++) {
       printf("shape %d (%s), %s diffusion\n", s + 1, shapes[s]->act == DY_ACT_TANH ? "tanh" : "relu",
              diff ? "learned" : "constant");
