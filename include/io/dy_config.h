@@ -21,6 +21,11 @@ typedef struct {
   char *text;     /* the entry as written in the input file (for messages) */
 } DyDataRef;
 
+/* train.batch: what train.batch_size counts. */
+typedef enum { DY_BATCH_PER_RANK = 0, DY_BATCH_GLOBAL = 1 } DyBatchMode;
+/* train.lr_scaling: the learning rates of per-rank batches multiplied by 1, sqrt(P) or P. */
+typedef enum { DY_LR_SCALING_NONE = 0, DY_LR_SCALING_SQRT = 1, DY_LR_SCALING_LINEAR = 2 } DyLrScaling;
+
 typedef struct {
   /* [data] */
   int ntraj;               /* number of data.input entries */
@@ -56,7 +61,10 @@ typedef struct {
   DyTicaScaling tica_scaling; /* "kinetic_map" or "none" */
   /* [train] */
   int epochs;              /* epochs in all, counting the warm-up epoch 0; >= 1 */
-  int batch_size;          /* per rank, >= 2 */
+  int batch_size;          /* pairs per step: per rank or over all ranks (batch), >= 2 */
+  DyBatchMode batch;       /* "per_rank" or "global" */
+  DyLrScaling lr_scaling;  /* "none", "sqrt" or "linear" (per_rank only) */
+  int lr_warmup_epochs;    /* epochs after the warm-up over which the scaling ramps up, >= 0 */
   double lr, prior_lr, warmup_lr;  /* > 0 */
   double warmup_beta_scale;        /* >= 0 */
   int64_t seed;            /* >= 0 */

@@ -38,7 +38,7 @@ typedef struct {
   size_t nparam;           /* all parameters */
   size_t nparam_rep;       /* encoder + decoder parameters: params[0, nparam_rep) */
   dy_real *params;         /* (nparam) */
-  dy_real *grads;          /* (nparam) written by dy_model_loss_grad */
+  dy_real *grads;          /* (nparam) written by dy_model_loss_grad, dy_model_backward */
 } DyModel;
 
 /* Shape of a model: hidden widths of each net (the last, linear layer is added). */
@@ -97,6 +97,28 @@ typedef struct {
 void dy_model_loss_grad(DyModel *model, DyWork *work, int B, int L, const dy_real *x0, const dy_real *x1,
                         const dy_real *y0, const dy_real *y1, const dy_real *theta, const dy_real *eps,
                         const DyLossOptions *opt, DyLosses *losses);
+
+/* The same step in three phases, for a batch whose rows are spread over ranks (the caller does
+ * the communication between them; this floor has none):
+ *   1. dy_model_forward: all nets forward on this caller's B rows, the moves dz and the prior
+ *      moves dzp, L_rec and L_prior as sums over the B rows divided by `norm` (B for a batch of
+ *      its own; the global batch size when the rows are a share of it, so that the shares' losses
+ *      and gradients add up to those of the whole batch), and with want_grad their gradients
+ *      with respect to the nets' outputs, also scaled by 1/norm. losses->sw is set to 0.
+ *   2. the sliced Wasserstein: dy_model_sw on the B rows alone, or by the caller on a larger
+ *      batch through dy_work_moves, writing beta d(L_sw)/d(dz) of these rows into gdz (B, d)
+ *      (zeroed by the forward);
+ *   3. dy_model_backward: overwrites model->grads from the gradients of phases 1 and 2.
+ * Each phase works on the arrays the one before left in the workspace (no other call between). */
+void dy_model_forward(DyModel *model, DyWork *work, int B, const dy_real *x0, const dy_real *x1, const dy_real *y0,
+                      const dy_real *y1, const dy_real *eps, const DyLossOptions *opt, double norm, int want_grad,
+                      DyLosses *losses);
+/* The last forward's moves dz and prior moves dzp (B, d), and the gradient gdz (B, d) to fill. */
+void dy_work_moves(DyWork *work, const dy_real **dz, const dy_real **dzp, dy_real **gdz);
+/* L_sw of the last forward's B rows with projections theta (L, d); with want_grad adds beta times
+ * its gradient into gdz. Returns L_sw. */
+double dy_model_sw(DyWork *work, int B, int L, const dy_real *theta, const DyLossOptions *opt, int want_grad);
+void dy_model_backward(DyModel *model, DyWork *work, int B);
 
 /* Intermediate arrays of the last dy_model_loss_grad / dy_model_losses call on this workspace,
  * for parity tests and diagnostics; valid until the next call of any kind (encode and decode

@@ -1,8 +1,10 @@
 /* Well-tempered resampling of the latent bins and the epoch's sequence of batches (SPEC 4.4-4.5, 5).
  *
  * Sizes: K bins, N training pairs over all ranks, P ranks, B pairs per rank per step
- * (train.batch_size). The global batch of a step is P * B pairs of one bin, so an epoch has about
- * N / (P B) steps.
+ * (train.batch_size with train.batch = "per_rank"). The global batch of a step is P * B pairs of
+ * one bin, so an epoch has about N / (P B) steps. With train.batch = "global" (see
+ * dy_sampler_plan_global) the batch is B pairs over all ranks and an epoch has about N / B steps,
+ * whatever P.
  *
  * Skip rule (SPEC 4.4 read literally): a bin is skipped when its GLOBAL count is <= B. So the kept
  * bins, the quotas and the 20% check do not depend on the number of ranks, and an input that runs
@@ -56,7 +58,7 @@ PetscErrorCode dy_resample_schedule(int K, const double *quota, int64_t nsteps, 
 /* One epoch's plan and this rank's position in it. */
 typedef struct {
   int K;           /* bins */
-  int batch_size;  /* B: pairs drawn per rank per step */
+  int batch_size;  /* B: pairs drawn per rank per step (global: per step over all ranks) */
   int64_t nsteps;  /* steps in the epoch, identical on every rank */
   int64_t step;    /* steps already drawn, in [0, nsteps] */
   int *schedule;   /* (nsteps) bin of each step, identical on every rank */
@@ -64,6 +66,8 @@ typedef struct {
   int64_t *offset; /* (K + 1) bin k's local members are member[offset[k] .. offset[k + 1]) */
   int64_t *member; /* (n_local) local pair indices grouped by bin, each bin in shuffled order */
   int64_t *cursor; /* (K) members of bin k already used in the current pass over its order */
+  int rank, size;  /* as MPI says, on the plan's comm */
+  int *share;      /* (K, size) global batches: rank r's rows of a step of bin k; NULL: per rank */
   DyRng shared;    /* shared stream, same state on every rank (the schedule) */
   DyRng local;     /* this rank's stream (member orders, draws with replacement) */
 } DySampler;
@@ -74,8 +78,22 @@ typedef struct {
  * Frees any previous plan held in s (s must be zeroed before first use). */
 PetscErrorCode dy_sampler_plan(MPI_Comm comm, int K, const double *quota, int64_t n_local, const int *bin,
                                int batch_size, uint64_t seed, int64_t epoch, DySampler *s);
+/* Collective on comm: the same for a global batch of batch_size pairs per step (train.batch =
+ * "global"): round(N / batch_size) steps, and each step's batch is split over the ranks in
+ * proportion to their members of its bin. The ranks' members of every bin are gathered once
+ * (one MPI_Allgather of K counts) and every bin's shares computed by largest remainder in exact
+ * integers (ties to the lower rank), so every rank knows every rank's share; a rank holding no
+ * member of a bin gets no rows of it. Shares never exceed the members when the bin holds more
+ * than batch_size pairs, which dy_resample_quotas guarantees for every kept bin: the rows of a
+ * step are then distinct, a stratified sample of the bin. */
+PetscErrorCode dy_sampler_plan_global(MPI_Comm comm, int K, const double *quota, int64_t n_local, const int *bin,
+                                      int batch_size, uint64_t seed, int64_t epoch, DySampler *s);
+/* Global batches: the rows of every rank in a step of bin `bin` (size values, summing to the
+ * batch); NULL for per-rank batches. */
+const int *dy_sampler_shares(const DySampler *s, int bin);
 /* Local: the next step. *bin = its bin (same on every rank); pairs[0 .. *ndrawn) = local pair
- * indices drawn (*ndrawn is B, or 0 when this rank holds no member of the bin). pairs holds B.
+ * indices drawn (*ndrawn is B, or 0 when this rank holds no member of the bin; with a global batch
+ * this rank's share, drawn the same way as B would be). pairs holds batch_size.
  * Calling it after the last step (s->step == s->nsteps) is an error. */
 PetscErrorCode dy_sampler_next(DySampler *s, int *bin, int *ndrawn, int64_t *pairs);
 /* Local: advances to position `step` (>= s->step) by replaying the draws. */

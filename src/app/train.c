@@ -1,15 +1,22 @@
 /* The training loop (SPEC sections 3-5).
  *
  * Every rank holds a random share of the training pairs. A step is the same on every rank: the
- * same bin (shared stream), the same projections theta (shared stream), then each rank draws B
+ * same bin (shared stream), the same projections theta (shared stream), then each rank draws its
  * pairs of that bin from its own members and fresh noise eps (rank stream), computes the losses
- * and gradients locally, and one allreduce sums the gradient buffer with the contributor count
- * and the three losses appended. Every rank then divides by the count and applies the identical
- * Adam updates (representation, then prior), so the weights never drift apart. The sum is a
- * DyExchange (dy_exchange.h: MPI_Iallreduce, or shared-memory slots when all ranks are on one
- * node). While it is under way each rank draws the next step's inputs: the same draws in the same
- * order as without the overlap, so results do not depend on it; a checkpoint taken between the
- * two steps records the streams as they were before those draws.
+ * and gradients, and one allreduce sums the gradient buffer with the contributor count and the
+ * three losses appended; every rank then applies the identical Adam updates (representation,
+ * then prior), so the weights never drift apart. Two kinds of batch (train.batch):
+ *   global    B = train.batch_size pairs over all ranks, split in proportion to the ranks' members
+ *             of the bin (dy_sampler_plan_global); each rank scales its losses and gradients by
+ *             1 / B and the sliced Wasserstein is that of the whole batch (dy_swglobal_step: the
+ *             moves gathered between the forward and the backward), so the sums are the whole
+ *             batch's, the same as one rank's for those pairs;
+ *   per_rank  B pairs on every rank, the losses and gradients local means, divided by the
+ *             contributor count after the sum; learning rates optionally scaled with P.
+ * The sum is a DyExchange (dy_exchange.h: MPI_Iallreduce, or shared-memory slots when all ranks
+ * are on one node). While it is under way each rank draws the next step's inputs: the same draws
+ * in the same order as without the overlap, so results do not depend on it; a checkpoint taken
+ * between the two steps records the streams as they were before those draws.
  *
  * Test losses are evaluated on the local test pairs in chunks of B in global-id order (so a chunk
  * is a stretch of trajectory rather than a latent bin), with theta and eps drawn from a stream
@@ -22,6 +29,7 @@
 #include "nn/dy_model.h"
 #include "io/dy_output.h"
 #include "parallel/dy_resample.h"
+#include "parallel/dy_swglobal.h"
 #include "base/dy_rng.h"
 #include "app/dy_runctl.h"
 #include "io/dy_trainstate.h"
@@ -74,7 +82,8 @@ static PetscErrorCode dy_train_register_events(void)
 
 /* One step's inputs, drawn before the step that uses them. */
 typedef struct {
-  int nb;                 /* local pairs of the step: B, or 0 when this rank holds none of its bin */
+  int nb;                 /* local pairs of the step: B, this rank's share of a global B, or 0 */
+  const int *share;       /* (size) with a global batch, every rank's rows of the step (the sampler's) */
   int64_t *idx;           /* (B) the local training pairs */
   dy_real *x0, *x1;       /* (B, D) their frames */
   dy_real *ty0, *ty1;     /* (B, Dy) their targets (unused without targets) */
@@ -89,7 +98,9 @@ typedef struct {
   int rank, size;              /* as MPI says, on comm */
   const DyConfig *cfg;         /* the run's configuration */
   DyData *data;                /* this rank's pairs and trajectory blocks */
-  int B, L, d, D, Dy;          /* batch per rank, projections, latent, input and target features */
+  int B, L, d, D, Dy;          /* train.batch_size, projections, latent, input and target features */
+  int global;                  /* train.batch = "global": B is the batch over all ranks */
+  DySwGlobal swg;              /* with global: the sliced Wasserstein of the whole batch */
   DyModel model;               /* weights and gradients, the same on every rank */
   DyWork *work;                /* workspace for B pairs and L projections */
   DyAdam rep, prior;           /* encoder+decoder and force+log-diffusion optimisers */
@@ -158,6 +169,7 @@ static PetscErrorCode dy_train_draw_batch(DyTrainer *t, DyBatch *b, int moving)
 
   PetscFunctionBegin;
   PetscCall(dy_sampler_next(&t->sampler, &bin, &b->nb, b->idx));
+  b->share = dy_sampler_shares(&t->sampler, bin);
   if (moving) PetscCall(dy_exchange_progress(t->exchange));
   dy_train_draw_theta(&t->shared, t->L, t->d, b->theta);
   if (b->nb > 0) {
@@ -166,6 +178,48 @@ static PetscErrorCode dy_train_draw_batch(DyTrainer *t, DyBatch *b, int moving)
     dy_train_draw_normals(&t->own, (size_t)b->nb * t->d, b->eps);
   }
   PetscFunctionReturn(0);
+}
+
+/* The gradient buffer of a step from model.grads (contributed) or zeros, with the losses. */
+static void dy_train_red_fill(DyTrainer *t, int contributed, const DyLosses *l)
+{
+  const size_t np = t->model.nparam;
+  if (contributed) memcpy(t->red, t->model.grads, sizeof(dy_real) * np);
+  else memset(t->red, 0, sizeof(dy_real) * np);
+  t->red[np + DY_RED_COUNT] = contributed;
+  t->red[np + DY_RED_REC] = (dy_real)l->rec;
+  t->red[np + DY_RED_SW] = (dy_real)l->sw;
+  t->red[np + DY_RED_PRIOR] = (dy_real)l->prior;
+}
+
+/* Collective: a global batch's share on this rank (see dy_swglobal_step); the batch's L_sw is
+ * counted once in the sum: rank 0's when every rank has all of it, every rank's part with split. */
+static PetscErrorCode dy_train_lossgrad_global(DyTrainer *t, const DyLossOptions *lopt, const DyBatch *b)
+{
+  DyLosses l;
+
+  PetscFunctionBegin;
+  PetscCall(dy_swglobal_step(&t->swg, &t->model, t->work, b->share, b->x0, b->x1, b->y0, b->y1, b->theta, b->eps,
+                             lopt, dy_events[DY_EV_LOSSGRAD], &l));
+  if (t->swg.way == DY_SWGLOBAL_GATHER && t->rank != 0) l.sw = 0;
+  dy_train_red_fill(t, b->nb > 0, &l);
+  PetscFunctionReturn(0);
+}
+
+/* train.lr_scaling for per-rank batches: the learning rates of the epochs after the warm-up are
+ * multiplied by 1, sqrt(P) or P, reached by a linear ramp (per step) from 1 over the first
+ * train.lr_warmup_epochs of them. Depends only on the position, so a restart continues it. */
+static double dy_train_lr_factor(const DyTrainer *t, int epoch, int64_t step, int64_t nsteps)
+{
+  const DyConfig *cfg = t->cfg;
+  const double P = (double)t->size;
+  const double full = cfg->lr_scaling == DY_LR_SCALING_LINEAR ? P
+                      : cfg->lr_scaling == DY_LR_SCALING_SQRT ? sqrt(P)
+                                                              : 1.0;
+  if (epoch < 1 || full == 1.0) return 1.0;
+  const double done = (double)(epoch - 1) + (double)step / (double)DY_MAX(nsteps, (int64_t)1); /* epochs */
+  const double ramp = cfg->lr_warmup_epochs > 0 ? DY_MIN(1.0, done / cfg->lr_warmup_epochs) : 1.0;
+  return 1.0 + (full - 1.0) * ramp;
 }
 
 /* One optimiser step on every rank with the inputs of batch[cur] (drawn already), of step `step`
@@ -180,20 +234,17 @@ static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *lopt, int
   int finite = 1;
 
   PetscFunctionBegin;
-  PetscCall(PetscLogEventBegin(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
-  if (b->nb > 0) {
-    DyLosses l;
-    dy_model_loss_grad(&t->model, t->work, b->nb, t->L, b->x0, b->x1, b->y0, b->y1, b->theta, b->eps, lopt, &l);
-    memcpy(red, t->model.grads, sizeof(dy_real) * np);
-    red[np + DY_RED_COUNT] = 1;
-    red[np + DY_RED_REC] = (dy_real)l.rec;
-    red[np + DY_RED_SW] = (dy_real)l.sw;
-    red[np + DY_RED_PRIOR] = (dy_real)l.prior;
-  } else {
-    memset(red, 0, sizeof(dy_real) * (np + DY_RED_EXTRA));
+  if (t->global) PetscCall(dy_train_lossgrad_global(t, lopt, b));
+  else {
+    PetscCall(PetscLogEventBegin(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
+    if (b->nb > 0) {
+      DyLosses l;
+      dy_model_loss_grad(&t->model, t->work, b->nb, t->L, b->x0, b->x1, b->y0, b->y1, b->theta, b->eps, lopt, &l);
+      dy_train_red_fill(t, 1, &l);
+    } else memset(red, 0, sizeof(dy_real) * (np + DY_RED_EXTRA));
+    PetscCall(PetscLogEventEnd(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
   }
   red[np + DY_RED_STOP] = dy_signal_pending() != 0;
-  PetscCall(PetscLogEventEnd(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
 
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
   PetscCall(dy_exchange_start(t->exchange, red));
@@ -212,7 +263,8 @@ static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *lopt, int
   *stop = red[np + DY_RED_STOP] > 0;
   PetscCheck(count >= 1, t->comm, PETSC_ERR_PLIB, "epoch %d, step %" PRId64 ": no rank contributed to the step", epoch,
              step);
-  const dy_real inv = (dy_real)1 / count;
+  /* per-rank batches: the mean over the contributing ranks; a global batch's shares are scaled already */
+  const dy_real inv = t->global ? (dy_real)1 : (dy_real)1 / count;
   for (size_t i = 0; i < np + DY_RED_EXTRA; i++) {
     red[i] *= inv;
     finite &= isfinite(red[i]);
@@ -419,11 +471,13 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
     quota = t->quota;
   }
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_RESAMPLE], 0, 0, 0, 0));
-  PetscCall(dy_sampler_plan(t->comm, K, quota, n, t->bin, t->B, (uint64_t)cfg->seed, epoch, &t->sampler));
+  if (t->global)
+    PetscCall(dy_sampler_plan_global(t->comm, K, quota, n, t->bin, t->B, (uint64_t)cfg->seed, epoch, &t->sampler));
+  else PetscCall(dy_sampler_plan(t->comm, K, quota, n, t->bin, t->B, (uint64_t)cfg->seed, epoch, &t->sampler));
   const int64_t nsteps = t->sampler.nsteps;
   if (resume) {
-    /* At another rank count (or batch size) the epoch has another number of steps: keep the
-     * fraction done. */
+    /* Another number of steps in the epoch (a per-rank batch at another rank count, or another
+     * batch size): keep the fraction done. A global batch keeps the steps at any rank count. */
     first = pos->nsteps <= 0 || pos->nsteps == nsteps ? pos->step
                                                       : (int64_t)llround((double)pos->step * nsteps / pos->nsteps);
     first = DY_MIN(first, nsteps);
@@ -436,6 +490,11 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
   if (first < nsteps) PetscCall(dy_train_draw_batch(t, &t->batch[t->cur], 0));
   for (int64_t s = first; s < nsteps; s++) {
     int stop = 0;
+    if (epoch > 0) {
+      const double f = dy_train_lr_factor(t, epoch, s, nsteps);
+      t->rep.lr = cfg->lr * f;
+      t->prior.lr = cfg->prior_lr * f;
+    }
     PetscCall(dy_train_step(t, &lopt, epoch, s, nsteps, &stop));
     pos->step = s + 1;
     pos->seconds = MPI_Wtime() - start;
@@ -471,7 +530,7 @@ static void dy_train_progress(const DyTrainer *t, int epoch, int first, const do
 {
   const double sec = row[DY_HIST_SECONDS];
   /* Each pair passes two frames through the encoder. */
-  const double frames = 2.0 * (double)t->sampler.nsteps * t->size * t->B / DY_MAX(sec, 1e-9);
+  const double frames = 2.0 * (double)t->sampler.nsteps * (t->global ? 1 : t->size) * t->B / DY_MAX(sec, 1e-9);
   const double eta = elapsed / (epoch + 1 - first) * (t->cfg->epochs - epoch - 1);
   printf("epoch %3d/%d  train rec %.4e sw %.4e prior %.4e  test rec %.4e sw %.4e prior %.4e  VAMP-2 %.4f"
          "  bins %3d (%3d kept)  %.1f s  %.3g frames/s  ETA %.0f s\n",
@@ -495,6 +554,7 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
   PetscCallMPI(MPI_Comm_rank(comm, &t->rank));
   PetscCallMPI(MPI_Comm_size(comm, &t->size));
   t->B = cfg->batch_size;
+  t->global = cfg->batch == DY_BATCH_GLOBAL;
   t->L = cfg->projections;
   t->d = cfg->latent_dim;
   t->D = data->D;
@@ -513,6 +573,7 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
   dy_rng_seed(&t->shared, (uint64_t)cfg->seed, DY_STREAM_SHARED);
   dy_rng_seed(&t->own, (uint64_t)cfg->seed, DY_STREAM_RANK + (uint64_t)t->rank);
   PetscCall(dy_work_create(&t->model, t->B, t->L, &t->work));
+  if (t->global) PetscCall(dy_swglobal_create(comm, t->B, t->L, t->d, &t->swg));
   PetscCall(dy_adam_create(0, t->model.nparam_rep, cfg->warmup_lr, &t->rep));
   PetscCall(dy_adam_create(t->model.nparam_rep, t->model.nparam - t->model.nparam_rep, cfg->prior_lr, &t->prior));
 
@@ -564,6 +625,7 @@ static void dy_trainer_destroy(DyTrainer *t)
   dy_sampler_free(&t->sampler);
   dy_adam_destroy(&t->prior);
   dy_adam_destroy(&t->rep);
+  dy_swglobal_destroy(&t->swg);
   dy_work_destroy(&t->work);
   dy_model_destroy(&t->model);
 }
@@ -607,6 +669,12 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
   ierr = dy_trainer_setup(comm, cfg, data, opt->exchange, &t);
   if (!ierr && !opt->quiet && t.rank == 0 && t.size > 1) {
     printf("# gradient sums over %d ranks: %s\n", t.size, dy_exchange_describe(t.exchange));
+    if (t.global)
+      printf("# batch: %d pairs per step, split over the %d ranks (train.batch = \"global\")\n", t.B, t.size);
+    else
+      printf("# batch: %d pairs per rank, %d per step (train.batch = \"per_rank\"; learning rates x %.4g after the "
+             "warm-up)\n",
+             t.B, t.B * t.size, dy_train_lr_factor(&t, 1 + cfg->lr_warmup_epochs, 0, 1));
     fflush(stdout);
   }
   if (!ierr && opt->restart) {

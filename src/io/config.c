@@ -48,6 +48,8 @@ static const char *const dy_diffusions[] = {"constant", "learned", NULL};
 static const char *const dy_activations[] = {"relu", "tanh", NULL}; /* DyActivation order */
 static const char *const dy_tica_scalings[] = {"kinetic_map", "none", NULL}; /* DyTicaScaling order */
 static const char *const dy_features[] = {"coordinates", "aligned", "distances", NULL};
+static const char *const dy_batch_modes[] = {"per_rank", "global", NULL};
+static const char *const dy_lr_scalings[] = {"none", "sqrt", "linear", NULL};
 
 #define DY_F(f) offsetof(DyConfig, f)
 #define DY_ANY(lo_) .lo = (lo_), .hi = HUGE_VAL
@@ -81,6 +83,10 @@ static const DyKey dy_keys[] = {
      .off = DY_F(tica_scaling)},
     {"train", "epochs", DY_KEY_INT, "50", DY_ANY(1), .off = DY_F(epochs)},
     {"train", "batch_size", DY_KEY_INT, "256", DY_ANY(2), .off = DY_F(batch_size)},
+    {"train", "batch", DY_KEY_ENUM, "\"global\"", .choices = dy_batch_modes, .navailable = 2, .off = DY_F(batch)},
+    {"train", "lr_scaling", DY_KEY_ENUM, "\"none\"", .choices = dy_lr_scalings, .navailable = 3,
+     .off = DY_F(lr_scaling)},
+    {"train", "lr_warmup_epochs", DY_KEY_INT, "5", DY_ANY(0), .off = DY_F(lr_warmup_epochs)},
     {"train", "lr", DY_KEY_REAL, "1e-3", DY_ANY(0), .lo_open = 1, .off = DY_F(lr)},
     {"train", "prior_lr", DY_KEY_REAL, "1e-3", DY_ANY(0), .lo_open = 1, .off = DY_F(prior_lr)},
     {"train", "warmup_lr", DY_KEY_REAL, "1e-4", DY_ANY(0), .lo_open = 1, .off = DY_F(warmup_lr)},
@@ -749,6 +755,14 @@ static PetscErrorCode dy_config_validate(DyLoad *ld, const DyTomlValue *file, Dy
     const DySlot *s = &ld->slot[dy_key_find("data", "input") - dy_keys];
     return dy_config_fail(ld->comm, &s->origin,
                           "data.input is empty: name at least one trajectory, e.g. [\"traj.h5:/positions\"]");
+  }
+  if (cfg->batch == DY_BATCH_GLOBAL && cfg->lr_scaling != DY_LR_SCALING_NONE) {
+    const DySlot *s = &ld->slot[dy_key_find("train", "lr_scaling") - dy_keys];
+    return dy_config_fail(ld->comm, &s->origin,
+                          "train.lr_scaling = \"%s\" is for train.batch = \"per_rank\" (a global batch is the same "
+                          "at every rank count and needs no scaling): set train.batch = \"per_rank\" or "
+                          "train.lr_scaling = \"none\"",
+                          dy_lr_scalings[cfg->lr_scaling]);
   }
   if (cfg->ntarget != 0 && cfg->ntarget != cfg->ntraj) {
     const DySlot *s = &ld->slot[dy_key_find("data", "target") - dy_keys];

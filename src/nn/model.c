@@ -379,11 +379,11 @@ void dy_work_view(const DyModel *model, const DyWork *work, int B, DyStepView *v
   view->dzp = work->dzp;
 }
 
-/* --- one batch ---------------------------------------------------------------------------------- */
+/* --- one batch, in three phases ------------------------------------------------------------------ */
 
-static void dy_model_step(DyModel *model, DyWork *w, int B, int L, const dy_real *x0, const dy_real *x1,
-                          const dy_real *y0, const dy_real *y1, const dy_real *theta, const dy_real *eps,
-                          const DyLossOptions *opt, DyLosses *losses, int want_grad)
+void dy_model_forward(DyModel *model, DyWork *w, int B, const dy_real *x0, const dy_real *x1, const dy_real *y0,
+                      const dy_real *y1, const dy_real *eps, const DyLossOptions *opt, double norm, int want_grad,
+                      DyLosses *losses)
 {
   const int D = model->D, Dy = model->Dy, d = model->d;
   const size_t Bd = (size_t)B * d;
@@ -400,11 +400,12 @@ static void dy_model_step(DyModel *model, DyWork *w, int B, int L, const dy_real
   w->nb[DY_NET_DECODER].in = Z;
   dy_net_forward(model, w, DY_NET_DECODER, 2 * B);
   const dy_real *Yhat = w->nb[DY_NET_DECODER].h[model->net[DY_NET_DECODER].nlayer]; /* (2B, Dy) */
+  /* the decoder outputs' gradient waits in g0 for dy_model_backward (nothing in between uses g0) */
   dy_real *dYhat = want_grad ? w->g0 : NULL;
   if (want_grad) memset(dYhat, 0, (size_t)2 * B * Dy * sizeof *dYhat);
-  losses->rec = (dy_sqerr_loss(B, Dy, Yhat, y0, 1.0 / B, dYhat) +
-                 dy_sqerr_loss(B, Dy, Yhat + (size_t)B * Dy, y1, 1.0 / B, dYhat ? dYhat + (size_t)B * Dy : NULL)) /
-                B;
+  losses->rec = (dy_sqerr_loss(B, Dy, Yhat, y0, 1.0 / norm, dYhat) +
+                 dy_sqerr_loss(B, Dy, Yhat + (size_t)B * Dy, y1, 1.0 / norm, dYhat ? dYhat + (size_t)B * Dy : NULL)) /
+                norm;
 
   /* force and log-diffusion at z0; the log-diffusion net also carries one tangent block per latent
    * direction, seeded with the unit vectors, for the diagonal Jacobian J = dg_i/dz_i */
@@ -415,13 +416,12 @@ static void dy_model_step(DyModel *model, DyWork *w, int B, int L, const dy_real
   const dy_real *f = w->nb[DY_NET_FORCE].h[model->net[DY_NET_FORCE].nlayer];
   const dy_real *G = w->nb[DY_NET_LOGDIFF].h[model->net[DY_NET_LOGDIFF].nlayer]; /* (B, d) */
 
-  /* sliced Wasserstein against the prior moves (constants) */
+  /* the prior moves (constants for the sliced Wasserstein of the next phase) */
   memcpy(w->M, G, Bd * sizeof *w->M);
   dy_exp_forward(Bd, w->M);
   if (w->dzp_fixed) memcpy(w->dzp, w->dzp_fixed, Bd * sizeof *w->dzp);
   else dy_prior_sample(B, d, opt->diffusion == DY_DIFFUSION_LEARNED, f, G, w->M, w->J, eps, w->dzp);
   if (want_grad) memset(w->gdz, 0, Bd * sizeof *w->gdz);
-  losses->sw = dy_sw_loss(L, B, d, theta, w->dz, w->dzp, opt->beta, want_grad ? w->gdz : NULL, w->sw);
 
   /* prior negative log-likelihood, z0 and dz constant */
   if (want_grad) {
@@ -429,16 +429,33 @@ static void dy_model_step(DyModel *model, DyWork *w, int B, int L, const dy_real
     memset(w->dJ, 0, Bd * sizeof *w->dJ);
     memset(w->dg, 0, Bd * sizeof *w->dg);
   }
-  losses->prior = dy_prior_nll(B, d, w->dz, f, G, w->M, w->J, 1.0 / B, want_grad ? w->df : NULL, w->dg, w->dJ) / B;
-  if (!want_grad) return;
+  losses->sw = 0;
+  losses->prior =
+      dy_prior_nll(B, d, w->dz, f, G, w->M, w->J, 1.0 / norm, want_grad ? w->df : NULL, w->dg, w->dJ) / norm;
+}
 
+void dy_work_moves(DyWork *work, const dy_real **dz, const dy_real **dzp, dy_real **gdz)
+{
+  *dz = work->dz;
+  *dzp = work->dzp;
+  *gdz = work->gdz;
+}
+
+double dy_model_sw(DyWork *w, int B, int L, const dy_real *theta, const DyLossOptions *opt, int want_grad)
+{
+  return dy_sw_loss(L, B, w->d, theta, w->dz, w->dzp, opt->beta, want_grad ? w->gdz : NULL, w->sw);
+}
+
+void dy_model_backward(DyModel *model, DyWork *w, int B)
+{
+  const size_t Bd = (size_t)B * model->d;
   memset(model->grads, 0, model->nparam * sizeof *model->grads);
   /* representation: decoder, then encoder with dz = z1 - z0 feeding z1 (+) and z0 (-) */
   for (size_t k = 0; k < Bd; k++) {
     w->dZ[k] = -w->gdz[k];
     w->dZ[Bd + k] = w->gdz[k];
   }
-  dy_net_backward(model, w, DY_NET_DECODER, 2 * B, dYhat, w->dZ);
+  dy_net_backward(model, w, DY_NET_DECODER, 2 * B, w->g0, w->dZ);
   dy_net_backward(model, w, DY_NET_ENCODER, 2 * B, w->dZ, NULL);
   /* prior: force, then log-diffusion with the diagonal-Jacobian gradient on its tangents */
   dy_net_backward(model, w, DY_NET_FORCE, B, w->df, NULL);
@@ -449,12 +466,15 @@ void dy_model_loss_grad(DyModel *model, DyWork *work, int B, int L, const dy_rea
                         const dy_real *y0, const dy_real *y1, const dy_real *theta, const dy_real *eps,
                         const DyLossOptions *opt, DyLosses *losses)
 {
-  dy_model_step(model, work, B, L, x0, x1, y0, y1, theta, eps, opt, losses, 1);
+  dy_model_forward(model, work, B, x0, x1, y0, y1, eps, opt, B, 1, losses);
+  losses->sw = dy_model_sw(work, B, L, theta, opt, 1);
+  dy_model_backward(model, work, B);
 }
 
 void dy_model_losses(DyModel *model, DyWork *work, int B, int L, const dy_real *x0, const dy_real *x1,
                      const dy_real *y0, const dy_real *y1, const dy_real *theta, const dy_real *eps,
                      const DyLossOptions *opt, DyLosses *losses)
 {
-  dy_model_step(model, work, B, L, x0, x1, y0, y1, theta, eps, opt, losses, 0);
+  dy_model_forward(model, work, B, x0, x1, y0, y1, eps, opt, B, 0, losses);
+  losses->sw = dy_model_sw(work, B, L, theta, opt, 0);
 }

@@ -105,12 +105,38 @@ PetscErrorCode dy_sampler_free(DySampler *s)
 {
   PetscFunctionBegin;
   PetscCall(PetscFree4(s->schedule, s->offset, s->member, s->cursor));
+  PetscCall(PetscFree(s->share));
   memset(s, 0, sizeof *s);
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode dy_sampler_plan(MPI_Comm comm, int K, const double *quota, int64_t n_local, const int *bin,
-                               int batch_size, uint64_t seed, int64_t epoch, DySampler *s)
+/* Largest-remainder shares of B rows among ranks holding c[r] (size) members of a bin: share[r] =
+ * floor(B c[r] / C), then one more row to the ranks with the largest remainders (ties: lower rank
+ * first) until the shares sum to B. Exact integer arithmetic, so every rank computes the same. A
+ * rank with c[r] = 0 has remainder 0 and never gets a row: the rows missing are fewer than the
+ * ranks with a non-zero remainder. */
+static void dy_resample_shares(int size, const int64_t *c, int64_t B, int *share, int64_t *rem)
+{
+  int64_t C = 0, given = 0;
+  for (int r = 0; r < size; r++) C += c[r];
+  for (int r = 0; r < size; r++) {
+    share[r] = C > 0 ? (int)(B * c[r] / C) : 0;
+    rem[r] = C > 0 ? B * c[r] % C : 0;
+    given += share[r];
+  }
+  for (; C > 0 && given < B; given++) {
+    int best = -1;
+    for (int r = 0; r < size; r++)
+      if (rem[r] > 0 && (best < 0 || rem[r] > rem[best])) best = r;
+    if (best < 0) break;
+    share[best]++;
+    rem[best] = 0;
+  }
+}
+
+static PetscErrorCode dy_sampler_plan_mode(MPI_Comm comm, int K, const double *quota, int64_t n_local,
+                                           const int *bin, int batch_size, int global, uint64_t seed, int64_t epoch,
+                                           DySampler *s)
 {
   int rank, size;
   double total = 0.0;
@@ -126,7 +152,9 @@ PetscErrorCode dy_sampler_plan(MPI_Comm comm, int K, const double *quota, int64_
   for (int k = 0; k < K; k++) total += quota[k];
   s->K = K;
   s->batch_size = batch_size;
-  s->nsteps = dy_resample_steps((int64_t)llround(total), size, batch_size);
+  s->nsteps = dy_resample_steps((int64_t)llround(total), global ? 1 : size, batch_size);
+  s->rank = rank;
+  s->size = size;
   s->n_local = n_local;
   dy_rng_seed(&s->shared, dy_hash_u64(seed, DY_STREAM_SHARED, (uint64_t)epoch), DY_STREAM_SHARED);
   dy_rng_seed(&s->local, dy_hash_u64(seed, DY_STREAM_RANK + (uint64_t)rank, (uint64_t)epoch),
@@ -146,7 +174,42 @@ PetscErrorCode dy_sampler_plan(MPI_Comm comm, int K, const double *quota, int64_
     s->cursor[k] = 0;
     dy_shuffle_i64(&s->local, s->member + s->offset[k], s->offset[k + 1] - s->offset[k]);
   }
+  if (global) {
+    /* every rank's members of every bin, once per epoch, then every bin's shares */
+    int64_t *all, *col, *rem;
+    PetscCall(PetscMalloc1((size_t)K * size, &s->share));
+    PetscCall(PetscMalloc3((size_t)K * size, &all, (size_t)size, &col, (size_t)size, &rem));
+    for (int k = 0; k < K; k++) s->cursor[k] = s->offset[k + 1] - s->offset[k];
+    PetscCallMPI(MPI_Allgather(s->cursor, K, MPI_INT64_T, all, K, MPI_INT64_T, comm));
+    for (int k = 0; k < K; k++) {
+      for (int r = 0; r < size; r++) col[r] = all[(size_t)r * K + k]; /* the members of bin k by rank */
+      dy_resample_shares(size, col, batch_size, s->share + (size_t)k * size, rem);
+    }
+    PetscCall(PetscFree3(all, col, rem));
+    for (int k = 0; k < K; k++) s->cursor[k] = 0;
+  }
   PetscFunctionReturn(0);
+}
+
+PetscErrorCode dy_sampler_plan(MPI_Comm comm, int K, const double *quota, int64_t n_local, const int *bin,
+                               int batch_size, uint64_t seed, int64_t epoch, DySampler *s)
+{
+  PetscFunctionBegin;
+  PetscCall(dy_sampler_plan_mode(comm, K, quota, n_local, bin, batch_size, 0, seed, epoch, s));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode dy_sampler_plan_global(MPI_Comm comm, int K, const double *quota, int64_t n_local, const int *bin,
+                                      int batch_size, uint64_t seed, int64_t epoch, DySampler *s)
+{
+  PetscFunctionBegin;
+  PetscCall(dy_sampler_plan_mode(comm, K, quota, n_local, bin, batch_size, 1, seed, epoch, s));
+  PetscFunctionReturn(0);
+}
+
+const int *dy_sampler_shares(const DySampler *s, int bin)
+{
+  return s->share ? s->share + (size_t)bin * s->size : NULL;
 }
 
 PetscErrorCode dy_sampler_next(DySampler *s, int *bin, int *ndrawn, int64_t *pairs)
@@ -154,11 +217,14 @@ PetscErrorCode dy_sampler_next(DySampler *s, int *bin, int *ndrawn, int64_t *pai
   PetscFunctionBegin;
   PetscCheck(s->step < s->nsteps, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
              "sampler: step %" PRId64 " is past the epoch's %" PRId64 " steps", s->step, s->nsteps);
-  const int k = s->schedule[s->step++], B = s->batch_size;
+  const int k = s->schedule[s->step++];
   const int64_t c = s->offset[k + 1] - s->offset[k];
+  /* B pairs per rank, or this rank's share of the global batch */
+  const int B = s->share ? s->share[(size_t)k * s->size + s->rank] : c > 0 ? s->batch_size : 0;
   int64_t *seg = s->member + s->offset[k];
   *bin = k;
-  *ndrawn = c > 0 ? B : 0;
+  *ndrawn = B;
+  if (B == 0) PetscFunctionReturn(0);
   if (c >= B) {
     if (c - s->cursor[k] < B) { /* this pass is used up: a new order, members repeat from here */
       dy_shuffle_i64(&s->local, seg, c);
