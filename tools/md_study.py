@@ -11,8 +11,11 @@ tools/gen_three_well.py (`--kind three-well`; features /observed, truth /truth, 
 tools/evaluate.py: affine-fit R^2 and the singular-value ratio, "isometry").
 
 The tool writes the features once, as read ("raw") and with every feature shifted and scaled to
-zero mean and unit variance over all frames ("zscored"), to OUT/features.h5 (for dynae-mpi) and
-OUT/<scaling>.npy (for the reference code, which reads .npy). Then, for every code, scaling and
+zero mean and unit variance over all frames ("zscored"), and, on request, shifted to zero mean
+and divided by one common scale, the root mean square of the feature standard deviations, so
+that the total variance is the feature count but the features keep their relative sizes
+("global"), to OUT/features.h5 (for dynae-mpi) and OUT/<scaling>.npy (for the reference code,
+which reads .npy). Then, for every code, scaling and
 seed, one run in OUT/<code>-<scaling>-s<seed>/ with the same hyper-parameters: dynae-mpi's
 defaults (encoder and decoder [32, 32, 32], beta 10, 50 projections, batch 256, lr 1e-3, lag 1,
 test fraction 0.2) and the same in the reference's configuration file, `--d-min` and `--epochs`
@@ -100,9 +103,14 @@ def prepare(a):
     mean, std = x.mean(axis=0), x.std(axis=0)
     if np.any(std == 0):
         fail(f"{a.data}:/{name}: constant features {np.flatnonzero(std == 0).tolist()}")
-    feats = {"raw": x, "zscored": (x - mean) / std}
+    feats = {"raw": x, "zscored": (x - mean) / std,
+             "global": (x - mean) / np.sqrt(np.mean(std ** 2))}
     path = os.path.join(a.out, "features.h5")
-    if not os.path.exists(path):
+    have = []
+    if os.path.exists(path):
+        with h5py.File(path, "r") as g:
+            have = list(g)
+    if not set(feats) <= set(have):
         with h5py.File(path + ".part", "w") as g:
             for k, v in feats.items():
                 g.create_dataset(k, data=v.astype(np.float32))
@@ -253,8 +261,10 @@ def main(argv=None):
         fail(f"--seeds {a.seeds}: expected integers joined by commas")
     a.codes = a.codes.split(",")
     a.scalings = a.scalings.split(",")
-    if not set(a.codes) <= {"dynae", "reference"} or not set(a.scalings) <= {"raw", "zscored"}:
-        fail("--codes takes dynae,reference and --scalings raw,zscored")
+    if not set(a.codes) <= {"dynae", "reference"} or not set(a.scalings) <= {"raw", "zscored", "global"}:
+        fail("--codes takes dynae,reference and --scalings raw,zscored,global")
+    if a.native and "global" in a.scalings:
+        fail("--native has no global scaling (data.standardize is per feature)")
     if a.native and a.kind != "md":
         fail("--native applies to molecular data only")
     if not os.path.exists(a.data):
