@@ -186,6 +186,9 @@ def run_reference(a, rd, scaling, seed):
             if line.startswith("Epoch:"):
                 hist["rec"].append(rec)
                 hist["sw"].append(sw)
+    # Aligned with dynae-mpi's /history/bins: epoch 0 (warm-up) has no bins, epoch e >= 1 the
+    # centres of the clustering before it; the last count printed is the final evaluation's.
+    hist["bins"] = [0] + hist["bins"][:max(0, a.epochs - 1)]
     if rc != 0 or not lat:
         return None, hist
     return [np.asarray(np.load(lat[0]), dtype=np.float64)], hist
@@ -231,6 +234,25 @@ def fmt_row(r):
                 f"| {s['collapse_ratio']:.3f}{' COLLAPSED' if s['collapsed'] else ''} | {b} | {tail} |")
     return (f"| {r['code']} | {r['scaling']} | {r['seed']} | {s['r2']:.4f} | {s['r2_worst']:.4f} | {s['isometry']:.3f} "
             f"| {s['scale']:.2f} | {s['collapse_ratio']:.3f} | {b} | {tail} |")
+
+
+def print_curves(rows, a):
+    """Median over seeds of the train losses and bins at a few epochs, per code and scaling."""
+    marks = sorted({e for e in (1, 2, 5, 10, 25, a.epochs - 1) if 0 < e < a.epochs})
+    print("train losses at the end of epochs " + ", ".join(map(str, marks))
+          + " (median over seeds: rec/sw/bins; the reference logs its losses every 500 steps, "
+          "the last logged value is shown)")
+    for code in a.codes:
+        for scaling in a.scalings:
+            hs = [r["history"] for r in rows if r["code"] == code and r["scaling"] == scaling and "score" in r]
+            cells = []
+            for e in marks:
+                parts = []
+                for key, f in (("rec", "6.3g"), ("sw", "5.3g"), ("bins", "3.0f")):
+                    v = [h[key][e] for h in hs if len(h[key]) > e and h[key][e] is not None]
+                    parts.append(format(float(np.median(v)), f) if v else "-")
+                cells.append(f"{'/'.join(parts):>17}")
+            print(f"{code + '-' + scaling:>18}: " + " ".join(cells))
 
 
 def main(argv=None):
@@ -312,6 +334,7 @@ def main(argv=None):
                 summary[f"{code}-{scaling}"]["runs"] = len(ok)
     for k, v in summary.items():
         print(f"median {k}: " + ", ".join(f"{kk} {vv:.4g}" for kk, vv in v.items()))
+    print_curves(rows, a)
     json.dump(dict(data=os.path.abspath(a.data), kind=a.kind, d_min=a.d_min, epochs=a.epochs, ranks=a.ranks,
                    features=a.info["features"], feature_std=a.info["std"], rows=rows, summary=summary),
               open(os.path.join(a.out, "study.json"), "w"), indent=1)
