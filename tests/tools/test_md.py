@@ -214,9 +214,46 @@ def t_evaluate_bad_input(tmp):
     run("evaluate_md.py", lp, truth, expect=2)  # non-finite latent
 
 
+# ------------------------------------------------------------------------------ md_study
+def t_study_dynae(tmp):
+    """A tiny study end to end with dynae-mpi (program and mpiexec from the environment)."""
+    data = generate(tmp)
+    out = os.path.join(tmp, "study")
+    text = run("md_study.py", data, "--out", out, "--codes", "dynae", "--scalings", "raw,zscored,global",
+               "--seeds", "0", "--ranks", "1", "--epochs", "3", "--d-min", "1", "--states", "10",
+               "--set", "train.batch_size=32", "--program", os.environ["DY_PROGRAM"],
+               "--mpiexec", os.environ["DY_MPIEXEC"])
+    r = json.load(open(os.path.join(out, "study.json")))
+    check(len(r["rows"]) == 3 and all("score" in row for row in r["rows"]), "three scored runs")
+    for row in r["rows"]:
+        check(len(row["history"]["bins"]) == 3 and len(row["score"]["step_cov"]) == 2, "history and step covariance")
+    with h5py.File(os.path.join(out, "features.h5"), "r") as f:
+        z, g, raw = (np.asarray(f[k], dtype=np.float64) for k in ("zscored", "global", "raw"))
+    check(np.allclose(z.std(axis=0), 1, atol=1e-4) and np.allclose(z.mean(axis=0), 0, atol=1e-4), "z-scored")
+    ratio = g.std(axis=0) / raw.std(axis=0)
+    check(np.allclose(ratio, ratio[0], rtol=1e-4) and abs((g ** 2).mean(axis=0).sum() / 30 - 1) < 1e-3,
+          "global: one scale, total variance = features")
+    check("median dynae-global" in text and "rec/sw/bins" in text, "summary and curves printed")
+    again = run("md_study.py", data, "--out", out, "--codes", "dynae", "--scalings", "raw", "--seeds", "0",
+                "--epochs", "3", "--program", "/nonexistent/dynae-mpi", expect=2)
+    del again
+    run("md_study.py", data, "--out", out, "--codes", "dynae", "--scalings", "raw", "--seeds", "0",
+        "--ranks", "1", "--epochs", "3", "--d-min", "1", "--states", "10",
+        "--program", os.environ["DY_PROGRAM"], "--mpiexec", "/nonexistent/mpiexec")  # reused, not rerun
+
+
+def t_study_args(tmp):
+    data = generate(tmp)
+    for bad in (["--codes", "torch"], ["--scalings", "minmax"], ["--seeds", "a,b"],
+                ["--kind", "three-well", "--native"]):
+        run("md_study.py", data, "--out", os.path.join(tmp, "s"), *bad, expect=2)
+    run("md_study.py", os.path.join(tmp, "missing.h5"), "--out", os.path.join(tmp, "s"), expect=2)
+
+
 if __name__ == "__main__":
     main({"ala2_layout": t_ala2_layout, "ala4_layout": t_ala4_layout,
           "ala2_reproducible": t_ala2_reproducible, "ala2_args": t_ala2_args,
           "evaluate_known": t_evaluate_known, "evaluate_collapse": t_evaluate_collapse,
           "evaluate_fails": t_evaluate_fails, "evaluate_results_file": t_evaluate_results_file,
-          "evaluate_bad_input": t_evaluate_bad_input}, sys.argv)
+          "evaluate_bad_input": t_evaluate_bad_input,
+          "study_dynae": t_study_dynae, "study_args": t_study_args}, sys.argv)
