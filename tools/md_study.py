@@ -18,8 +18,8 @@ that the total variance is the feature count but the features keep their relativ
 which reads .npy). Then, for every code, scaling and
 seed, one run in OUT/<code>-<scaling>-s<seed>/ with the same hyper-parameters: dynae-mpi's
 defaults (encoder and decoder [32, 32, 32], beta 10, 50 projections, batch 256, lr 1e-3, lag 1,
-test fraction 0.2) and the same in the reference's configuration file, `--d-min` and `--epochs`
-for both. A run whose results exist is not repeated (delete its folder to redo it).
+test fraction 0.2) and the same in the reference's configuration file, `--d-min`, `--epochs` and
+`--batch-size` for both. A run whose results exist is not repeated (delete its folder to redo it).
 
 `--native` (once dynae-mpi reads molecular files itself) feeds dynae-mpi the positions instead:
 data.input = DATA:/particles/all/position, data.atoms = the heavy atoms, data.features =
@@ -68,7 +68,7 @@ bias_factor = 2
 prior_dynamics = Langevin
 nu = 0.0065
 [Training Parameters]
-batch_size = 256
+batch_size = {batch}
 max_epochs = {epochs}
 lr_scheduler_step_size = 100
 lr_scheduler_gamma = 1
@@ -142,7 +142,7 @@ def run_dynae(a, rd, scaling, seed):
         data = f'input = ["{os.path.abspath(os.path.join(a.out, "features.h5"))}:/{scaling}"]\n'
     with open(toml, "w") as f:
         f.write(f"# written by {TOOL}\n[data]\n{data}[cluster]\nd_min = {a.d_min}\n"
-                f"[train]\nepochs = {a.epochs}\nseed = {seed}\n"
+                f"[train]\nepochs = {a.epochs}\nseed = {seed}\nbatch_size = {a.batch_size}\n"
                 f'[output]\ndir = "out"\ncheckpoint_every = {a.epochs}\nsave_reconstruction = false\n')
     cmd = ["nice", "-n", "10", a.mpiexec, "-n", str(a.ranks), os.path.abspath(a.program), toml, "--quiet"]
     for s in a.set:
@@ -163,7 +163,7 @@ def run_reference(a, rd, scaling, seed):
     npy = os.path.abspath(os.path.join(a.out, f"{scaling}.npy"))
     ini = os.path.abspath(os.path.join(rd, "config.ini"))
     with open(ini, "w") as f:
-        f.write(REFERENCE_INI.format(d=2, d_min=a.d_min, epochs=a.epochs, npy=npy, seed=seed))
+        f.write(REFERENCE_INI.format(d=2, d_min=a.d_min, epochs=a.epochs, npy=npy, seed=seed, batch=a.batch_size))
     t0 = time.time()
     rc = run_logged(["nice", "-n", "10", sys.executable, a.reference, "-config", ini], rd,
                     os.path.join(rd, "run.log"), {"OMP_NUM_THREADS": "1"})
@@ -268,6 +268,8 @@ def main(argv=None):
     ap.add_argument("--ranks", type=int, default=2, help="dynae-mpi ranks (default 2)")
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--d-min", type=float, default=5.0, help="cluster.d_min / min_dist of both codes (default 5)")
+    ap.add_argument("--batch-size", type=int, default=256, help="batch size of both codes (default 256; "
+                    "dynae-mpi's is per rank)")
     ap.add_argument("--states", type=int, default=100, help="Markov-model states (md; default 100)")
     ap.add_argument("--msm-lag", type=int, default=10, help="Markov-model lag in frames (md; default 10)")
     ap.add_argument("--set", action="append", default=[], help="extra dynae-mpi --set (repeatable)")
