@@ -191,7 +191,7 @@ prior = [16, 16]
 [loss]
 projections = 16
 [cluster]
-d_min = 2.0
+d_min = {d_min}
 [train]
 epochs = {epochs}
 batch_size = 32
@@ -251,7 +251,7 @@ def finished(info):
     return info.get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY")
 
 
-def make_case(d, name, epochs):
+def make_case(d, name, epochs, d_min=2.0):
     """A fresh folder for one case with its input file; the data are made once per cluster."""
     data = os.path.join(d, "three-well-6k.h5")
     if not os.path.exists(data):
@@ -262,7 +262,7 @@ def make_case(d, name, epochs):
     os.makedirs(work)
     toml = os.path.join(work, "input.toml")
     with open(toml, "w") as f:
-        f.write(INPUT.format(data=data, epochs=epochs, out=os.path.join(work, "results")))
+        f.write(INPUT.format(data=data, epochs=epochs, out=os.path.join(work, "results"), d_min=d_min))
     return work, toml, data
 
 
@@ -365,11 +365,12 @@ def case_bad_input(c):
 
 def case_time_limit(c):
     """--signal=B:USR1@N fires by itself before a short time limit: checkpoint, exit 3, requeue."""
-    work, toml, data = make_case(c.d, "time_limit", 100000)
+    # a run that goes on until the signal: coarse bins, which stay valid however the latent grows
+    work, toml, data = make_case(c.d, "time_limit", 100000, d_min=10.0)
     # SLURM may send the signal up to 60 s before the time given (its event resolution): with 2
     # minutes and @45 it comes 15 to 75 s after the start, once training is under way.
     jid = c.sbatch(work, "--time=2", "--signal=B:USR1@45", env={"INPUT": toml, "DATA": data})
-    info = c.wait(jid, lambda i: i.get("Restarts", "0") != "0", 300)
+    info = c.wait(jid, lambda i: i.get("Restarts", "0") != "0" or finished(i), 300)
     out = output_of(work, jid)
     check("time-limit signal: USR1 forwarded, exit 3, requeued",
           "USR1: asking dynae-mpi to checkpoint and stop" in out and "requeueing job" in out, f"{info}\n{out}")
