@@ -605,10 +605,12 @@ static PetscErrorCode dy_data_load_checked(MPI_Comm comm, const DyConfig *cfg, D
   PetscCall(PetscLogEventEnd(dy_ev_read, 0, 0, 0, 0));
   /* The transforms, in order, before the pairs are formed: features, then standardisation, then
    * the TICA projection. TICs are whitened already (zero mean, unit variance over the pairs) and
-   * do not depend on how the features were scaled, so with data.tica_dim the standardisation is
-   * left out: the statistics would describe features the encoder no longer sees. */
+   * do not depend on how the features were scaled, so with data.tica_dim (and for the TICA model)
+   * the standardisation is left out: the statistics would describe features the encoder no longer
+   * sees, and /tica/ stays in the features' own units. */
+  const int tica = cfg->tica_dim > 0 || !strcmp(cfg->type, "tica");
   if (!ierr) ierr = dy_data_features(comm, cfg, info, data);
-  if (!ierr && cfg->standardize && cfg->tica_dim == 0) ierr = dy_standardize_fit(comm, cfg, data);
+  if (!ierr && cfg->standardize && !tica) ierr = dy_standardize_fit(comm, cfg, data);
   PetscCall(PetscFree(info));
   PetscCall(ierr);
   PetscCall(dy_data_tica_project(comm, cfg, data)); /* data.tica_dim: the frames become their TICs */

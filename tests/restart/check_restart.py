@@ -478,6 +478,8 @@ def encoder_latent(ck, frames):
     with h5py.File(ck, "r") as f:
         params = f["params"][...].astype(np.float64)
         table = dict(line.split("=", 1) for line in bytes(f["shape"][...]).decode().splitlines())
+        if "input_mean" in f:  # data.standardize: the encoder sees (x - mean) / scale
+            frames = (frames - f["input_mean"][...]) / f["input_scale"][...]
     dims = [int(table["data.input"].split()[0])] + [int(w) for w in table["model.encoder"].strip("[]").split(",")] + \
         [int(table["model.latent_dim"])]
     h, off = frames.astype(np.float64), 0
