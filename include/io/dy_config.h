@@ -21,6 +21,9 @@ typedef struct {
   char *text;     /* the entry as written in the input file (for messages) */
 } DyDataRef;
 
+/* data.scale: with data.standardize, all features centred and divided by one common scale (the
+ * root mean square of their standard deviations), or each by its own standard deviation. */
+typedef enum { DY_SCALE_COMMON = 0, DY_SCALE_FEATURE = 1 } DyScale;
 /* train.batch: what train.batch_size counts. */
 typedef enum { DY_BATCH_PER_RANK = 0, DY_BATCH_GLOBAL = 1 } DyBatchMode;
 /* train.lr_scaling: the learning rates of per-rank batches multiplied by 1, sqrt(P) or P. */
@@ -38,7 +41,8 @@ typedef struct {
   int natoms;              /* entries of data.atoms; 0: every atom */
   int *atoms;              /* (natoms) 0-based atom indices kept from 3-D inputs */
   char features[DY_WORD_MAX]; /* "coordinates", "aligned" or "distances" (3-D inputs) */
-  int standardize;         /* bool: z-score every input and target feature over the training frames */
+  int standardize;         /* bool: centre every input and target feature over the training frames and scale it */
+  DyScale scale;           /* data.scale: one common scale for all features, or each its own (z-score) */
   /* [model] */
   char type[DY_WORD_MAX];  /* "dynamicsae" or "tica" (later "vae", "swae", "sdevae") */
   int latent_dim;          /* d >= 1 */

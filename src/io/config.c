@@ -46,6 +46,7 @@ typedef struct {
 static const char *const dy_model_types[] = {"dynamicsae", "tica", "vae", "swae", "sdevae", NULL};
 static const char *const dy_diffusions[] = {"constant", "learned", NULL};
 static const char *const dy_activations[] = {"relu", "tanh", NULL}; /* DyActivation order */
+static const char *const dy_scales[] = {"common", "feature", NULL};  /* DyScale order */
 static const char *const dy_tica_scalings[] = {"kinetic_map", "none", NULL}; /* DyTicaScaling order */
 static const char *const dy_features[] = {"coordinates", "aligned", "distances", NULL};
 static const char *const dy_batch_modes[] = {"per_rank", "global", NULL};
@@ -63,6 +64,7 @@ static const DyKey dy_keys[] = {
     {"data", "atoms", DY_KEY_INDICES, "[]", DY_ANY(0), .off = DY_F(atoms), .count_off = DY_F(natoms)},
     {"data", "features", DY_KEY_WORD, "\"coordinates\"", .choices = dy_features, .navailable = 3, .off = DY_F(features)},
     {"data", "standardize", DY_KEY_BOOL, "true", .off = DY_F(standardize)},
+    {"data", "scale", DY_KEY_ENUM, "\"common\"", .choices = dy_scales, .navailable = 2, .off = DY_F(scale)},
     {"model", "type", DY_KEY_WORD, "\"dynamicsae\"", .choices = dy_model_types, .navailable = 2, .off = DY_F(type)},
     {"model", "latent_dim", DY_KEY_INT, "2", DY_ANY(1), .off = DY_F(latent_dim)},
     {"model", "encoder", DY_KEY_WIDTHS, "[32, 32, 32]", DY_ANY(1), .off = DY_F(encoder), .count_off = DY_F(nencoder)},

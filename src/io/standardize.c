@@ -51,14 +51,21 @@ static PetscErrorCode dy_standardize_stats(MPI_Comm comm, const DyConfig *cfg, c
   for (int k = 0; k < D; k++) mean[k] = frames ? mean[k] / (double)frames : 0;
   (void)dy_standardize_pass(cfg, data, targets, D, mean, scale);
   PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, scale, D, MPI_DOUBLE, MPI_SUM, comm));
+  double sumvar = 0;
   for (int k = 0; k < D; k++) {
     const double sd = frames ? sqrt(scale[k] / (double)frames) : 0;
     if (sd == 0 || sd <= DY_STANDARDIZE_CONSTANT * fabs(mean[k])) {
-      scale[k] = 1;
+      scale[k] = 0; /* constant: marked, set to 1 below */
       if (!nconst++) first = k;
-    } else
+    } else {
       scale[k] = sd;
+      sumvar += sd * sd;
+    }
   }
+  /* data.scale = "common": one scale for every feature keeps their relative sizes (a coordinate
+   * that hardly moves stays small, as in the raw data) while bringing the whole set to unit size. */
+  const double common = nconst < D ? sqrt(sumvar / (double)(D - nconst)) : 1;
+  for (int k = 0; k < D; k++) scale[k] = scale[k] == 0 ? 1 : (cfg->scale == DY_SCALE_COMMON ? common : scale[k]);
   if (nconst && dy_is_root(comm)) {
     printf("# data.standardize: %d of %d %s features %s constant over the training frames (the first is feature %d): "
            "shifted to zero, not scaled\n",

@@ -8,8 +8,8 @@ jittered structure) three ways: H5MD by MDAnalysis's H5MDWriter, HDF5 by MDTraj'
 plain (frames, atoms, 3) dataset by h5py. For each form and each data.features kind (with and
 without data.atoms) frames_dump loads the data at N ranks and writes what every rank holds; the
 rows must match the features computed here from the positions as stored in the files, with Kabsch
-alignment and distances written out from their equations. A standardised case (test_fraction 0,
-so every frame of a pair counts) checks the statistics and the z-scored rows.
+alignment and distances written out from their equations. Standardised cases (test_fraction 0,
+so every frame of a pair counts) for each data.scale checks the statistics and the scaled rows.
 Exit 0 when everything matches, 1 otherwise."""
 import argparse
 import glob
@@ -142,8 +142,9 @@ def main():
         for kind in ("coordinates", "aligned", "distances"):
             for atoms in ([], [5, 0, 2, 3]):
                 cases.append((form, kind, atoms, False))
-    cases.append(("h5md", "distances", [1, 2, 4], True))
-    cases.append(("plain", "aligned", [], True))
+    cases.append(("h5md", "distances", [1, 2, 4], "common"))
+    cases.append(("plain", "aligned", [], "common"))
+    cases.append(("plain", "aligned", [], "feature"))
     bad = 0
     for n, (form, kind, atoms, std) in enumerate(cases):
         toml = os.path.join(a.dir, f"case{n}.toml")
@@ -152,6 +153,8 @@ def main():
             f.write("[data]\ninput = [%s]\n" % ", ".join(f'"{e}"' for e in forms[form]))
             f.write(f"lag = {LAG}\ntest_fraction = {0.0 if std else 0.25}\natoms = {atoms}\n")
             f.write(f'features = "{kind}"\nstandardize = {"true" if std else "false"}\n')
+            if std:
+                f.write(f'scale = "{std}"\n')
         for old in glob.glob(os.path.join(out, "*.bin")):
             os.remove(old)
         p = subprocess.run(a.launcher + [a.dump, toml, out], capture_output=True, text=True)
@@ -166,6 +169,8 @@ def main():
             # Training frames with test_fraction 0: both members of every pair (t, t + lag).
             rows = np.concatenate([np.concatenate([w[:len(w) - LAG], w[LAG:]]) for w in want])
             mean, sd = rows.mean(0), rows.std(0)
+            if std == "common":  # one scale for all: the root mean square of the standard deviations
+                sd = np.full_like(sd, np.sqrt(np.mean(sd ** 2)))
             if stats is None or not (np.allclose(stats[0], mean, rtol=1e-6, atol=1e-7)
                                      and np.allclose(stats[1], sd, rtol=1e-5, atol=1e-7)):
                 print(f"FAIL: {what}: statistics differ\n  got {stats}\n  want {mean} {sd}")
