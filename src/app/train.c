@@ -139,21 +139,23 @@ typedef struct {
   DyRunLock lock;              /* keeps other runs out of output.dir */
 } DyTrainer;
 
-/* Copies n pairs into x0, x1 (n, D) and, with targets, ty0, ty1 (n, Dy): rows idx[0..n) of p, or
- * rows first..first+n-1 when idx is NULL. *y0, *y1 point to the targets in use (ty or x). */
+/* Copies n pairs into x0, x1 (n, D) and, with targets, ty0, ty1 (n, Dy): pairs idx[0..n) of p, or
+ * pairs first..first+n-1 when idx is NULL. *y0, *y1 point to the targets in use (ty or x). With
+ * x1 NULL only the first frames are copied. */
 static void dy_train_gather(const DyTrainer *t, const DyPairs *p, int64_t n, const int64_t *idx, int64_t first,
                             dy_real *x0, dy_real *x1, dy_real *ty0, dy_real *ty1, const dy_real **y0,
                             const dy_real **y1)
 {
   const int D = t->D, Dy = t->Dy;
-  const int targets = p->y0 != p->x0;
+  const int targets = t->data->has_target;
   for (int64_t j = 0; j < n; j++) {
     const size_t r = (size_t)(idx ? idx[j] : first + j);
-    memcpy(x0 + (size_t)j * D, p->x0 + r * D, sizeof(dy_real) * D);
-    memcpy(x1 + (size_t)j * D, p->x1 + r * D, sizeof(dy_real) * D);
+    memcpy(x0 + (size_t)j * D, p->x0[r], sizeof(dy_real) * D);
+    if (!x1) continue;
+    memcpy(x1 + (size_t)j * D, p->x1[r], sizeof(dy_real) * D);
     if (!targets) continue;
-    memcpy(ty0 + (size_t)j * Dy, p->y0 + r * Dy, sizeof(dy_real) * Dy);
-    memcpy(ty1 + (size_t)j * Dy, p->y1 + r * Dy, sizeof(dy_real) * Dy);
+    memcpy(ty0 + (size_t)j * Dy, p->y0[r], sizeof(dy_real) * Dy);
+    memcpy(ty1 + (size_t)j * Dy, p->y1[r], sizeof(dy_real) * Dy);
   }
   *y0 = targets ? ty0 : x0;
   *y1 = targets ? ty1 : x1;
@@ -412,7 +414,13 @@ static PetscErrorCode dy_train_bins(DyTrainer *t)
 
   PetscFunctionBegin;
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_ENCODE], 0, 0, 0, 0));
-  if (n > 0) dy_model_encode(&t->model, t->work, n, t->data->train.x0, t->z0);
+  /* in the encoder's own chunks of 2 B rows, gathered from the blocks */
+  for (int64_t c = 0; c < n; c += 2 * (int64_t)t->B) {
+    const int64_t nb = DY_MIN(2 * (int64_t)t->B, n - c);
+    const dy_real *y0, *y1;
+    dy_train_gather(t, &t->data->train, nb, NULL, c, t->tx0, NULL, NULL, NULL, &y0, &y1);
+    dy_model_encode(&t->model, t->work, nb, t->tx0, t->z0 + (size_t)c * t->d);
+  }
   PetscCall(PetscLogEventEnd(dy_events[DY_EV_ENCODE], 0, 0, 0, 0));
 
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_CLUSTER], 0, 0, 0, 0));
