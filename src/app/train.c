@@ -65,6 +65,7 @@ typedef enum {
   DY_EV_IO,
   DY_EV_CHECKPOINT,
   DY_EV_DRAW,
+  DY_EV_TEST_ALL,
   DY_NEV
 } DyEvent;
 static PetscLogEvent dy_events[DY_NEV];
@@ -73,7 +74,7 @@ static PetscErrorCode dy_train_register_events(void)
 {
   static const char *const names[DY_NEV] = {"DyEncode",    "DyCluster",   "DyResample", "DyLossGrad",
                                             "DyAllreduce", "DyOptimizer", "DyTestLoss", "DyIO",
-                                            "DyCheckpoint", "DyDraw"};
+                                            "DyCheckpoint", "DyDraw", "DyTestLossAll"};
   static int done = 0;
   PetscClassId cid;
 
@@ -335,8 +336,9 @@ static PetscErrorCode dy_train_test_losses(DyTrainer *t, const DyLossOptions *lo
   DyRng rng;
 
   PetscFunctionBegin;
-  PetscCall(PetscLogEventBegin(dy_events[DY_EV_TEST], 0, 0, 0, 0));
   dy_train_test_set(t, all, &n, &sel);
+  const PetscLogEvent ev = dy_events[sel ? DY_EV_TEST : DY_EV_TEST_ALL];
+  PetscCall(PetscLogEventBegin(ev, 0, 0, 0, 0));
   dy_rng_seed(&rng, (uint64_t)t->cfg->seed, DY_STREAM_TEST_EVAL + (uint64_t)t->rank);
   /* the buffers of the step just done: after an epoch's last step nothing is drawn ahead */
   dy_real *theta = t->batch[t->cur].theta, *eps = t->batch[t->cur].eps;
@@ -357,7 +359,7 @@ static PetscErrorCode dy_train_test_losses(DyTrainer *t, const DyLossOptions *lo
   mean->rec = sum[3] > 0 ? sum[0] / sum[3] : NAN;
   mean->sw = sum[3] > 0 ? sum[1] / sum[3] : NAN;
   mean->prior = sum[3] > 0 ? sum[2] / sum[3] : NAN;
-  PetscCall(PetscLogEventEnd(dy_events[DY_EV_TEST], 0, 0, 0, 0));
+  PetscCall(PetscLogEventEnd(ev, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
 
@@ -375,8 +377,9 @@ static PetscErrorCode dy_train_vamp(DyTrainer *t, int epoch, int all, double *va
   dy_real *z0, *z1;
 
   PetscFunctionBegin;
-  PetscCall(PetscLogEventBegin(dy_events[DY_EV_TEST], 0, 0, 0, 0));
   dy_train_test_set(t, all, &n, &sel);
+  const PetscLogEvent ev = dy_events[sel ? DY_EV_TEST : DY_EV_TEST_ALL];
+  PetscCall(PetscLogEventBegin(ev, 0, 0, 0, 0));
   PetscCall(PetscNew(&sums));
   PetscCall(PetscMalloc2((size_t)chunk * t->d, &z0, (size_t)chunk * t->d, &z1));
   dy_vamp_sums_reset(sums, t->d);
@@ -402,7 +405,7 @@ static PetscErrorCode dy_train_vamp(DyTrainer *t, int epoch, int all, double *va
   if (score.step_ratio < DY_COLLAPSE_RATIO) t->collapse_warned = 1;
   PetscCall(PetscFree2(z0, z1));
   PetscCall(PetscFree(sums));
-  PetscCall(PetscLogEventEnd(dy_events[DY_EV_TEST], 0, 0, 0, 0));
+  PetscCall(PetscLogEventEnd(ev, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
 

@@ -92,7 +92,7 @@ static const DyKey dy_keys[] = {
     {"train", "warmup_lr", DY_KEY_REAL, "1e-4", DY_ANY(0), .lo_open = 1, .off = DY_F(warmup_lr)},
     {"train", "warmup_beta_scale", DY_KEY_REAL, "0.01", DY_ANY(0), .off = DY_F(warmup_beta_scale)},
     {"train", "seed", DY_KEY_INT64, "0", DY_ANY(0), .off = DY_F(seed)},
-    {"train", "test_pairs", DY_KEY_INT64, "8192", DY_ANY(0), .off = DY_F(test_pairs)},
+    {"train", "test_pairs", DY_KEY_INT64, "4096", DY_ANY(0), .off = DY_F(test_pairs)},
     {"output", "dir", DY_KEY_PATH, "\"results\"", .off = DY_F(dir), .given_off = DY_F(dir_given)},
     {"output", "checkpoint_every", DY_KEY_INT, "1", DY_ANY(0), .off = DY_F(checkpoint_every)},
     {"output", "checkpoint_steps", DY_KEY_INT, "0", DY_ANY(0), .off = DY_F(checkpoint_steps)},

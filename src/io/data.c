@@ -23,7 +23,7 @@
 /* Frames sent in one round of the exchange of pairs' frames, in bytes per rank (a bound on the
  * send buffer, which comes on top of the data kept). */
 #ifndef DY_SCATTER_PIECE_BYTES /* tests shrink it to exercise several rounds */
-#define DY_SCATTER_PIECE_BYTES ((int64_t)1 << 26)
+#define DY_SCATTER_PIECE_BYTES ((int64_t)1 << 24)
 #endif
 /* Opening fails on file systems without locks unless HDF5 is told not to lock. */
 #define DY_LOCK_HINT " (if the file system has no file locking, set HDF5_USE_FILE_LOCKING=FALSE)"

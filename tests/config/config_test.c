@@ -142,7 +142,7 @@ static const char *const defaults_effective = "[data]\n"
                                               "warmup_lr = 0.0001\n"
                                               "warmup_beta_scale = 0.01\n"
                                               "seed = 0\n"
-                                              "test_pairs = 8192\n"
+                                              "test_pairs = 4096\n"
                                               "\n"
                                               "[output]\n"
                                               "dir = \"results\"\n"
@@ -195,7 +195,7 @@ static void test_defaults(MPI_Comm comm) {
   CHECK_STR(cfg.dir, want);
   CHECK_STR(cfg.dir_given, "results");
   CHECK(cfg.checkpoint_every == 1 && cfg.checkpoint_steps == 0 && cfg.save_reconstruction == 1 && cfg.quiet == 0);
-  CHECK(cfg.test_pairs == 8192 && cfg.results_every == 10);
+  CHECK(cfg.test_pairs == 4096 && cfg.results_every == 10);
   /* every key, in SPEC order, paths as written */
   CHECK_STR(cfg.effective, defaults_effective);
   if (cfg.effective && strcmp(cfg.effective, defaults_effective)) fprintf(stderr, "effective:\n%s", cfg.effective);
