@@ -21,8 +21,9 @@
  * Test losses are evaluated on the local test pairs in chunks of B in global-id order (so a chunk
  * is a stretch of trajectory rather than a latent bin), with theta and eps drawn from a stream
  * re-seeded every epoch: differences between epochs are then due to the model alone. Every epoch
- * but the last sees about train.test_pairs of them, a subset drawn once from the seed by pair id
- * (so the same at any rank count) and kept for the whole run; the last epoch sees them all. */
+ * but the last sees about train.test_pairs of them, a subset of stretches of trajectory drawn
+ * once from the seed by pair id (so the same at any rank count) and kept for the whole run; the
+ * last epoch sees them all. */
 #include "app/dy_train.h"
 #include "analysis/dy_vamp.h"
 #include "io/dy_checkpoint.h"
@@ -588,14 +589,19 @@ static void dy_train_progress(const DyTrainer *t, int epoch, int first, const do
   fflush(stdout);
 }
 
-/* Collective: the test pairs evaluated in every epoch but the last (train.test_pairs): pair g is
- * in when its counter-based uniform is below test_pairs / (all test pairs), so the subset depends
- * on the seed alone, not on the rank count, and holds about test_pairs pairs. */
+/* Collective: the test pairs evaluated in every epoch but the last (train.test_pairs): stretches
+ * of S = batch_size / data.test_fraction consecutive pair ids (the span of a chunk of test pairs
+ * at one rank), stretch g / S taken when its counter-based uniform is below test_pairs / (all
+ * test pairs). The subset depends on the seed alone, not on the rank count, and holds about
+ * test_pairs pairs. Whole stretches rather than single pairs keep each chunk a stretch of
+ * trajectory as with the whole set: the sliced Wasserstein of a chunk of pairs scattered over
+ * the trajectory would come out systematically lower. */
 static PetscErrorCode dy_train_test_subset(DyTrainer *t, int quiet)
 {
   const DyPairs *p = &t->data->test;
   const int64_t want = t->cfg->test_pairs, all = t->data->ntest_global;
   const double frac = all > 0 ? (double)want / (double)all : 1.0;
+  const int64_t S = DY_MAX((int64_t)1, llround(t->B / DY_MAX(t->cfg->test_fraction, 1e-9)));
   int64_t nsel[2];
 
   PetscFunctionBegin;
@@ -605,7 +611,7 @@ static PetscErrorCode dy_train_test_subset(DyTrainer *t, int quiet)
   PetscCall(PetscMalloc1((size_t)DY_MAX(p->n, (int64_t)1), &t->test_sel));
   t->ntest_sel = 0;
   for (int64_t j = 0; j < p->n; j++)
-    if (dy_hash_uniform((uint64_t)t->cfg->seed, DY_STREAM_TEST_SUBSET, (uint64_t)p->id[j]) < frac)
+    if (dy_hash_uniform((uint64_t)t->cfg->seed, DY_STREAM_TEST_SUBSET, (uint64_t)(p->id[j] / S)) < frac)
       t->test_sel[t->ntest_sel++] = j;
   nsel[0] = t->ntest_sel;
   nsel[1] = all;
