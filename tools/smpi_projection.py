@@ -48,7 +48,7 @@ STEP_EVENTS = ("DyLossGrad", "DyOptimizer")
 # all-to-all (seen with SimGrid 3.32). It happens once per run, not per epoch.
 SCATTER_SIM_BYTES = 256 << 10
 SCATTER_SIM_RANKS = 64
-EPOCH_EVENTS = ("DyEncode", "DyCluster", "DyResample", "DyTestLoss", "DyIO", "DyCheckpoint")
+EPOCH_EVENTS = ("DyEncode", "DyCluster", "DyResample", "DyTestLoss", "DyTestLossAll", "DyIO", "DyCheckpoint")
 
 
 def die(msg, code=2):

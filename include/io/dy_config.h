@@ -72,11 +72,15 @@ typedef struct {
   double lr, prior_lr, warmup_lr;  /* > 0 */
   double warmup_beta_scale;        /* >= 0 */
   int64_t seed;            /* >= 0 */
+  int64_t test_pairs;      /* test pairs evaluated per epoch (a fixed random subset; the last epoch
+                            * and 0: all of them), >= 0 */
   /* [output] */
   char *dir;               /* output folder, resolved against the input's folder */
   char *dir_given;         /* output.dir as written (for the effective configuration) */
   int checkpoint_every;    /* epochs, >= 0 (0: never) */
   int checkpoint_steps;    /* also every N steps, 0: off */
+  int results_every;       /* results.h5 refreshed every N epochs (and with step and signal
+                            * checkpoints, and at the end), 0: not between epochs */
   int save_reconstruction; /* bool */
   int quiet;               /* no per-epoch progress lines */
   /* [analysis] */

@@ -6,7 +6,10 @@
  * pair_offset[i] = sum_{j<i} (F_j - lag). A pair is a test pair when
  * dy_hash_uniform(seed, DY_STREAM_SPLIT, g) < test_fraction, and lives on rank
  * dy_hash_u64(seed, DY_STREAM_SCATTER, g) % size after the redistribution, so the split and the
- * union of all ranks' pairs do not depend on the rank count. Local pairs are sorted by g. */
+ * union of all ranks' pairs do not depend on the rank count. Local pairs are sorted by g.
+ * A pair is two row pointers into the frames its rank holds: its blocks, and the frames of other
+ * ranks' blocks that its pairs use, fetched once when loading (each frame once per rank), so a
+ * rank keeps no frame twice. */
 #pragma once
 #include "base/dy_common.h"
 #include "io/dy_config.h"
@@ -26,10 +29,10 @@ typedef struct {
 
 /* A set of pairs held by this rank (training or test). */
 typedef struct {
-  int64_t n;         /* local pairs */
-  int64_t *id;       /* (n) global pair ids g, ascending */
-  dy_real *x0, *x1;  /* (n, D) frames t and t + lag */
-  dy_real *y0, *y1;  /* (n, Dy) their targets; alias x0, x1 without targets */
+  int64_t n;                /* local pairs */
+  int64_t *id;              /* (n) global pair ids g, ascending */
+  const dy_real **x0, **x1; /* (n) rows of D features: frames t and t + lag, in a block or fetched */
+  const dy_real **y0, **y1; /* (n) rows of their Dy targets; the arrays alias x0, x1 without targets */
 } DyPairs;
 
 typedef struct {
@@ -42,6 +45,14 @@ typedef struct {
   int64_t *pair_offset; /* (ntraj + 1) global pair id offsets; pair_offset[ntraj] = all pairs */
   DyTrajBlock *block;   /* (ntraj) this rank's blocks */
   DyPairs train, test;  /* this rank's pairs after the split and redistribution */
+  /* Frames of other ranks' blocks that this rank's pairs use, with their global frame ids (the
+   * frames of the trajectories before, plus the frame); those of rank r are the rows
+   * [fetched_from[r], fetched_from[r + 1]), in ascending id order. */
+  int64_t nfetched;
+  int64_t *fetched_id;   /* (nfetched) */
+  int64_t *fetched_from; /* (size + 1) */
+  dy_real *fetched_x;    /* (nfetched, D) */
+  dy_real *fetched_y;    /* (nfetched, Dy) with targets, else NULL */
   int64_t ntrain_global, ntest_global; /* pairs of each kind over all ranks */
   /* data.standardize (dy_standardize.h): x_std = (x - mean) / scale; all NULL when it is off.
    * Without targets the target statistics repeat the input ones. */

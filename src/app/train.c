@@ -20,7 +20,10 @@
  *
  * Test losses are evaluated on the local test pairs in chunks of B in global-id order (so a chunk
  * is a stretch of trajectory rather than a latent bin), with theta and eps drawn from a stream
- * re-seeded every epoch: differences between epochs are then due to the model alone. */
+ * re-seeded every epoch: differences between epochs are then due to the model alone. Every epoch
+ * but the last sees about train.test_pairs of them, a subset of stretches of trajectory drawn
+ * once from the seed by pair id (so the same at any rank count) and kept for the whole run; the
+ * last epoch sees them all. */
 #include "app/dy_train.h"
 #include "analysis/dy_vamp.h"
 #include "io/dy_checkpoint.h"
@@ -48,6 +51,8 @@ enum { DY_RED_COUNT = 0, DY_RED_REC, DY_RED_SW, DY_RED_PRIOR, DY_RED_STOP, DY_RE
 
 /* Stream of the test-loss draws (re-seeded every epoch, plus the rank); beyond dy_rng.h's purposes. */
 #define DY_STREAM_TEST_EVAL ((uint64_t)1 << 32)
+/* Counter-based stream (by pair id) that picks the test pairs evaluated every epoch. */
+#define DY_STREAM_TEST_SUBSET ((uint64_t)1 << 33)
 
 /* Phases of -log_view. */
 typedef enum {
@@ -60,6 +65,8 @@ typedef enum {
   DY_EV_TEST,
   DY_EV_IO,
   DY_EV_CHECKPOINT,
+  DY_EV_DRAW,
+  DY_EV_TEST_ALL,
   DY_NEV
 } DyEvent;
 static PetscLogEvent dy_events[DY_NEV];
@@ -68,7 +75,7 @@ static PetscErrorCode dy_train_register_events(void)
 {
   static const char *const names[DY_NEV] = {"DyEncode",    "DyCluster",   "DyResample", "DyLossGrad",
                                             "DyAllreduce", "DyOptimizer", "DyTestLoss", "DyIO",
-                                            "DyCheckpoint"};
+                                            "DyCheckpoint", "DyDraw", "DyTestLossAll"};
   static int done = 0;
   PetscClassId cid;
 
@@ -120,6 +127,10 @@ typedef struct {
   double *centers;             /* (max_centers, d) the last clustering's centres */
   int64_t *counts;             /* (max_centers) global training pairs per bin */
   double *quota;               /* (max_centers) well-tempered pairs per bin */
+  int64_t ntest_sel;           /* local test pairs evaluated in every epoch but the last */
+  int64_t *test_sel;           /* (ntest_sel) their rows in data->test, or NULL: all of them */
+  dy_real *tx0, *tx1;          /* (2 B, D) frames of a chunk of test pairs */
+  dy_real *ty0, *ty1;          /* (2 B, Dy) their targets (unused without targets) */
   DyHistory hist;              /* one row per finished epoch */
   dy_real *params_epoch_start; /* (nparam) weights when the current epoch began (its bins' encoder) */
   DyTrainPosition pos;         /* where the run stands, as a checkpoint records it */
@@ -130,20 +141,26 @@ typedef struct {
   DyRunLock lock;              /* keeps other runs out of output.dir */
 } DyTrainer;
 
-/* Copies the rows b->idx (b->nb) of the pairs into the batch; sets its target pointers. */
-static void dy_train_gather(const DyTrainer *t, const DyPairs *p, DyBatch *b)
+/* Copies n pairs into x0, x1 (n, D) and, with targets, ty0, ty1 (n, Dy): pairs idx[0..n) of p, or
+ * pairs first..first+n-1 when idx is NULL. *y0, *y1 point to the targets in use (ty or x). With
+ * x1 NULL only the first frames are copied. */
+static void dy_train_gather(const DyTrainer *t, const DyPairs *p, int64_t n, const int64_t *idx, int64_t first,
+                            dy_real *x0, dy_real *x1, dy_real *ty0, dy_real *ty1, const dy_real **y0,
+                            const dy_real **y1)
 {
   const int D = t->D, Dy = t->Dy;
-  const int targets = p->y0 != p->x0;
-  for (int j = 0; j < b->nb; j++) {
-    memcpy(b->x0 + (size_t)j * D, p->x0 + (size_t)b->idx[j] * D, sizeof(dy_real) * D);
-    memcpy(b->x1 + (size_t)j * D, p->x1 + (size_t)b->idx[j] * D, sizeof(dy_real) * D);
+  const int targets = t->data->has_target;
+  for (int64_t j = 0; j < n; j++) {
+    const size_t r = (size_t)(idx ? idx[j] : first + j);
+    memcpy(x0 + (size_t)j * D, p->x0[r], sizeof(dy_real) * D);
+    if (!x1) continue;
+    memcpy(x1 + (size_t)j * D, p->x1[r], sizeof(dy_real) * D);
     if (!targets) continue;
-    memcpy(b->ty0 + (size_t)j * Dy, p->y0 + (size_t)b->idx[j] * Dy, sizeof(dy_real) * Dy);
-    memcpy(b->ty1 + (size_t)j * Dy, p->y1 + (size_t)b->idx[j] * Dy, sizeof(dy_real) * Dy);
+    memcpy(ty0 + (size_t)j * Dy, p->y0[r], sizeof(dy_real) * Dy);
+    memcpy(ty1 + (size_t)j * Dy, p->y1[r], sizeof(dy_real) * Dy);
   }
-  b->y0 = targets ? b->ty0 : b->x0;
-  b->y1 = targets ? b->ty1 : b->x1;
+  *y0 = targets ? ty0 : x0;
+  *y1 = targets ? ty1 : x1;
 }
 
 static void dy_train_draw_theta(DyRng *rng, int L, int d, dy_real *theta)
@@ -173,7 +190,7 @@ static PetscErrorCode dy_train_draw_batch(DyTrainer *t, DyBatch *b, int moving)
   if (moving) PetscCall(dy_exchange_progress(t->exchange));
   dy_train_draw_theta(&t->shared, t->L, t->d, b->theta);
   if (b->nb > 0) {
-    dy_train_gather(t, &t->data->train, b);
+    dy_train_gather(t, &t->data->train, b->nb, b->idx, 0, b->x0, b->x1, b->ty0, b->ty1, &b->y0, &b->y1);
     if (moving) PetscCall(dy_exchange_progress(t->exchange));
     dy_train_draw_normals(&t->own, (size_t)b->nb * t->d, b->eps);
   }
@@ -248,12 +265,17 @@ static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *lopt, int
 
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
   PetscCall(dy_exchange_start(t->exchange, red));
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
   t->ahead = step + 1 < nsteps;
   if (t->ahead) {
+    /* DyDraw, not DyAllreduce: at one rank the sum is a copy and this is all the time between */
+    PetscCall(PetscLogEventBegin(dy_events[DY_EV_DRAW], 0, 0, 0, 0));
     t->shared_mark = t->shared;
     t->own_mark = t->own;
     PetscCall(dy_train_draw_batch(t, &t->batch[1 - t->cur], 1));
+    PetscCall(PetscLogEventEnd(dy_events[DY_EV_DRAW], 0, 0, 0, 0));
   }
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
   PetscCall(dy_exchange_wait(t->exchange, red));
   PetscCall(PetscLogEventEnd(dy_events[DY_EV_ALLREDUCE], 0, 0, 0, 0));
   if (t->ahead) t->cur = 1 - t->cur;
@@ -296,25 +318,39 @@ static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *lopt, int
   PetscFunctionReturn(0);
 }
 
-/* Collective: this rank's mean losses over its test pairs, then the global pair-weighted mean. */
-static PetscErrorCode dy_train_test_losses(DyTrainer *t, const DyLossOptions *lopt, DyLosses *mean)
+/* The test pairs of an epoch: all of them (all = 1, or no subset) or the fixed subset. */
+static void dy_train_test_set(const DyTrainer *t, int all, int64_t *n, const int64_t **sel)
+{
+  all = all || !t->test_sel;
+  *n = all ? t->data->test.n : t->ntest_sel;
+  *sel = all ? NULL : t->test_sel;
+}
+
+/* Collective: this rank's mean losses over its test pairs of the epoch (all: every one), then the
+ * global pair-weighted mean. */
+static PetscErrorCode dy_train_test_losses(DyTrainer *t, const DyLossOptions *lopt, int all, DyLosses *mean)
 {
   const DyPairs *p = &t->data->test;
   double sum[4] = {0, 0, 0, 0};
+  const int64_t *sel;
+  int64_t n;
   DyRng rng;
 
   PetscFunctionBegin;
-  PetscCall(PetscLogEventBegin(dy_events[DY_EV_TEST], 0, 0, 0, 0));
+  dy_train_test_set(t, all, &n, &sel);
+  const PetscLogEvent ev = dy_events[sel ? DY_EV_TEST : DY_EV_TEST_ALL];
+  PetscCall(PetscLogEventBegin(ev, 0, 0, 0, 0));
   dy_rng_seed(&rng, (uint64_t)t->cfg->seed, DY_STREAM_TEST_EVAL + (uint64_t)t->rank);
   /* the buffers of the step just done: after an epoch's last step nothing is drawn ahead */
   dy_real *theta = t->batch[t->cur].theta, *eps = t->batch[t->cur].eps;
-  for (int64_t c = 0; c < p->n; c += t->B) {
-    const int nb = (int)DY_MIN((int64_t)t->B, p->n - c);
+  for (int64_t c = 0; c < n; c += t->B) {
+    const int nb = (int)DY_MIN((int64_t)t->B, n - c);
+    const dy_real *y0, *y1;
     DyLosses l;
     dy_train_draw_theta(&rng, t->L, t->d, theta);
     dy_train_draw_normals(&rng, (size_t)nb * t->d, eps);
-    dy_model_losses(&t->model, t->work, nb, t->L, p->x0 + (size_t)c * t->D, p->x1 + (size_t)c * t->D,
-                    p->y0 + (size_t)c * t->Dy, p->y1 + (size_t)c * t->Dy, theta, eps, lopt, &l);
+    dy_train_gather(t, p, nb, sel ? sel + c : NULL, c, t->tx0, t->tx1, t->ty0, t->ty1, &y0, &y1);
+    dy_model_losses(&t->model, t->work, nb, t->L, t->tx0, t->tx1, y0, y1, theta, eps, lopt, &l);
     sum[0] += nb * l.rec;
     sum[1] += nb * l.sw;
     sum[2] += nb * l.prior;
@@ -324,30 +360,36 @@ static PetscErrorCode dy_train_test_losses(DyTrainer *t, const DyLossOptions *lo
   mean->rec = sum[3] > 0 ? sum[0] / sum[3] : NAN;
   mean->sw = sum[3] > 0 ? sum[1] / sum[3] : NAN;
   mean->prior = sum[3] > 0 ? sum[2] / sum[3] : NAN;
-  PetscCall(PetscLogEventEnd(dy_events[DY_EV_TEST], 0, 0, 0, 0));
+  PetscCall(PetscLogEventEnd(ev, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
 
-/* Collective: VAMP-2 of the latent on the test pairs, and a warning (once per run) when the
- * covariance of its lag steps is degenerate. The encoder's output of the test pairs is summed
- * locally in double, then once over the ranks. */
-static PetscErrorCode dy_train_vamp(DyTrainer *t, int epoch, double *vamp2)
+/* Collective: VAMP-2 of the latent on the test pairs of the epoch (all: every one), and a warning
+ * (once per run) when the covariance of its lag steps is degenerate. The encoder's output of the
+ * test pairs is summed locally in double, then once over the ranks. */
+static PetscErrorCode dy_train_vamp(DyTrainer *t, int epoch, int all, double *vamp2)
 {
   const DyPairs *p = &t->data->test;
   const int64_t chunk = 2 * (int64_t)t->B;
+  const int64_t *sel;
+  int64_t n;
   DyVampSums *sums;
   DyVampScore score;
   dy_real *z0, *z1;
 
   PetscFunctionBegin;
-  PetscCall(PetscLogEventBegin(dy_events[DY_EV_TEST], 0, 0, 0, 0));
+  dy_train_test_set(t, all, &n, &sel);
+  const PetscLogEvent ev = dy_events[sel ? DY_EV_TEST : DY_EV_TEST_ALL];
+  PetscCall(PetscLogEventBegin(ev, 0, 0, 0, 0));
   PetscCall(PetscNew(&sums));
   PetscCall(PetscMalloc2((size_t)chunk * t->d, &z0, (size_t)chunk * t->d, &z1));
   dy_vamp_sums_reset(sums, t->d);
-  for (int64_t c = 0; c < p->n; c += chunk) {
-    const int64_t nb = DY_MIN(chunk, p->n - c);
-    dy_model_encode(&t->model, t->work, nb, p->x0 + (size_t)c * t->D, z0);
-    dy_model_encode(&t->model, t->work, nb, p->x1 + (size_t)c * t->D, z1);
+  for (int64_t c = 0; c < n; c += chunk) {
+    const int64_t nb = DY_MIN(chunk, n - c);
+    const dy_real *y0, *y1;
+    dy_train_gather(t, p, nb, sel ? sel + c : NULL, c, t->tx0, t->tx1, t->ty0, t->ty1, &y0, &y1);
+    dy_model_encode(&t->model, t->work, nb, t->tx0, z0);
+    dy_model_encode(&t->model, t->work, nb, t->tx1, z1);
     dy_vamp_sums_add(sums, nb, z0, z1);
   }
   PetscCall(dy_vamp_sums_allreduce(t->comm, sums));
@@ -364,7 +406,7 @@ static PetscErrorCode dy_train_vamp(DyTrainer *t, int epoch, double *vamp2)
   if (score.step_ratio < DY_COLLAPSE_RATIO) t->collapse_warned = 1;
   PetscCall(PetscFree2(z0, z1));
   PetscCall(PetscFree(sums));
-  PetscCall(PetscLogEventEnd(dy_events[DY_EV_TEST], 0, 0, 0, 0));
+  PetscCall(PetscLogEventEnd(ev, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
 
@@ -376,7 +418,13 @@ static PetscErrorCode dy_train_bins(DyTrainer *t)
 
   PetscFunctionBegin;
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_ENCODE], 0, 0, 0, 0));
-  if (n > 0) dy_model_encode(&t->model, t->work, n, t->data->train.x0, t->z0);
+  /* in the encoder's own chunks of 2 B rows, gathered from the blocks */
+  for (int64_t c = 0; c < n; c += 2 * (int64_t)t->B) {
+    const int64_t nb = DY_MIN(2 * (int64_t)t->B, n - c);
+    const dy_real *y0, *y1;
+    dy_train_gather(t, &t->data->train, nb, NULL, c, t->tx0, NULL, NULL, NULL, &y0, &y1);
+    dy_model_encode(&t->model, t->work, nb, t->tx0, t->z0 + (size_t)c * t->d);
+  }
   PetscCall(PetscLogEventEnd(dy_events[DY_EV_ENCODE], 0, 0, 0, 0));
 
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_CLUSTER], 0, 0, 0, 0));
@@ -509,7 +557,8 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
     if (cfg->checkpoint_steps > 0 && (s + 1) % cfg->checkpoint_steps == 0 && s + 1 < nsteps)
       PetscCall(dy_train_save(t, 1, 1));
   }
-  PetscCall(dy_train_test_losses(t, &lopt, &test));
+  const int last = epoch == cfg->epochs - 1; /* the whole test set at the end of training */
+  PetscCall(dy_train_test_losses(t, &lopt, last, &test));
   row[DY_HIST_EPOCH] = epoch;
   row[DY_HIST_REC_TRAIN] = pos->loss_sum[0] / nsteps;
   row[DY_HIST_SW_TRAIN] = pos->loss_sum[1] / nsteps;
@@ -518,7 +567,7 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
   row[DY_HIST_SW_TEST] = test.sw;
   row[DY_HIST_PRIOR_TEST] = test.prior;
   row[DY_HIST_BINS] = epoch == 0 ? 0 : t->K;
-  PetscCall(dy_train_vamp(t, epoch, &row[DY_HIST_VAMP2_TEST]));
+  PetscCall(dy_train_vamp(t, epoch, last, &row[DY_HIST_VAMP2_TEST]));
   /* Rank 0's clock for all, so that the history is the same on every rank (checkpoints rely on it). */
   row[DY_HIST_SECONDS] = MPI_Wtime() - start;
   PetscCallMPI(MPI_Bcast(&row[DY_HIST_SECONDS], 1, MPI_DOUBLE, 0, t->comm));
@@ -538,6 +587,42 @@ static void dy_train_progress(const DyTrainer *t, int epoch, int first, const do
          row[DY_HIST_REC_TEST], row[DY_HIST_SW_TEST], row[DY_HIST_PRIOR_TEST], row[DY_HIST_VAMP2_TEST], t->K, t->kept,
          sec, frames, eta);
   fflush(stdout);
+}
+
+/* Collective: the test pairs evaluated in every epoch but the last (train.test_pairs): stretches
+ * of S = batch_size / data.test_fraction consecutive pair ids (the span of a chunk of test pairs
+ * at one rank), stretch g / S taken when its counter-based uniform is below test_pairs / (all
+ * test pairs). The subset depends on the seed alone, not on the rank count, and holds about
+ * test_pairs pairs. Whole stretches rather than single pairs keep each chunk a stretch of
+ * trajectory as with the whole set: the sliced Wasserstein of a chunk of pairs scattered over
+ * the trajectory would come out systematically lower. */
+static PetscErrorCode dy_train_test_subset(DyTrainer *t, int quiet)
+{
+  const DyPairs *p = &t->data->test;
+  const int64_t want = t->cfg->test_pairs, all = t->data->ntest_global;
+  const double frac = all > 0 ? (double)want / (double)all : 1.0;
+  const int64_t S = DY_MAX((int64_t)1, llround(t->B / DY_MAX(t->cfg->test_fraction, 1e-9)));
+  int64_t nsel[2];
+
+  PetscFunctionBegin;
+  t->test_sel = NULL;
+  t->ntest_sel = p->n;
+  if (want == 0 || want >= all) PetscFunctionReturn(0);
+  PetscCall(PetscMalloc1((size_t)DY_MAX(p->n, (int64_t)1), &t->test_sel));
+  t->ntest_sel = 0;
+  for (int64_t j = 0; j < p->n; j++)
+    if (dy_hash_uniform((uint64_t)t->cfg->seed, DY_STREAM_TEST_SUBSET, (uint64_t)(p->id[j] / S)) < frac)
+      t->test_sel[t->ntest_sel++] = j;
+  nsel[0] = t->ntest_sel;
+  nsel[1] = all;
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, nsel, 1, MPI_INT64_T, MPI_SUM, t->comm));
+  if (t->rank == 0 && !quiet) {
+    printf("# test losses and VAMP-2: %lld of the %lld test pairs every epoch (train.test_pairs, a fixed random "
+           "subset), all of them in the last epoch\n",
+           (long long)nsel[0], (long long)nsel[1]);
+    fflush(stdout);
+  }
+  PetscFunctionReturn(0);
 }
 
 static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyData *data, DyExchangeKind exchange,
@@ -583,6 +668,8 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
                            (size_t)t->B * t->Dy, &b->ty0, (size_t)t->B * t->Dy, &b->ty1, (size_t)t->L * t->d, &b->theta,
                            (size_t)t->B * t->d, &b->eps));
   }
+  PetscCall(PetscMalloc4((size_t)2 * t->B * t->D, &t->tx0, (size_t)2 * t->B * t->D, &t->tx1, (size_t)2 * t->B * t->Dy,
+                         &t->ty0, (size_t)2 * t->B * t->Dy, &t->ty1));
   PetscCall(PetscMalloc1(t->model.nparam + DY_RED_EXTRA, &t->red));
   PetscCall(dy_exchange_create(comm, t->model.nparam + DY_RED_EXTRA, exchange, &t->exchange));
   PetscCall(PetscCalloc5((size_t)DY_MAX(n, 1) * t->d, &t->z0, (size_t)DY_MAX(n, 1), &t->bin,
@@ -618,6 +705,8 @@ static void dy_trainer_destroy(DyTrainer *t)
   PetscFree5(t->z0, t->bin, t->centers, t->counts, t->quota);
   dy_exchange_destroy(&t->exchange);
   PetscFree(t->red);
+  PetscFree(t->test_sel);
+  PetscFree4(t->tx0, t->tx1, t->ty0, t->ty1);
   for (int k = 0; k < 2; k++) {
     DyBatch *b = &t->batch[k];
     PetscFree7(b->idx, b->x0, b->x1, b->ty0, b->ty1, b->theta, b->eps);
@@ -651,7 +740,11 @@ static PetscErrorCode dy_train_loop(DyTrainer *t, const DyRunOptions *opt)
      * is worth keeping: such a run then leaves them, and --restart with a larger cluster.d_min
      * continues from the last of them. Stop signals checkpoint at any time. */
     const int saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && t->K > 0;
-    if (saved) PetscCall(dy_train_save(t, 1, epoch + 1 < cfg->epochs)); /* the last results.h5 follows */
+    /* results.h5 every output.results_every epochs (encoding every frame costs as much as a good
+     * part of an epoch); the last one follows below. */
+    const int refresh = cfg->results_every > 0 && (epoch + 1) % cfg->results_every == 0 && t->K > 0 &&
+                        epoch + 1 < cfg->epochs;
+    PetscCall(dy_train_save(t, saved, refresh));
   }
   PetscCall(dy_train_save(t, 0, 2)); /* the final results.h5, with /fields/ */
   PetscCall(dy_ckpt_wait(t->comm));
@@ -667,6 +760,7 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
   PetscCall(dy_train_register_events());
   memset(&t, 0, sizeof t);
   ierr = dy_trainer_setup(comm, cfg, data, opt->exchange, &t);
+  if (!ierr) ierr = dy_train_test_subset(&t, opt->quiet);
   if (!ierr && !opt->quiet && t.rank == 0 && t.size > 1) {
     printf("# gradient sums over %d ranks: %s\n", t.size, dy_exchange_describe(t.exchange));
     if (t.global)

@@ -20,6 +20,11 @@
 #ifndef DY_READ_PIECE_BYTES /* tests shrink it to exercise several pieces */
 #define DY_READ_PIECE_BYTES ((int64_t)1 << 30)
 #endif
+/* Frames sent in one round of the exchange of pairs' frames, in bytes per rank (a bound on the
+ * send buffer, which comes on top of the data kept). */
+#ifndef DY_SCATTER_PIECE_BYTES /* tests shrink it to exercise several rounds */
+#define DY_SCATTER_PIECE_BYTES ((int64_t)1 << 24)
+#endif
 /* Opening fails on file systems without locks unless HDF5 is told not to lock. */
 #define DY_LOCK_HINT " (if the file system has no file locking, set HDF5_USE_FILE_LOCKING=FALSE)"
 /* The plan lists every trajectory and rank up to these counts, then only a summary. */
@@ -315,17 +320,17 @@ static PetscErrorCode dy_blocks_read(MPI_Comm comm, const DyConfig *cfg, const D
   PetscFunctionReturn(0);
 }
 
-/* Allocates a pair set of n pairs; y0, y1 alias x0, x1 without targets. */
-static PetscErrorCode dy_pairs_alloc(DyPairs *p, int64_t n, int D, int Dy, int has_target)
+/* Allocates the row arrays of a pair set of n pairs; y0, y1 alias x0, x1 without targets. */
+static PetscErrorCode dy_pairs_alloc(DyPairs *p, int64_t n, int has_target)
 {
   PetscFunctionBegin;
   p->n = n;
   PetscCall(PetscMalloc1(n, &p->id));
-  PetscCall(PetscMalloc1(n * D, &p->x0));
-  PetscCall(PetscMalloc1(n * D, &p->x1));
+  PetscCall(PetscMalloc1(n, &p->x0));
+  PetscCall(PetscMalloc1(n, &p->x1));
   if (has_target) {
-    PetscCall(PetscMalloc1(n * Dy, &p->y0));
-    PetscCall(PetscMalloc1(n * Dy, &p->y1));
+    PetscCall(PetscMalloc1(n, &p->y0));
+    PetscCall(PetscMalloc1(n, &p->y1));
   } else {
     p->y0 = p->x0;
     p->y1 = p->x1;
@@ -343,184 +348,268 @@ static void dy_pairs_free(DyPairs *p)
   memset(p, 0, sizeof *p);
 }
 
-static int64_t dy_record_id(const char *buf, size_t rec, int64_t k)
+/* Frames [start, start + nread) of trajectory i that rank q reads (its block and overlap). */
+static void dy_block_read_range(const DyData *data, int i, int size, int q, int64_t *start, int64_t *nread)
 {
-  int64_t id;
+  int64_t count;
 
-  memcpy(&id, buf + (size_t)k * rec, sizeof id);
-  return id;
+  dy_block_range(data->frames[i], size, q, start, &count);
+  *nread = count ? DY_MIN(count + data->lag, data->frames[i] - *start) : 0;
 }
 
-/* Restores the heap order (smallest key[heap[.]] on top) below position i. */
-static void dy_heap_down(int *heap, int nh, const int64_t *key, int i)
+/* The rank whose block owns frame f of trajectory i (the inverse of dy_block_range). */
+static int dy_block_owner(const DyData *data, int i, int size, int64_t f)
 {
-  for (int c = 2 * i + 1; c < nh; i = c, c = 2 * i + 1) {
-    int tmp;
+  const int64_t q = data->frames[i] / size, r = data->frames[i] % size;
 
-    if (c + 1 < nh && key[heap[c + 1]] < key[heap[c]]) c++;
-    if (key[heap[i]] <= key[heap[c]]) return;
-    tmp = heap[i];
-    heap[i] = heap[c];
-    heap[c] = tmp;
+  return (int)(f < r * (q + 1) ? f / (q + 1) : r + (f - r * (q + 1)) / q);
+}
+
+/* Global frame id of frame f of trajectory i: the frames of the trajectories before it, plus f. */
+static int64_t dy_frame_id(const DyData *data, int i, int64_t f)
+{
+  return data->pair_offset[i] + (int64_t)i * data->lag + f;
+}
+
+/* The rank that holds pair g after the redistribution. */
+static int dy_pair_rank(uint64_t seed, int64_t g, int size)
+{
+  return (int)(dy_hash_u64(seed, DY_STREAM_SCATTER, (uint64_t)g) % (uint64_t)size);
+}
+
+/* The ranks that hold a pair with frame f of trajectory i (as its first or second member) but
+ * did not read the frame: up to two, into q; returns how many. */
+static int dy_frame_dests(const DyData *data, uint64_t seed, int i, int64_t f, int size, int q[2])
+{
+  const int64_t F = data->frames[i], lag = data->lag;
+  int n = 0, cand[2], nc = 0;
+
+  if (f < F - lag) cand[nc++] = dy_pair_rank(seed, data->pair_offset[i] + f, size);
+  if (f >= lag) cand[nc++] = dy_pair_rank(seed, data->pair_offset[i] + f - lag, size);
+  for (int c = 0; c < nc; c++) {
+    int64_t s, nr;
+
+    if (n == 1 && q[0] == cand[c]) continue;
+    dy_block_read_range(data, i, size, cand[c], &s, &nr);
+    if (f >= s && f < s + nr) continue; /* that rank read it */
+    q[n++] = cand[c];
+  }
+  return n;
+}
+
+/* Visits this rank's own frames from (*ti, *tf) on, at most `most` of them, counting (pack = 0)
+ * or packing (pack = 1, at sdispl + got) each one for every rank that needs it; leaves (*ti, *tf)
+ * after the last frame visited. */
+static void dy_frames_visit(const DyData *data, uint64_t seed, int size, int pack, int64_t most, int *ti, int64_t *tf,
+                            int *scount, const int *sdispl, int *got, int64_t *sid, dy_real *sx, dy_real *sy)
+{
+  const int D = data->D, Dy = data->Dy;
+
+  while (*ti < data->ntraj && most > 0) {
+    const DyTrajBlock *b = &data->block[*ti];
+    if (*tf < b->start) *tf = b->start;
+    for (; *tf < b->start + b->count && most > 0; (*tf)++, most--) {
+      const int64_t row = *tf - b->start;
+      int q[2];
+      const int nq = dy_frame_dests(data, seed, *ti, *tf, size, q);
+      for (int k = 0; k < nq; k++) {
+        if (!pack) {
+          scount[q[k]]++;
+          continue;
+        }
+        const int64_t j = sdispl[q[k]] + got[q[k]]++;
+        sid[j] = dy_frame_id(data, *ti, *tf);
+        memcpy(sx + j * D, b->x + row * D, (size_t)D * sizeof(dy_real));
+        if (data->has_target) memcpy(sy + j * Dy, b->y + row * Dy, (size_t)Dy * sizeof(dy_real));
+      }
+    }
+    if (*tf < b->start + b->count) break;
+    (*ti)++;
+    *tf = 0;
   }
 }
 
-/* The received records (rank r's in [rdispl[r], rdispl[r] + rcount[r])) in ascending id order:
- * each source sends its records sorted by id, so a heap merge of the runs takes n log(size). */
-static PetscErrorCode dy_runs_merge(const char *buf, size_t rec, int size, const int *rcount, const int *rdispl,
-                                    int64_t *order)
+/* Collective: the frames of other ranks' blocks that this rank's pairs use, each fetched once:
+ * every rank sends each frame of its own blocks to the ranks that need it and did not read it,
+ * in rounds of at most about DY_SCATTER_PIECE_BYTES per rank, into data->fetched_*. The frames
+ * from rank r arrive in ascending id order in rows [fetched_from[r], fetched_from[r + 1]). */
+static PetscErrorCode dy_frames_fetch(MPI_Comm comm, uint64_t seed, DyData *data)
 {
-  int *heap, nh = 0;
-  int64_t *next, *key, k = 0, last = -1;
-
-  PetscFunctionBegin;
-  PetscCall(PetscMalloc1(size, &heap));
-  PetscCall(PetscMalloc1(size, &next));
-  PetscCall(PetscMalloc1(size, &key));
-  for (int r = 0; r < size; r++) {
-    if (!rcount[r]) continue;
-    next[r] = rdispl[r];
-    key[r] = dy_record_id(buf, rec, next[r]);
-    heap[nh++] = r;
-  }
-  for (int i = nh / 2 - 1; i >= 0; i--) dy_heap_down(heap, nh, key, i);
-  while (nh > 0) {
-    const int r = heap[0];
-
-    PetscCheck(key[r] > last, PETSC_COMM_SELF, PETSC_ERR_PLIB, "pair %lld arrived out of order or twice",
-               (long long)key[r]);
-    last = key[r];
-    order[k++] = next[r]++;
-    if (next[r] < (int64_t)rdispl[r] + rcount[r]) key[r] = dy_record_id(buf, rec, next[r]);
-    else heap[0] = heap[--nh];
-    dy_heap_down(heap, nh, key, 0);
-  }
-  PetscCall(PetscFree(heap));
-  PetscCall(PetscFree(next));
-  PetscCall(PetscFree(key));
-  PetscFunctionReturn(0);
-}
-
-/* Collective: forms this rank's pairs from its blocks, sends each pair record (id, x0, x1[, y0,
- * y1]) to its destination rank with one all-to-all, then orders what arrived by id and splits it. */
-static PetscErrorCode dy_pairs_scatter(MPI_Comm comm, uint64_t seed, double test_fraction, DyData *data)
-{
-  const int n = data->ntraj, D = data->D, Dy = data->Dy, lag = data->lag, yt = data->has_target;
-  /* Record layout: id, x0 (D), x1 (D), then y0 (Dy), y1 (Dy) with targets. */
-  const size_t xb = (size_t)D * sizeof(dy_real), yb = yt ? (size_t)Dy * sizeof(dy_real) : 0;
-  const size_t rec = sizeof(int64_t) + 2 * xb + 2 * yb;
-  int size, rank, *scount, *sdispl, *rcount, *rdispl, *fill;
-  int64_t nsend = 0, nrecv = 0, ntest = 0, k, counts[2];
-  int64_t *order; /* (nrecv) received records in ascending id order */
-  int *dest;      /* (nsend) destination rank of each local pair */
-  char *sbuf, *rbuf, *is_test, msg[256];
-  MPI_Datatype rtype;
+  const int n = data->ntraj, D = data->D, Dy = data->Dy, yt = data->has_target;
+  const int64_t rowb = (int64_t)((size_t)(D + (yt ? Dy : 0)) * sizeof(dy_real) + sizeof(int64_t));
+  int size, rank, *scount, *sdispl, *rcount, *rdispl, *got, ti = 0;
+  int64_t nown = 0, nrecv = 0, nsend = 0, window, nrounds, rounds, *recvd, tf = 0;
+  int64_t *sid = NULL;
+  dy_real *sx = NULL, *sy = NULL;
+  char msg[256];
+  MPI_Datatype xt, ytp = MPI_DATATYPE_NULL;
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_size(comm, &size));
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
-  PetscCheck(rec <= INT_MAX, comm, PETSC_ERR_SUP, "a pair record of %zu bytes is too large for MPI", rec);
-  PetscCall(PetscCalloc1(size, &scount));
-  PetscCall(PetscCalloc1(size, &sdispl));
-  PetscCall(PetscCalloc1(size, &rcount));
-  PetscCall(PetscCalloc1(size, &rdispl));
-  PetscCall(PetscCalloc1(size, &fill));
-
-  /* Pass 1: count pairs per destination. Pair (t, t + lag) is formed by the owner of frame t
-   * (nsend may overflow an int count only on absurdly large ranks, checked below). */
-  for (int i = 0; i < n; i++)
-    nsend += DY_MAX((int64_t)0, DY_MIN(data->block[i].count, data->frames[i] - lag - data->block[i].start));
-  PetscCall(PetscMalloc1(nsend, &dest));
-  k = 0;
-  for (int i = 0; i < n; i++) {
-    const DyTrajBlock *b = &data->block[i];
-    const int64_t tend = DY_MIN(b->start + b->count, data->frames[i] - lag);
-
-    for (int64_t t = b->start; t < tend; t++, k++) {
-      dest[k] = (int)(dy_hash_u64(seed, DY_STREAM_SCATTER, (uint64_t)(data->pair_offset[i] + t)) % (uint64_t)size);
-      scount[dest[k]]++;
-    }
-  }
+  PetscCall(PetscCalloc5(size, &scount, size, &sdispl, size, &rcount, size, &rdispl, size, &got));
+  PetscCall(PetscCalloc1(size, &recvd));
+  PetscCall(PetscCalloc1(size + 1, &data->fetched_from));
+  /* The counts of the whole exchange, to size the store once. */
+  for (int i = 0; i < n; i++) nown += data->block[i].count;
+  dy_frames_visit(data, seed, size, 0, nown, &ti, &tf, scount, NULL, NULL, NULL, NULL, NULL);
   PetscCallMPI(MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, comm));
-  for (int r = 0; r < size; r++) nrecv += rcount[r];
-  /* Counts and displacements are ints of whole records: fine below 2^31 pairs per rank. */
-  snprintf(msg, sizeof msg, "%lld pairs to send and %lld to receive on rank %d exceed one all-to-all; use more ranks",
+  for (int r = 0; r < size; r++) {
+    data->fetched_from[r + 1] = data->fetched_from[r] + rcount[r];
+    nsend += scount[r];
+  }
+  nrecv = data->fetched_from[size];
+  /* Displacements are ints of whole frames: fine below 2^31 frames per rank. */
+  snprintf(msg, sizeof msg, "%lld frames to send and %lld to receive on rank %d exceed one all-to-all; use more ranks",
            (long long)nsend, (long long)nrecv, rank);
   PetscCall(dy_agree_error(comm, nsend > INT_MAX || nrecv > INT_MAX, PETSC_ERR_SUP, msg));
-  for (int r = 1; r < size; r++) {
-    sdispl[r] = sdispl[r - 1] + scount[r - 1];
-    rdispl[r] = rdispl[r - 1] + rcount[r - 1];
+  data->nfetched = nrecv;
+  PetscCall(PetscMalloc1(DY_MAX(nrecv, (int64_t)1), &data->fetched_id));
+  PetscCall(PetscMalloc1(DY_MAX(nrecv, (int64_t)1) * D, &data->fetched_x));
+  if (yt) PetscCall(PetscMalloc1(DY_MAX(nrecv, (int64_t)1) * Dy, &data->fetched_y));
+
+  /* Rounds over windows of this rank's own frames (its blocks one after the other); a frame goes
+   * to at most two ranks, so a round sends at most two per window frame. Every rank takes part in
+   * every round, with nothing left to send if need be. */
+  window = DY_MAX((int64_t)1, DY_SCATTER_PIECE_BYTES / (2 * rowb));
+  rounds = (nown + window - 1) / window;
+  PetscCallMPI(MPI_Allreduce(&rounds, &nrounds, 1, MPI_INT64_T, MPI_MAX, comm));
+  window = DY_MIN(window, DY_MAX(nown, (int64_t)1));
+  PetscCall(PetscMalloc1(2 * window, &sid));
+  PetscCall(PetscMalloc1(2 * window * D, &sx));
+  if (yt) PetscCall(PetscMalloc1(2 * window * Dy, &sy));
+  PetscCallMPI(MPI_Type_contiguous(D, DY_MPI_REAL, &xt));
+  PetscCallMPI(MPI_Type_commit(&xt));
+  if (yt) {
+    PetscCallMPI(MPI_Type_contiguous(Dy, DY_MPI_REAL, &ytp));
+    PetscCallMPI(MPI_Type_commit(&ytp));
   }
+  ti = 0;
+  tf = 0;
+  for (int64_t round = 0; round < nrounds; round++) {
+    int ti0 = ti;
+    int64_t tf0 = tf;
 
-  /* Pass 2: pack contiguous per-destination records, in ascending g within each destination. */
-  PetscCall(PetscMalloc1(nsend * rec, &sbuf));
-  k = 0;
-  for (int i = 0; i < n; i++) {
-    const DyTrajBlock *b = &data->block[i];
-    const int64_t tend = DY_MIN(b->start + b->count, data->frames[i] - lag);
+    for (int r = 0; r < size; r++) scount[r] = got[r] = 0;
+    dy_frames_visit(data, seed, size, 0, window, &ti, &tf, scount, NULL, NULL, NULL, NULL, NULL);
+    for (int r = 1; r < size; r++) sdispl[r] = sdispl[r - 1] + scount[r - 1];
+    dy_frames_visit(data, seed, size, 1, window, &ti0, &tf0, NULL, sdispl, got, sid, sx, sy);
+    PetscCallMPI(MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, comm));
+    for (int r = 0; r < size; r++) {
+      rdispl[r] = (int)(data->fetched_from[r] + recvd[r]);
+      recvd[r] += rcount[r];
+    }
+    PetscCallMPI(MPI_Alltoallv(sid, scount, sdispl, MPI_INT64_T, data->fetched_id, rcount, rdispl, MPI_INT64_T, comm));
+    PetscCallMPI(MPI_Alltoallv(sx, scount, sdispl, xt, data->fetched_x, rcount, rdispl, xt, comm));
+    if (yt) PetscCallMPI(MPI_Alltoallv(sy, scount, sdispl, ytp, data->fetched_y, rcount, rdispl, ytp, comm));
+  }
+  PetscCallMPI(MPI_Type_free(&xt));
+  if (yt) PetscCallMPI(MPI_Type_free(&ytp));
+  PetscCall(PetscFree(sid));
+  PetscCall(PetscFree(sx));
+  PetscCall(PetscFree(sy));
+  PetscCall(PetscFree(recvd));
+  PetscCall(PetscFree5(scount, sdispl, rcount, rdispl, got));
+  PetscFunctionReturn(0);
+}
 
-    for (int64_t t = b->start; t < tend; t++, k++) {
-      const int64_t g = data->pair_offset[i] + t, row = t - b->start;
-      char *p = sbuf + ((size_t)sdispl[dest[k]] + (size_t)fill[dest[k]]++) * rec;
+/* Frame f of trajectory i as this rank holds it: its row in the block when the rank read it,
+ * else in the fetched frames (binary search in the run of the rank that owns it); y the same
+ * row's target (NULL without targets). Returns 1 when found. */
+static int dy_frame_row(const DyData *data, int i, int64_t f, int size, const dy_real **x, const dy_real **y)
+{
+  const DyTrajBlock *b = &data->block[i];
 
-      memcpy(p, &g, sizeof g);
-      p += sizeof g;
-      memcpy(p, b->x + row * D, xb);
-      memcpy(p + xb, b->x + (row + lag) * D, xb);
-      if (yt) {
-        memcpy(p + 2 * xb, b->y + row * Dy, yb);
-        memcpy(p + 2 * xb + yb, b->y + (row + lag) * Dy, yb);
+  if (f >= b->start && f < b->start + b->nread) {
+    *x = b->x + (f - b->start) * data->D;
+    *y = data->has_target ? b->y + (f - b->start) * data->Dy : NULL;
+    return 1;
+  }
+  const int q = dy_block_owner(data, i, size, f);
+  const int64_t id = dy_frame_id(data, i, f);
+  int64_t lo = data->fetched_from[q], hi = data->fetched_from[q + 1];
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (data->fetched_id[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo >= data->fetched_from[q + 1] || data->fetched_id[lo] != id) return 0;
+  *x = data->fetched_x + lo * data->D;
+  *y = data->has_target ? data->fetched_y + lo * data->Dy : NULL;
+  return 1;
+}
+
+/* Collective: this rank's pairs (those the hash sends here) from the frames it holds, in
+ * ascending pair id order, split into train and test; pair records are row pointers. The first
+ * members are visited in id order: of each trajectory, the frames fetched from lower ranks, then
+ * the block read here, then those fetched from higher ranks (blocks are in rank order). A first
+ * pass counts, the second fills. */
+static PetscErrorCode dy_pairs_build(MPI_Comm comm, uint64_t seed, double test_fraction, DyData *data)
+{
+  const int64_t lag = data->lag;
+  int size, rank;
+  int64_t *cursor, counts[2] = {0, 0};
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  PetscCall(PetscMalloc1(size, &cursor));
+  for (int fill = 0; fill < 2; fill++) {
+    if (fill) {
+      PetscCall(dy_pairs_alloc(&data->train, counts[0], data->has_target));
+      PetscCall(dy_pairs_alloc(&data->test, counts[1], data->has_target));
+      data->train.n = data->test.n = 0;
+    }
+    for (int r = 0; r < size; r++) cursor[r] = data->fetched_from[r];
+    for (int i = 0; i < data->ntraj; i++) {
+      const DyTrajBlock *b = &data->block[i];
+      const int64_t first = dy_frame_id(data, i, 0), end = dy_frame_id(data, i + 1, 0);
+      for (int q = 0; q < size; q++) {
+        const int own = q == rank;
+        int64_t k = own ? b->start : cursor[q];
+        const int64_t stop = own ? b->start + b->nread : data->fetched_from[q + 1];
+        for (; k < stop && (own || data->fetched_id[k] < end); k++) {
+          const int64_t t = own ? k : data->fetched_id[k] - first, g = data->pair_offset[i] + t;
+          if (t >= data->frames[i] - lag || dy_pair_rank(seed, g, size) != rank) continue;
+          const int is_test = dy_hash_uniform(seed, DY_STREAM_SPLIT, (uint64_t)g) < test_fraction;
+          if (!fill) {
+            counts[is_test]++;
+            continue;
+          }
+          DyPairs *s = is_test ? &data->test : &data->train;
+          const int64_t j = s->n++;
+          const dy_real *y0, *y1;
+          s->id[j] = g;
+          PetscCheck(dy_frame_row(data, i, t, size, &s->x0[j], &y0) &&
+                         dy_frame_row(data, i, t + lag, size, &s->x1[j], &y1),
+                     PETSC_COMM_SELF, PETSC_ERR_PLIB, "rank %d lacks a frame of its pair %lld", rank, (long long)g);
+          if (data->has_target) {
+            s->y0[j] = y0;
+            s->y1[j] = y1;
+          }
+        }
+        if (!own) cursor[q] = k;
       }
     }
   }
+  PetscCall(PetscFree(cursor));
+  PetscFunctionReturn(0);
+}
 
-  /* One record is one MPI element, so counts are pairs and stay far from int overflow. */
-  PetscCall(PetscMalloc1(nrecv * rec, &rbuf));
-  PetscCallMPI(MPI_Type_contiguous((int)rec, MPI_BYTE, &rtype));
-  PetscCallMPI(MPI_Type_commit(&rtype));
-  PetscCallMPI(MPI_Alltoallv(sbuf, scount, sdispl, rtype, rbuf, rcount, rdispl, rtype, comm));
-  PetscCallMPI(MPI_Type_free(&rtype));
-  PetscCall(PetscFree(sbuf));
-  PetscCall(PetscFree(dest));
+/* Collective: every rank's pairs, as rows of the frames it holds (its blocks, and the frames of
+ * other blocks its pairs use, fetched once), split into train and test, with the global counts. */
+static PetscErrorCode dy_pairs_scatter(MPI_Comm comm, uint64_t seed, double test_fraction, DyData *data)
+{
+  int64_t counts[2];
 
-  /* Order by id, split, unpack. */
-  PetscCall(PetscMalloc1(nrecv, &order));
-  PetscCall(PetscMalloc1(nrecv, &is_test));
-  PetscCall(dy_runs_merge(rbuf, rec, size, rcount, rdispl, order));
-  for (k = 0; k < nrecv; k++) {
-    is_test[k] = dy_hash_uniform(seed, DY_STREAM_SPLIT, (uint64_t)dy_record_id(rbuf, rec, k)) < test_fraction;
-    ntest += is_test[k];
-  }
-  PetscCall(dy_pairs_alloc(&data->train, nrecv - ntest, D, Dy, yt));
-  PetscCall(dy_pairs_alloc(&data->test, ntest, D, Dy, yt));
-  data->train.n = data->test.n = 0;
-  for (k = 0; k < nrecv; k++) {
-    const char *p = rbuf + (size_t)order[k] * rec;
-    DyPairs *s = is_test[order[k]] ? &data->test : &data->train;
-    const int64_t j = s->n++;
-
-    memcpy(&s->id[j], p, sizeof(int64_t));
-    p += sizeof(int64_t);
-    memcpy(s->x0 + j * D, p, xb);
-    memcpy(s->x1 + j * D, p + xb, xb);
-    if (yt) {
-      memcpy(s->y0 + j * Dy, p + 2 * xb, yb);
-      memcpy(s->y1 + j * Dy, p + 2 * xb + yb, yb);
-    }
-  }
-  PetscCall(PetscFree(order));
-  PetscCall(PetscFree(is_test));
-  PetscCall(PetscFree(rbuf));
+  PetscFunctionBegin;
+  PetscCall(dy_frames_fetch(comm, seed, data));
+  PetscCall(dy_pairs_build(comm, seed, test_fraction, data));
   counts[0] = data->train.n;
   counts[1] = data->test.n;
   PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_INT64_T, MPI_SUM, comm));
   data->ntrain_global = counts[0];
   data->ntest_global = counts[1];
-  PetscCall(PetscFree(scount));
-  PetscCall(PetscFree(sdispl));
-  PetscCall(PetscFree(rcount));
-  PetscCall(PetscFree(rdispl));
-  PetscCall(PetscFree(fill));
   PetscFunctionReturn(0);
 }
 
@@ -715,6 +804,10 @@ void dy_data_free(DyData *data)
   for (int i = 0; data->name && i < data->ntraj; i++) (void)PetscFree(data->name[i]);
   dy_pairs_free(&data->train);
   dy_pairs_free(&data->test);
+  (void)PetscFree(data->fetched_id);
+  (void)PetscFree(data->fetched_x);
+  (void)PetscFree(data->fetched_y);
+  (void)PetscFree(data->fetched_from);
   if (data->tica) dy_tica_destroy(data->tica);
   (void)PetscFree(data->tica);
   (void)PetscFree(data->block);

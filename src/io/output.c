@@ -88,6 +88,11 @@ PetscErrorCode dy_output_mkdir(MPI_Comm comm, const char *dir)
   PetscFunctionReturn(0);
 }
 
+/* The reconstruction is decoded and written in pieces of about this many bytes per rank. */
+#ifndef DY_OUTPUT_PIECE_BYTES
+#define DY_OUTPUT_PIECE_BYTES ((int64_t)1 << 24)
+#endif
+
 /* Raises a library error for a failed HDF5 call and jumps to the caller's cleanup. */
 #define DY_H5_CHECK(expr)                                                                                              \
   do {                                                                                                                 \
@@ -110,13 +115,13 @@ static void dy_h5_close(hid_t *id, herr_t (*close)(hid_t))
   *id = H5I_INVALID_HID;
 }
 
-/* Collective: creates parent/name of shape (nrows, ncol) (ncol == 0: one-dimensional) and writes
- * this rank's rows [start, start + count) from buf (count, ncol), in one collective transfer. */
-static PetscErrorCode dy_h5_write_rows(hid_t parent, const char *name, hid_t type, int64_t nrows, int ncol,
-                                       int64_t start, int64_t count, const void *buf, hid_t dxpl)
+/* Collective: writes this rank's rows [start, start + count) of dset, of shape (nrows, ncol)
+ * (ncol == 0: one-dimensional), from buf (count, ncol), in one collective transfer. */
+static PetscErrorCode dy_h5_write_piece(hid_t dset, hid_t type, int64_t nrows, int ncol, int64_t start, int64_t count,
+                                        const void *buf, hid_t dxpl)
 {
   PetscErrorCode ierr = 0;
-  hid_t fspace = H5I_INVALID_HID, dset = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+  hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
   const int rank = ncol > 0 ? 2 : 1;
   hsize_t dims[2] = {(hsize_t)nrows, (hsize_t)ncol};
   hsize_t off[2] = {(hsize_t)start, 0}, cnt[2] = {(hsize_t)count, (hsize_t)ncol};
@@ -124,7 +129,6 @@ static PetscErrorCode dy_h5_write_rows(hid_t parent, const char *name, hid_t typ
 
   PetscFunctionBegin;
   DY_H5_CHECK(fspace = H5Screate_simple(rank, dims, NULL));
-  DY_H5_CHECK(dset = H5Dcreate2(parent, name, type, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   DY_H5_CHECK(mspace = H5Screate_simple(rank, mdims, NULL));
   if (count > 0) {
     DY_H5_CHECK(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, off, NULL, cnt, NULL));
@@ -136,8 +140,39 @@ static PetscErrorCode dy_h5_write_rows(hid_t parent, const char *name, hid_t typ
   if (nrows > 0) DY_H5_CHECK(H5Dwrite(dset, type, mspace, fspace, dxpl, buf));
 cleanup:
   dy_h5_close(&mspace, H5Sclose);
-  dy_h5_close(&dset, H5Dclose);
   dy_h5_close(&fspace, H5Sclose);
+  PetscFunctionReturn(ierr);
+}
+
+/* Collective: creates parent/name of shape (nrows, ncol) (ncol == 0: one-dimensional) into *dset. */
+static PetscErrorCode dy_h5_create_rows(hid_t parent, const char *name, hid_t type, int64_t nrows, int ncol,
+                                        hid_t *dset)
+{
+  PetscErrorCode ierr = 0;
+  hid_t fspace = H5I_INVALID_HID;
+  hsize_t dims[2] = {(hsize_t)nrows, (hsize_t)ncol};
+
+  PetscFunctionBegin;
+  DY_H5_CHECK(fspace = H5Screate_simple(ncol > 0 ? 2 : 1, dims, NULL));
+  DY_H5_CHECK(*dset = H5Dcreate2(parent, name, type, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+cleanup:
+  dy_h5_close(&fspace, H5Sclose);
+  PetscFunctionReturn(ierr);
+}
+
+/* Collective: creates parent/name of shape (nrows, ncol) (ncol == 0: one-dimensional) and writes
+ * this rank's rows [start, start + count) from buf (count, ncol), in one collective transfer. */
+static PetscErrorCode dy_h5_write_rows(hid_t parent, const char *name, hid_t type, int64_t nrows, int ncol,
+                                       int64_t start, int64_t count, const void *buf, hid_t dxpl)
+{
+  PetscErrorCode ierr = 0;
+  hid_t dset = H5I_INVALID_HID;
+
+  PetscFunctionBegin;
+  DY_TRY(dy_h5_create_rows(parent, name, type, nrows, ncol, &dset));
+  DY_TRY(dy_h5_write_piece(dset, type, nrows, ncol, start, count, buf, dxpl));
+cleanup:
+  dy_h5_close(&dset, H5Dclose);
   PetscFunctionReturn(ierr);
 }
 
@@ -238,23 +273,55 @@ cleanup:
   PetscFunctionReturn(ierr);
 }
 
+/* Collective: /reconstruction/traj{i} of one block from its latent z (count, d), decoded and
+ * written in pieces of `piece` rows into y (piece, Dy), as many on every rank (npieces). */
+static PetscErrorCode dy_output_reconstruction(hid_t grec, const char *name, hid_t dxpl, const DyData *data,
+                                               const DyModel *model, DyWork *work, const DyTrajBlock *b,
+                                               const dy_real *z, int64_t piece, int64_t npieces, dy_real *y)
+{
+  PetscErrorCode ierr = 0;
+  hid_t dset = H5I_INVALID_HID;
+  const int d = model->d, Dy = model->Dy;
+
+  PetscFunctionBegin;
+  DY_TRY(dy_h5_create_rows(grec, name, DY_H5_REAL, b->frames, Dy, &dset));
+  for (int64_t p = 0; p < npieces; p++) {
+    const int64_t off = DY_MIN(b->count, p * piece), m = DY_MIN(piece, b->count - off);
+    if (m > 0) dy_model_decode(model, work, m, z + (size_t)off * d, y);
+    /* The decoder learns standardised targets; results are in the data's own units. */
+    if (m > 0 && data->target_mean) dy_standardize_undo(Dy, data->target_mean, data->target_scale, m, y);
+    DY_TRY(dy_h5_write_piece(dset, DY_H5_REAL, b->frames, Dy, b->start + off, m, y, dxpl));
+  }
+cleanup:
+  dy_h5_close(&dset, H5Dclose);
+  PetscFunctionReturn(ierr);
+}
+
 /* Collective: /latent/traj{i} and, when asked, /reconstruction/traj{i} for every trajectory,
  * each rank encoding and writing the frames of its own blocks (without a model: projecting them
- * onto the TICs of data->tica). */
-static PetscErrorCode dy_output_frames(hid_t file, hid_t dxpl, const DyConfig *cfg, const DyData *data,
-                                       const DyModel *model, DyWork *work)
+ * onto the TICs of data->tica). The reconstruction is decoded and written in pieces of at most
+ * about DY_OUTPUT_PIECE_BYTES per rank, a multiple of the decoder's own chunks of 2 batch_size
+ * rows, so that its buffer stays small next to the data. */
+static PetscErrorCode dy_output_frames(MPI_Comm comm, hid_t file, hid_t dxpl, const DyConfig *cfg,
+                                       const DyData *data, const DyModel *model, DyWork *work)
 {
   PetscErrorCode ierr = 0;
   hid_t glat = H5I_INVALID_HID, grec = H5I_INVALID_HID;
   dy_real *z = NULL, *y = NULL;
-  int64_t most = 0;
+  int64_t most = 0, piece = 1, npieces = 0;
   const int d = model ? model->d : cfg->latent_dim, Dy = model ? model->Dy : 0;
   const int recon = model && cfg->save_reconstruction;
 
   PetscFunctionBegin;
   for (int i = 0; i < data->ntraj; i++) most = DY_MAX(most, data->block[i].count);
+  if (recon) {
+    const int64_t chunk = 2 * (int64_t)cfg->batch_size;
+    piece = DY_MAX((int64_t)1, DY_OUTPUT_PIECE_BYTES / (int64_t)(Dy * sizeof(dy_real)) / chunk) * chunk;
+    npieces = (most + piece - 1) / piece;
+    PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &npieces, 1, MPI_INT64_T, MPI_MAX, comm));
+  }
   DY_TRY(PetscMalloc1((size_t)DY_MAX(most, 1) * d, &z));
-  if (recon) DY_TRY(PetscMalloc1((size_t)DY_MAX(most, 1) * Dy, &y));
+  if (recon) DY_TRY(PetscMalloc1((size_t)DY_MAX(DY_MIN(most, piece), 1) * Dy, &y));
   DY_H5_CHECK(glat = H5Gcreate2(file, "latent", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   if (recon) DY_H5_CHECK(grec = H5Gcreate2(file, "reconstruction", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   for (int i = 0; i < data->ntraj; i++) {
@@ -264,11 +331,7 @@ static PetscErrorCode dy_output_frames(hid_t file, hid_t dxpl, const DyConfig *c
     if (!model) DY_TRY(dy_tica_project(data->tica, d, b->count, b->x, z)); /* model.type = "tica" */
     else if (b->count > 0) dy_model_encode(model, work, b->count, b->x, z);
     DY_TRY(dy_h5_write_rows(glat, name, DY_H5_REAL, b->frames, d, b->start, b->count, z, dxpl));
-    if (!recon) continue;
-    if (b->count > 0) dy_model_decode(model, work, b->count, z, y);
-    /* The decoder learns standardised targets; results are in the data's own units. */
-    if (b->count > 0 && data->target_mean) dy_standardize_undo(Dy, data->target_mean, data->target_scale, b->count, y);
-    DY_TRY(dy_h5_write_rows(grec, name, DY_H5_REAL, b->frames, Dy, b->start, b->count, y, dxpl));
+    if (recon) DY_TRY(dy_output_reconstruction(grec, name, dxpl, data, model, work, b, z, piece, npieces, y));
   }
 cleanup:
   dy_h5_close(&grec, H5Gclose);
@@ -475,7 +538,7 @@ static PetscErrorCode dy_output_file(MPI_Comm comm, const char *path, const DyCo
   DY_H5_CHECK(dxpl = H5Pcreate(H5P_DATASET_XFER));
   DY_H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
   DY_TRY(dy_output_attributes(comm, file, cfg));
-  DY_TRY(dy_output_frames(file, dxpl, cfg, data, model, work));
+  DY_TRY(dy_output_frames(comm, file, dxpl, cfg, data, model, work));
   DY_TRY(dy_output_tables(comm, file, dxpl, clusters, hist));
   if (model) DY_TRY(dy_output_model(comm, file, dxpl, data, model));
   if (fields) DY_TRY(dy_output_fields(comm, file, dxpl, cfg, fields));

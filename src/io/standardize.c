@@ -111,7 +111,6 @@ PetscErrorCode dy_standardize_restore(DyData *data, const double *input_mean, co
                                       const double *target_mean, const double *target_scale)
 {
   const int D = data->D, Dy = data->Dy, yt = data->has_target;
-  DyPairs *sets[2] = {&data->train, &data->test};
 
   PetscFunctionBegin;
   PetscCheck(data->input_mean, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONGSTATE, "the data are not standardised");
@@ -126,14 +125,11 @@ PetscErrorCode dy_standardize_restore(DyData *data, const double *input_mean, co
     dy_standardize_map(D, data->input_mean, data->input_scale, input_mean, input_scale, b->nread, b->x);
     if (yt) dy_standardize_map(Dy, data->target_mean, data->target_scale, target_mean, target_scale, b->nread, b->y);
   }
-  for (int s = 0; s < 2; s++) {
-    DyPairs *p = sets[s];
-    dy_standardize_map(D, data->input_mean, data->input_scale, input_mean, input_scale, p->n, p->x0);
-    dy_standardize_map(D, data->input_mean, data->input_scale, input_mean, input_scale, p->n, p->x1);
-    if (!yt) continue;
-    dy_standardize_map(Dy, data->target_mean, data->target_scale, target_mean, target_scale, p->n, p->y0);
-    dy_standardize_map(Dy, data->target_mean, data->target_scale, target_mean, target_scale, p->n, p->y1);
-  }
+  /* The pairs point into the blocks and the fetched frames: those are all the frames held. */
+  dy_standardize_map(D, data->input_mean, data->input_scale, input_mean, input_scale, data->nfetched, data->fetched_x);
+  if (yt)
+    dy_standardize_map(Dy, data->target_mean, data->target_scale, target_mean, target_scale, data->nfetched,
+                       data->fetched_y);
   PetscCall(PetscArraycpy(data->input_mean, input_mean, D));
   PetscCall(PetscArraycpy(data->input_scale, input_scale, D));
   PetscCall(PetscArraycpy(data->target_mean, target_mean, Dy));

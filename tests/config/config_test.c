@@ -83,6 +83,7 @@ static void check_same(const DyConfig *a, const DyConfig *b) {
   CHECK_STR(a->dir, b->dir);
   CHECK_STR(a->dir_given, b->dir_given);
   CHECK(a->checkpoint_every == b->checkpoint_every && a->checkpoint_steps == b->checkpoint_steps);
+  CHECK(a->test_pairs == b->test_pairs && a->results_every == b->results_every);
   CHECK(a->save_reconstruction == b->save_reconstruction && a->quiet == b->quiet);
   CHECK_STR(a->effective, b->effective);
 }
@@ -142,11 +143,13 @@ static const char *const defaults_effective = "[data]\n"
                                               "warmup_lr = 0.0001\n"
                                               "warmup_beta_scale = 0.01\n"
                                               "seed = 0\n"
+                                              "test_pairs = 4096\n"
                                               "\n"
                                               "[output]\n"
                                               "dir = \"results\"\n"
                                               "checkpoint_every = 1\n"
                                               "checkpoint_steps = 0\n"
+                                              "results_every = 10\n"
                                               "save_reconstruction = true\n"
                                               "quiet = false\n"
                                               "\n"
@@ -193,6 +196,7 @@ static void test_defaults(MPI_Comm comm) {
   CHECK_STR(cfg.dir, want);
   CHECK_STR(cfg.dir_given, "results");
   CHECK(cfg.checkpoint_every == 1 && cfg.checkpoint_steps == 0 && cfg.save_reconstruction == 1 && cfg.quiet == 0);
+  CHECK(cfg.test_pairs == 4096 && cfg.results_every == 10);
   /* every key, in SPEC order, paths as written */
   CHECK_STR(cfg.effective, defaults_effective);
   if (cfg.effective && strcmp(cfg.effective, defaults_effective)) fprintf(stderr, "effective:\n%s", cfg.effective);

@@ -76,14 +76,14 @@ static void check_pairs(const DyPairs *p, int want_test, int rank, int size, int
     CHECK(i >= 0, "pair id %lld out of range", (long long)g);
     if (i < 0) continue;
     for (int f = 0; f < NX; f++) {
-      CHECK(p->x0[k * NX + f] == (dy_real)dy_test_code_x(i, t, f), "pair %lld x0[%d] = %g", (long long)g, f,
-            (double)p->x0[k * NX + f]);
-      CHECK(p->x1[k * NX + f] == (dy_real)dy_test_code_x(i, t + LAG, f), "pair %lld x1[%d] = %g", (long long)g, f,
-            (double)p->x1[k * NX + f]);
+      CHECK(p->x0[k][f] == (dy_real)dy_test_code_x(i, t, f), "pair %lld x0[%d] = %g", (long long)g, f,
+            (double)p->x0[k][f]);
+      CHECK(p->x1[k][f] == (dy_real)dy_test_code_x(i, t + LAG, f), "pair %lld x1[%d] = %g", (long long)g, f,
+            (double)p->x1[k][f]);
     }
     for (int f = 0; has_target && f < NY; f++) {
-      CHECK(p->y0[k * NY + f] == (dy_real)dy_test_code_y(i, t, f), "pair %lld y0[%d]", (long long)g, f);
-      CHECK(p->y1[k * NY + f] == (dy_real)dy_test_code_y(i, t + LAG, f), "pair %lld y1[%d]", (long long)g, f);
+      CHECK(p->y0[k][f] == (dy_real)dy_test_code_y(i, t, f), "pair %lld y0[%d]", (long long)g, f);
+      CHECK(p->y1[k][f] == (dy_real)dy_test_code_y(i, t + LAG, f), "pair %lld y1[%d]", (long long)g, f);
     }
   }
   if (!has_target) CHECK(p->y0 == p->x0 && p->y1 == p->x1, "y0/y1 should alias x0/x1 without targets");
