@@ -20,13 +20,21 @@
  *
  * Test losses are evaluated on the local test pairs in chunks of B in global-id order (so a chunk
  * is a stretch of trajectory rather than a latent bin), with theta and eps drawn from a stream
- * re-seeded every epoch: differences between epochs are then due to the model alone. */
+ * re-seeded every epoch: differences between epochs are then due to the model alone.
+ *
+ * The baselines (model.type = "vae", "swae", "sdevae"; nn/dy_baseline.h) go through the same loop,
+ * data, exchange, checkpoints and output, with what the method authors' code does for them: no
+ * warm-up and no clustering (every epoch one bin of all pairs, so each epoch is a shuffled pass),
+ * train.lr for all their nets, and their own loss and noise (dy_train_lossgrad_baseline,
+ * dy_train_draw_noise). Their history's sw column holds SWAE's regulariser, the prior column the
+ * KL term of the other two. */
 #include "app/dy_train.h"
 #include "analysis/dy_vamp.h"
 #include "io/dy_checkpoint.h"
 #include "parallel/dy_cluster.h"
 #include "parallel/dy_exchange.h"
 #include "nn/dy_model.h"
+#include "nn/dy_baseline.h"
 #include "io/dy_output.h"
 #include "parallel/dy_resample.h"
 #include "parallel/dy_swglobal.h"
@@ -89,7 +97,7 @@ typedef struct {
   dy_real *ty0, *ty1;     /* (B, Dy) their targets (unused without targets) */
   const dy_real *y0, *y1; /* the targets in use: ty0, ty1, or x0, x1 */
   dy_real *theta;         /* (L, d) the projections */
-  dy_real *eps;           /* (B, d) the noise of the prior moves */
+  dy_real *eps;           /* (2B, d) the noise: of the prior moves (B rows), or a baseline's */
 } DyBatch;
 
 /* Everything one rank needs to train; identical on every rank except the data and own stream. */
@@ -103,6 +111,8 @@ typedef struct {
   DySwGlobal swg;              /* with global: the sliced Wasserstein of the whole batch */
   DyModel model;               /* weights and gradients, the same on every rank */
   DyWork *work;                /* workspace for B pairs and L projections */
+  DyBaselineOptions base;      /* the baseline trained (type DY_BASELINE_NONE: DynamicsAE) */
+  DyBaseWork *bwork;           /* with a baseline: its step's workspace (on work) */
   DyAdam rep, prior;           /* encoder+decoder and force+log-diffusion optimisers */
   DyRng shared;                /* same sequence on every rank: projections */
   DyRng own;                   /* this rank's: noise eps */
@@ -160,6 +170,17 @@ static void dy_train_draw_normals(DyRng *rng, size_t n, dy_real *eps)
   for (size_t i = 0; i < n; i++) eps[i] = (dy_real)dy_rng_normal(rng);
 }
 
+/* The noise of nb pairs: DynamicsAE's prior moves and the VAEs' posterior samples take standard
+ * normals, SWAE its prior samples, uniform on [-1, 1]^d. */
+static void dy_train_draw_noise(const DyTrainer *t, DyRng *rng, int nb, dy_real *eps)
+{
+  const int rows = t->base.type ? dy_baseline_noise_rows(t->base.type, nb) : nb;
+  const size_t n = (size_t)rows * t->d;
+  if (t->base.type != DY_BASELINE_SWAE) dy_train_draw_normals(rng, n, eps);
+  else
+    for (size_t i = 0; i < n; i++) eps[i] = (dy_real)(2 * dy_rng_uniform(rng) - 1);
+}
+
 /* Draws a step's inputs into b: its pairs from the sampler, theta from the shared stream (on every
  * rank, so that the stream stays in step), and with pairs their frames and eps from this rank's
  * stream. With sums under way (moving = 1) the exchange is progressed between the parts. */
@@ -175,7 +196,7 @@ static PetscErrorCode dy_train_draw_batch(DyTrainer *t, DyBatch *b, int moving)
   if (b->nb > 0) {
     dy_train_gather(t, &t->data->train, b);
     if (moving) PetscCall(dy_exchange_progress(t->exchange));
-    dy_train_draw_normals(&t->own, (size_t)b->nb * t->d, b->eps);
+    dy_train_draw_noise(t, &t->own, b->nb, b->eps);
   }
   PetscFunctionReturn(0);
 }
@@ -202,6 +223,38 @@ static PetscErrorCode dy_train_lossgrad_global(DyTrainer *t, const DyLossOptions
   PetscCall(dy_swglobal_step(&t->swg, &t->model, t->work, b->share, b->x0, b->x1, b->y0, b->y1, b->theta, b->eps,
                              lopt, dy_events[DY_EV_LOSSGRAD], &l));
   if (t->swg.way == DY_SWGLOBAL_GATHER && t->rank != 0) l.sw = 0;
+  dy_train_red_fill(t, b->nb > 0, &l);
+  PetscFunctionReturn(0);
+}
+
+/* Collective with a global batch: a baseline's step on this rank's rows; as for DynamicsAE, a global
+ * batch's losses and gradients are scaled by 1 / B and SWAE's sliced Wasserstein is the whole
+ * batch's (dy_swglobal_loss), counted once in the sum. */
+static PetscErrorCode dy_train_lossgrad_baseline(DyTrainer *t, const DyBatch *b)
+{
+  DyLosses l = {0, 0, 0};
+  double norm = b->nb;
+
+  PetscFunctionBegin;
+  if (t->global) {
+    norm = 0;
+    for (int r = 0; r < t->size; r++) norm += b->share[r];
+  }
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
+  if (b->nb > 0)
+    dy_baseline_forward(&t->model, t->bwork, &t->base, b->nb, b->x0, b->x1, b->y0, b->y1, b->eps, norm, 1, &l);
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
+  if (t->base.type == DY_BASELINE_SWAE && t->global) {
+    const dy_real *z, *u;
+    dy_real *gz;
+    dy_baseline_moves(t->bwork, &z, &u, &gz);
+    PetscCall(dy_swglobal_loss(&t->swg, b->share, b->theta, z, u, t->base.beta, gz, &l.sw));
+    if (t->swg.way == DY_SWGLOBAL_GATHER && t->rank != 0) l.sw = 0;
+  } else if (t->base.type == DY_BASELINE_SWAE && b->nb > 0)
+    l.sw = dy_baseline_sw(t->bwork, b->nb, t->L, b->theta, &t->base, 1);
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
+  if (b->nb > 0) dy_baseline_backward(&t->model, t->bwork, b->nb);
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
   dy_train_red_fill(t, b->nb > 0, &l);
   PetscFunctionReturn(0);
 }
@@ -234,7 +287,8 @@ static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *lopt, int
   int finite = 1;
 
   PetscFunctionBegin;
-  if (t->global) PetscCall(dy_train_lossgrad_global(t, lopt, b));
+  if (t->base.type) PetscCall(dy_train_lossgrad_baseline(t, b));
+  else if (t->global) PetscCall(dy_train_lossgrad_global(t, lopt, b));
   else {
     PetscCall(PetscLogEventBegin(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
     if (b->nb > 0) {
@@ -312,9 +366,13 @@ static PetscErrorCode dy_train_test_losses(DyTrainer *t, const DyLossOptions *lo
     const int nb = (int)DY_MIN((int64_t)t->B, p->n - c);
     DyLosses l;
     dy_train_draw_theta(&rng, t->L, t->d, theta);
-    dy_train_draw_normals(&rng, (size_t)nb * t->d, eps);
-    dy_model_losses(&t->model, t->work, nb, t->L, p->x0 + (size_t)c * t->D, p->x1 + (size_t)c * t->D,
-                    p->y0 + (size_t)c * t->Dy, p->y1 + (size_t)c * t->Dy, theta, eps, lopt, &l);
+    dy_train_draw_noise(t, &rng, nb, eps);
+    if (t->base.type)
+      dy_baseline_losses(&t->model, t->bwork, &t->base, nb, t->L, p->x0 + (size_t)c * t->D, p->x1 + (size_t)c * t->D,
+                         p->y0 + (size_t)c * t->Dy, p->y1 + (size_t)c * t->Dy, theta, eps, &l);
+    else
+      dy_model_losses(&t->model, t->work, nb, t->L, p->x0 + (size_t)c * t->D, p->x1 + (size_t)c * t->D,
+                      p->y0 + (size_t)c * t->Dy, p->y1 + (size_t)c * t->Dy, theta, eps, lopt, &l);
     sum[0] += nb * l.rec;
     sum[1] += nb * l.sw;
     sum[2] += nb * l.prior;
@@ -453,7 +511,11 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
     PetscCall(PetscArraycpy(t->params_epoch_start, t->model.params, t->model.nparam));
     pos->loss_sum[0] = pos->loss_sum[1] = pos->loss_sum[2] = 0;
   }
-  if (epoch == 0) {
+  if (t->base.type) {
+    /* A baseline: one bin holding every pair in every epoch, train.lr for all its nets. */
+    t->rep.lr = t->prior.lr = cfg->lr;
+    for (int64_t i = 0; i < n; i++) t->bin[i] = 0;
+  } else if (epoch == 0) {
     /* Warm-up: one bin holding every pair, gentle beta and learning rate. */
     lopt.beta = cfg->beta * cfg->warmup_beta_scale;
     t->rep.lr = cfg->warmup_lr;
@@ -493,7 +555,7 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
     if (epoch > 0) {
       const double f = dy_train_lr_factor(t, epoch, s, nsteps);
       t->rep.lr = cfg->lr * f;
-      t->prior.lr = cfg->prior_lr * f;
+      t->prior.lr = (t->base.type ? cfg->lr : cfg->prior_lr) * f;
     }
     PetscCall(dy_train_step(t, &lopt, epoch, s, nsteps, &stop));
     pos->step = s + 1;
@@ -517,7 +579,7 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
   row[DY_HIST_REC_TEST] = test.rec;
   row[DY_HIST_SW_TEST] = test.sw;
   row[DY_HIST_PRIOR_TEST] = test.prior;
-  row[DY_HIST_BINS] = epoch == 0 ? 0 : t->K;
+  row[DY_HIST_BINS] = epoch == 0 || t->base.type ? 0 : t->K;
   PetscCall(dy_train_vamp(t, epoch, &row[DY_HIST_VAMP2_TEST]));
   /* Rank 0's clock for all, so that the history is the same on every rank (checkpoints rely on it). */
   row[DY_HIST_SECONDS] = MPI_Wtime() - start;
@@ -566,6 +628,8 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
              cfg->path);
 
   dy_config_model_shape(cfg, t->D, t->Dy, &shape);
+  t->base = (DyBaselineOptions){.type = dy_baseline_from_name(cfg->type), .beta = cfg->beta, .nu = cfg->nu};
+  dy_baseline_shape(t->base.type, &shape);
   PetscCall(dy_model_create(&shape, &t->model));
   /* The same stream on every rank gives every rank the same initial weights. */
   dy_rng_seed(&init, (uint64_t)cfg->seed, DY_STREAM_INIT);
@@ -573,6 +637,7 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
   dy_rng_seed(&t->shared, (uint64_t)cfg->seed, DY_STREAM_SHARED);
   dy_rng_seed(&t->own, (uint64_t)cfg->seed, DY_STREAM_RANK + (uint64_t)t->rank);
   PetscCall(dy_work_create(&t->model, t->B, t->L, &t->work));
+  if (t->base.type) PetscCall(dy_basework_create(&t->model, t->work, t->B, t->L, &t->bwork));
   if (t->global) PetscCall(dy_swglobal_create(comm, t->B, t->L, t->d, &t->swg));
   PetscCall(dy_adam_create(0, t->model.nparam_rep, cfg->warmup_lr, &t->rep));
   PetscCall(dy_adam_create(t->model.nparam_rep, t->model.nparam - t->model.nparam_rep, cfg->prior_lr, &t->prior));
@@ -581,7 +646,7 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
     DyBatch *b = &t->batch[k];
     PetscCall(PetscMalloc7((size_t)t->B, &b->idx, (size_t)t->B * t->D, &b->x0, (size_t)t->B * t->D, &b->x1,
                            (size_t)t->B * t->Dy, &b->ty0, (size_t)t->B * t->Dy, &b->ty1, (size_t)t->L * t->d, &b->theta,
-                           (size_t)t->B * t->d, &b->eps));
+                           (size_t)2 * t->B * t->d, &b->eps));
   }
   PetscCall(PetscMalloc1(t->model.nparam + DY_RED_EXTRA, &t->red));
   PetscCall(dy_exchange_create(comm, t->model.nparam + DY_RED_EXTRA, exchange, &t->exchange));
@@ -626,6 +691,7 @@ static void dy_trainer_destroy(DyTrainer *t)
   dy_adam_destroy(&t->prior);
   dy_adam_destroy(&t->rep);
   dy_swglobal_destroy(&t->swg);
+  dy_basework_destroy(&t->bwork);
   dy_work_destroy(&t->work);
   dy_model_destroy(&t->model);
 }
@@ -650,10 +716,10 @@ static PetscErrorCode dy_train_loop(DyTrainer *t, const DyRunOptions *opt)
      * Step checkpoints (in dy_train_epoch) are written in the warm-up too, where a long epoch
      * is worth keeping: such a run then leaves them, and --restart with a larger cluster.d_min
      * continues from the last of them. Stop signals checkpoint at any time. */
-    const int saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && t->K > 0;
+    const int saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && (t->K > 0 || t->base.type);
     if (saved) PetscCall(dy_train_save(t, 1, epoch + 1 < cfg->epochs)); /* the last results.h5 follows */
   }
-  PetscCall(dy_train_save(t, 0, 2)); /* the final results.h5, with /fields/ */
+  PetscCall(dy_train_save(t, 0, t->base.type ? 1 : 2)); /* the final results.h5, with /fields/ (DynamicsAE's prior) */
   PetscCall(dy_ckpt_wait(t->comm));
   PetscFunctionReturn(0);
 }
