@@ -111,7 +111,6 @@ static double check_case(DyBaselineType type, DyModelShape shape, int B, int L, 
 
   const size_t np = model.nparam;
   dy_real *g = malloc(np * sizeof *g);
-  size_t *idx = malloc(np * sizeof *idx);
   double worst = 0;
   const double betas[2] = {0.0, type == DY_BASELINE_SWAE ? 3.0 : 1.7};
   for (int ib = 0; ib < 2; ib++) {
@@ -131,31 +130,17 @@ static double check_case(DyBaselineType type, DyModelShape shape, int B, int L, 
     }
     size_t nkinks = 0, ntotal = 0;
     for (int k = 0; k < DY_NNETS; k++) {
-      const DyMlp *net = &model.net[k];
-      size_t off = net->offset;
-      for (int li = 0; li < net->nlayer; li++) {
-        const size_t nw = (size_t)net->dims[li] * net->dims[li + 1], nb = (size_t)net->dims[li + 1];
-        for (int part = 0; part < 2; part++) {
-          const size_t n = part ? nb : nw;
-          for (size_t i = 0; i < n; i++) idx[i] = off + i;
-          DyFdStats st = {0};
-          dy_fd_check(objective, &p, model.params, n, idx, g, FD_STEP, FD_FLOOR, KINK_FLOOR, KINK_TOL, &st);
-          printf("  beta %.1f %-7s layer %d %s: %4zu checked, %2zu kinks, max rel %.2e, max abs %.2e\n", p.opt.beta,
-                 net_names[k], li, part ? "b" : "W", st.nchecked, st.nkinks, st.max_rel, st.max_abs);
-          if (st.max_rel > worst) worst = st.max_rel;
-          if (st.max_rel > TOL || st.nchecked == 0) *bad = 1;
-          nkinks += st.nkinks;
-          ntotal += n;
-          off += n;
-        }
-      }
+      char label[32];
+      snprintf(label, sizeof label, "beta %.1f %-7s", p.opt.beta, net_names[k]);
+      dy_fd_check_net(objective, &p, &model, k, g, FD_STEP, FD_FLOOR, KINK_FLOOR, KINK_TOL, TOL, label, &worst, &nkinks,
+                      &ntotal, bad);
     }
     if (nkinks * 4 > ntotal) {
       printf("  %zu of %zu parameters on kinks, too many to trust the check\n", nkinks, ntotal);
       *bad = 1;
     }
   }
-  free(g), free(idx);
+  free(g);
   free(p.x0), free(p.x1), free(p.y0), free(p.y1), free(p.noise), free(p.theta);
   dy_basework_destroy(&work);
   dy_work_destroy(&nets);
