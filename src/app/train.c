@@ -591,8 +591,9 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
 static void dy_train_progress(const DyTrainer *t, int epoch, int first, const double *row, double elapsed)
 {
   const double sec = row[DY_HIST_SECONDS];
-  /* Each pair passes two frames through the encoder. */
-  const double frames = 2.0 * (double)t->sampler.nsteps * (t->global ? 1 : t->size) * t->B / DY_MAX(sec, 1e-9);
+  /* Each pair passes two frames through the encoder (one for the single-frame baselines). */
+  const double per_pair = t->base.type && !dy_baseline_uses_pairs(t->base.type) ? 1.0 : 2.0;
+  const double frames = per_pair * (double)t->sampler.nsteps * (t->global ? 1 : t->size) * t->B / DY_MAX(sec, 1e-9);
   const double eta = elapsed / (epoch + 1 - first) * (t->cfg->epochs - epoch - 1);
   printf("epoch %3d/%d  train rec %.4e sw %.4e prior %.4e  test rec %.4e sw %.4e prior %.4e  VAMP-2 %.4f"
          "  bins %3d (%3d kept)  %.1f s  %.3g frames/s  ETA %.0f s\n",
