@@ -55,26 +55,28 @@ TOOL = "md_study.py"
 REFERENCE = "/work/shared/reference/DynamicsAE/main.py"
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
            "OMPI_MCA_rmaps_base_oversubscribe": "1"}
+# The reference code's configuration file (its examples/sample_config.ini); tools/compare_models.py
+# fills it for the other models too.
 REFERENCE_INI = """[Model Parameters]
 d = [{d}]
 encoder_type = fc_encoder
 decoder_type = fc_decoder
-neuron_num1 = [32]
-neuron_num2 = [32]
-model = DynamicsAE
-projection_num = 50
+neuron_num1 = [{n1}]
+neuron_num2 = [{n2}]
+model = {model}
+projection_num = {L}
 min_dist = {d_min}
-bias_factor = 2
+bias_factor = {gamma}
 prior_dynamics = Langevin
-nu = 0.0065
+nu = {nu}
 [Training Parameters]
 batch_size = {batch}
 max_epochs = {epochs}
 lr_scheduler_step_size = 100
 lr_scheduler_gamma = 1
 log_interval = 10
-learning_rate = [1e-3]
-beta = [10]
+learning_rate = [{lr}]
+beta = [{beta}]
 [Data]
 input_data = [{npy}]
 target_data = [{npy}]
@@ -83,6 +85,8 @@ seed = [{seed}]
 SaveTrajResults = False
 SaveTrainingProgress = False
 """
+# md_study's runs: DynamicsAE with the reference's example settings
+REFERENCE_DEFAULTS = dict(n1=32, n2=32, model="DynamicsAE", L=50, gamma=2, nu=0.0065, lr=1e-3, beta=10)
 
 
 def fail(msg, code=2):
@@ -163,7 +167,8 @@ def run_reference(a, rd, scaling, seed):
     npy = os.path.abspath(os.path.join(a.out, f"{scaling}.npy"))
     ini = os.path.abspath(os.path.join(rd, "config.ini"))
     with open(ini, "w") as f:
-        f.write(REFERENCE_INI.format(d=2, d_min=a.d_min, epochs=a.epochs, npy=npy, seed=seed, batch=a.batch_size))
+        f.write(REFERENCE_INI.format(d=2, d_min=a.d_min, epochs=a.epochs, npy=npy, seed=seed, batch=a.batch_size,
+                                     **REFERENCE_DEFAULTS))
     t0 = time.time()
     rc = run_logged(["nice", "-n", "10", sys.executable, a.reference, "-config", ini], rd,
                     os.path.join(rd, "run.log"), {"OMP_NUM_THREADS": "1"})

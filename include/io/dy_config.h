@@ -44,7 +44,7 @@ typedef struct {
   int standardize;         /* bool: centre every input and target feature over the training frames and scale it */
   DyScale scale;           /* data.scale: one common scale for all features, or each its own (z-score) */
   /* [model] */
-  char type[DY_WORD_MAX];  /* "dynamicsae" or "tica" (later "vae", "swae", "sdevae") */
+  char type[DY_WORD_MAX];  /* "dynamicsae", "tica", or a baseline "vae", "swae", "sdevae" (nn/dy_baseline.h) */
   int latent_dim;          /* d >= 1 */
   int nencoder, ndecoder, nprior;              /* hidden layer counts, >= 1 */
   int encoder[DY_MAX_LAYERS - 1];              /* hidden widths */
@@ -55,6 +55,7 @@ typedef struct {
   /* [loss] */
   double beta;             /* >= 0 */
   int projections;         /* L >= 1 */
+  double nu;               /* sdevae: precision of the prior of z0, > 0 */
   /* [cluster] */
   double d_min;            /* > 0 */
   double gamma;            /* >= 1 */

@@ -44,9 +44,12 @@ typedef struct {
 /* Shape of a model: hidden widths of each net (the last, linear layer is added). */
 typedef struct {
   int D, Dy, d;                            /* input features, decoder outputs, latent dimension */
-  int nhidden[DY_NNETS];                   /* hidden layers of each net (0 allowed) */
+  int nhidden[DY_NNETS];                   /* hidden layers of each net (0 allowed; -1: the net is absent,
+                                            * no layers and no parameters, as in the baselines) */
   int hidden[DY_NNETS][DY_MAX_LAYERS - 1]; /* their widths */
   DyActivation act;                        /* hidden activation of encoder and decoder (0: ReLU) */
+  int enc_out;                             /* encoder outputs; 0: d. The baselines with a Gaussian
+                                            * posterior (nn/dy_baseline.h) use 2 d: mean, log-variance */
 } DyModelShape;
 
 /* Allocates params and grads (zeroed) for the shape, each net with its own entry of it (the
@@ -65,7 +68,8 @@ typedef struct DyWork DyWork;
 PetscErrorCode dy_work_create(const DyModel *model, int B, int L, DyWork **work);
 void dy_work_destroy(DyWork **work);
 /* Encoder forward only: z (n, d) = phi(x (n, D)). For clustering and results. Works through n in
- * blocks of the workspace's 2B rows, so any n works. */
+ * blocks of the workspace's 2B rows, so any n works. An encoder with more than d outputs (a mean
+ * and a log-variance) gives its first d: the mean. */
 void dy_model_encode(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_real *x, dy_real *z);
 /* Decoder forward only: y (n, Dy) = psi(z (n, d)). */
 void dy_model_decode(const DyModel *model, DyWork *work, ptrdiff_t n, const dy_real *z, dy_real *y);
@@ -141,6 +145,18 @@ void dy_work_set_prior_moves(DyWork *work, const dy_real *dzp);
 void dy_model_losses(DyModel *model, DyWork *work, int B, int L, const dy_real *x0, const dy_real *x1,
                      const dy_real *y0, const dy_real *y1, const dy_real *theta, const dy_real *eps,
                      const DyLossOptions *opt, DyLosses *losses);
+
+/* One net on its own, for models assembled outside this file (nn/dy_baseline.h). Call
+ * dy_model_net_prepare after every change of the parameters and before the nets' forwards. The
+ * forward of net k runs n rows of `in` (dims[0] columns, kept by pointer until the backward) through
+ * it, at most the rows the workspace holds for that net (2B for encoder and decoder, B for the
+ * prior nets), and returns its outputs (n, dims[nlayer]), valid until the net's next forward. The
+ * backward takes the gradient of those outputs (dout, destroyed; not the workspace's own memory),
+ * ADDS the parameter gradients into model->grads, and with dinput non-NULL adds the gradient of the
+ * inputs into dinput (n, dims[0]). */
+void dy_model_net_prepare(const DyModel *model, DyWork *work);
+const dy_real *dy_model_net_forward(const DyModel *model, DyWork *work, int k, int n, const dy_real *in);
+void dy_model_net_backward(DyModel *model, DyWork *work, int k, int n, dy_real *dout, dy_real *dinput);
 
 /* Adam over one contiguous range of parameters (beta1 0.9, beta2 0.999, eps 1e-8, PyTorch's
  * formulation with bias correction). Each optimiser has its own step count. */

@@ -1,5 +1,6 @@
 /* Command line (SPEC section 6) and the top-level flow: load, check or train. */
 #include "app/dy_app.h"
+#include "nn/dy_baseline.h"
 #include "io/dy_config.h"
 #include "io/dy_data.h"
 #include "io/dy_output.h"
@@ -221,6 +222,9 @@ PetscErrorCode dy_app_run(MPI_Comm comm, const DyArgs *args)
   if (!strcmp(cfg.type, "tica")) {
     PetscCall(dy_app_tica(comm, &cfg, &data, args->check));
   } else if (args->analyze && !args->check) {
+    PetscCheck(!dy_baseline_from_name(cfg.type), comm, DY_ERR_INPUT,
+               "%s: --analyze computes the fields of DynamicsAE's prior; model.type = \"%s\" has none", cfg.path,
+               cfg.type);
     PetscCall(dy_app_analyze(comm, &cfg, &data));
   } else if (!args->check) {
     DyRunOptions opt = {.quiet = args->quiet || cfg.quiet,

@@ -23,13 +23,21 @@
  * re-seeded every epoch: differences between epochs are then due to the model alone. Every epoch
  * but the last sees about train.test_pairs of them, a subset of stretches of trajectory drawn
  * once from the seed by pair id (so the same at any rank count) and kept for the whole run; the
- * last epoch sees them all. */
+ * last epoch sees them all.
+ *
+ * The baselines (model.type = "vae", "swae", "sdevae"; nn/dy_baseline.h) go through the same loop,
+ * data, exchange, checkpoints and output, with what the method authors' code does for them: no
+ * warm-up and no clustering (every epoch one bin of all pairs, so each epoch is a shuffled pass),
+ * train.lr for all their nets, and their own loss and noise (dy_train_lossgrad_baseline,
+ * dy_train_draw_noise). Their history's sw column holds SWAE's regulariser, the prior column the
+ * KL term of the other two. */
 #include "app/dy_train.h"
 #include "analysis/dy_vamp.h"
 #include "io/dy_checkpoint.h"
 #include "parallel/dy_cluster.h"
 #include "parallel/dy_exchange.h"
 #include "nn/dy_model.h"
+#include "nn/dy_baseline.h"
 #include "io/dy_output.h"
 #include "parallel/dy_resample.h"
 #include "parallel/dy_swglobal.h"
@@ -96,7 +104,7 @@ typedef struct {
   dy_real *ty0, *ty1;     /* (B, Dy) their targets (unused without targets) */
   const dy_real *y0, *y1; /* the targets in use: ty0, ty1, or x0, x1 */
   dy_real *theta;         /* (L, d) the projections */
-  dy_real *eps;           /* (B, d) the noise of the prior moves */
+  dy_real *eps;           /* (2B, d) the noise: of the prior moves (B rows), or a baseline's */
 } DyBatch;
 
 /* Everything one rank needs to train; identical on every rank except the data and own stream. */
@@ -110,6 +118,8 @@ typedef struct {
   DySwGlobal swg;              /* with global: the sliced Wasserstein of the whole batch */
   DyModel model;               /* weights and gradients, the same on every rank */
   DyWork *work;                /* workspace for B pairs and L projections */
+  DyBaselineOptions base;      /* the baseline trained (type DY_BASELINE_NONE: DynamicsAE) */
+  DyBaseWork *bwork;           /* with a baseline: its step's workspace (on work) */
   DyAdam rep, prior;           /* encoder+decoder and force+log-diffusion optimisers */
   DyRng shared;                /* same sequence on every rank: projections */
   DyRng own;                   /* this rank's: noise eps */
@@ -177,6 +187,17 @@ static void dy_train_draw_normals(DyRng *rng, size_t n, dy_real *eps)
   for (size_t i = 0; i < n; i++) eps[i] = (dy_real)dy_rng_normal(rng);
 }
 
+/* The noise of nb pairs: DynamicsAE's prior moves and the VAEs' posterior samples take standard
+ * normals, SWAE its prior samples, uniform on [-1, 1]^d. */
+static void dy_train_draw_noise(const DyTrainer *t, DyRng *rng, int nb, dy_real *eps)
+{
+  const int rows = t->base.type ? dy_baseline_noise_rows(t->base.type, nb) : nb;
+  const size_t n = (size_t)rows * t->d;
+  if (t->base.type != DY_BASELINE_SWAE) dy_train_draw_normals(rng, n, eps);
+  else
+    for (size_t i = 0; i < n; i++) eps[i] = (dy_real)(2 * dy_rng_uniform(rng) - 1);
+}
+
 /* Draws a step's inputs into b: its pairs from the sampler, theta from the shared stream (on every
  * rank, so that the stream stays in step), and with pairs their frames and eps from this rank's
  * stream. With sums under way (moving = 1) the exchange is progressed between the parts. */
@@ -192,7 +213,7 @@ static PetscErrorCode dy_train_draw_batch(DyTrainer *t, DyBatch *b, int moving)
   if (b->nb > 0) {
     dy_train_gather(t, &t->data->train, b->nb, b->idx, 0, b->x0, b->x1, b->ty0, b->ty1, &b->y0, &b->y1);
     if (moving) PetscCall(dy_exchange_progress(t->exchange));
-    dy_train_draw_normals(&t->own, (size_t)b->nb * t->d, b->eps);
+    dy_train_draw_noise(t, &t->own, b->nb, b->eps);
   }
   PetscFunctionReturn(0);
 }
@@ -219,6 +240,38 @@ static PetscErrorCode dy_train_lossgrad_global(DyTrainer *t, const DyLossOptions
   PetscCall(dy_swglobal_step(&t->swg, &t->model, t->work, b->share, b->x0, b->x1, b->y0, b->y1, b->theta, b->eps,
                              lopt, dy_events[DY_EV_LOSSGRAD], &l));
   if (t->swg.way == DY_SWGLOBAL_GATHER && t->rank != 0) l.sw = 0;
+  dy_train_red_fill(t, b->nb > 0, &l);
+  PetscFunctionReturn(0);
+}
+
+/* Collective with a global batch: a baseline's step on this rank's rows; as for DynamicsAE, a global
+ * batch's losses and gradients are scaled by 1 / B and SWAE's sliced Wasserstein is the whole
+ * batch's (dy_swglobal_loss), counted once in the sum. */
+static PetscErrorCode dy_train_lossgrad_baseline(DyTrainer *t, const DyBatch *b)
+{
+  DyLosses l = {0, 0, 0};
+  double norm = b->nb;
+
+  PetscFunctionBegin;
+  if (t->global) {
+    norm = 0;
+    for (int r = 0; r < t->size; r++) norm += b->share[r];
+  }
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
+  if (b->nb > 0)
+    dy_baseline_forward(&t->model, t->bwork, &t->base, b->nb, b->x0, b->x1, b->y0, b->y1, b->eps, norm, 1, &l);
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
+  if (t->base.type == DY_BASELINE_SWAE && t->global) {
+    const dy_real *z, *u;
+    dy_real *gz;
+    dy_baseline_moves(t->bwork, &z, &u, &gz);
+    PetscCall(dy_swglobal_loss(&t->swg, b->share, b->theta, z, u, t->base.beta, gz, &l.sw));
+    if (t->swg.way == DY_SWGLOBAL_GATHER && t->rank != 0) l.sw = 0;
+  } else if (t->base.type == DY_BASELINE_SWAE && b->nb > 0)
+    l.sw = dy_baseline_sw(t->bwork, b->nb, t->L, b->theta, &t->base, 1);
+  PetscCall(PetscLogEventBegin(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
+  if (b->nb > 0) dy_baseline_backward(&t->model, t->bwork, b->nb);
+  PetscCall(PetscLogEventEnd(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
   dy_train_red_fill(t, b->nb > 0, &l);
   PetscFunctionReturn(0);
 }
@@ -251,7 +304,8 @@ static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *lopt, int
   int finite = 1;
 
   PetscFunctionBegin;
-  if (t->global) PetscCall(dy_train_lossgrad_global(t, lopt, b));
+  if (t->base.type) PetscCall(dy_train_lossgrad_baseline(t, b));
+  else if (t->global) PetscCall(dy_train_lossgrad_global(t, lopt, b));
   else {
     PetscCall(PetscLogEventBegin(dy_events[DY_EV_LOSSGRAD], 0, 0, 0, 0));
     if (b->nb > 0) {
@@ -348,9 +402,12 @@ static PetscErrorCode dy_train_test_losses(DyTrainer *t, const DyLossOptions *lo
     const dy_real *y0, *y1;
     DyLosses l;
     dy_train_draw_theta(&rng, t->L, t->d, theta);
-    dy_train_draw_normals(&rng, (size_t)nb * t->d, eps);
+    dy_train_draw_noise(t, &rng, nb, eps);
     dy_train_gather(t, p, nb, sel ? sel + c : NULL, c, t->tx0, t->tx1, t->ty0, t->ty1, &y0, &y1);
-    dy_model_losses(&t->model, t->work, nb, t->L, t->tx0, t->tx1, y0, y1, theta, eps, lopt, &l);
+    if (t->base.type)
+      dy_baseline_losses(&t->model, t->bwork, &t->base, nb, t->L, t->tx0, t->tx1, y0, y1, theta, eps, &l);
+    else
+      dy_model_losses(&t->model, t->work, nb, t->L, t->tx0, t->tx1, y0, y1, theta, eps, lopt, &l);
     sum[0] += nb * l.rec;
     sum[1] += nb * l.sw;
     sum[2] += nb * l.prior;
@@ -501,7 +558,11 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
     PetscCall(PetscArraycpy(t->params_epoch_start, t->model.params, t->model.nparam));
     pos->loss_sum[0] = pos->loss_sum[1] = pos->loss_sum[2] = 0;
   }
-  if (epoch == 0) {
+  if (t->base.type) {
+    /* A baseline: one bin holding every pair in every epoch, train.lr for all its nets. */
+    t->rep.lr = t->prior.lr = cfg->lr;
+    for (int64_t i = 0; i < n; i++) t->bin[i] = 0;
+  } else if (epoch == 0) {
     /* Warm-up: one bin holding every pair, gentle beta and learning rate. */
     lopt.beta = cfg->beta * cfg->warmup_beta_scale;
     t->rep.lr = cfg->warmup_lr;
@@ -541,7 +602,7 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
     if (epoch > 0) {
       const double f = dy_train_lr_factor(t, epoch, s, nsteps);
       t->rep.lr = cfg->lr * f;
-      t->prior.lr = cfg->prior_lr * f;
+      t->prior.lr = (t->base.type ? cfg->lr : cfg->prior_lr) * f;
     }
     PetscCall(dy_train_step(t, &lopt, epoch, s, nsteps, &stop));
     pos->step = s + 1;
@@ -566,7 +627,7 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
   row[DY_HIST_REC_TEST] = test.rec;
   row[DY_HIST_SW_TEST] = test.sw;
   row[DY_HIST_PRIOR_TEST] = test.prior;
-  row[DY_HIST_BINS] = epoch == 0 ? 0 : t->K;
+  row[DY_HIST_BINS] = epoch == 0 || t->base.type ? 0 : t->K;
   PetscCall(dy_train_vamp(t, epoch, last, &row[DY_HIST_VAMP2_TEST]));
   /* Rank 0's clock for all, so that the history is the same on every rank (checkpoints rely on it). */
   row[DY_HIST_SECONDS] = MPI_Wtime() - start;
@@ -578,8 +639,9 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
 static void dy_train_progress(const DyTrainer *t, int epoch, int first, const double *row, double elapsed)
 {
   const double sec = row[DY_HIST_SECONDS];
-  /* Each pair passes two frames through the encoder. */
-  const double frames = 2.0 * (double)t->sampler.nsteps * (t->global ? 1 : t->size) * t->B / DY_MAX(sec, 1e-9);
+  /* Each pair passes two frames through the encoder (one for the single-frame baselines). */
+  const double per_pair = t->base.type && !dy_baseline_uses_pairs(t->base.type) ? 1.0 : 2.0;
+  const double frames = per_pair * (double)t->sampler.nsteps * (t->global ? 1 : t->size) * t->B / DY_MAX(sec, 1e-9);
   const double eta = elapsed / (epoch + 1 - first) * (t->cfg->epochs - epoch - 1);
   printf("epoch %3d/%d  train rec %.4e sw %.4e prior %.4e  test rec %.4e sw %.4e prior %.4e  VAMP-2 %.4f"
          "  bins %3d (%3d kept)  %.1f s  %.3g frames/s  ETA %.0f s\n",
@@ -651,6 +713,8 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
              cfg->path);
 
   dy_config_model_shape(cfg, t->D, t->Dy, &shape);
+  t->base = (DyBaselineOptions){.type = dy_baseline_from_name(cfg->type), .beta = cfg->beta, .nu = cfg->nu};
+  dy_baseline_shape(t->base.type, &shape);
   PetscCall(dy_model_create(&shape, &t->model));
   /* The same stream on every rank gives every rank the same initial weights. */
   dy_rng_seed(&init, (uint64_t)cfg->seed, DY_STREAM_INIT);
@@ -658,6 +722,7 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
   dy_rng_seed(&t->shared, (uint64_t)cfg->seed, DY_STREAM_SHARED);
   dy_rng_seed(&t->own, (uint64_t)cfg->seed, DY_STREAM_RANK + (uint64_t)t->rank);
   PetscCall(dy_work_create(&t->model, t->B, t->L, &t->work));
+  if (t->base.type) PetscCall(dy_basework_create(&t->model, t->work, t->B, t->L, &t->bwork));
   if (t->global) PetscCall(dy_swglobal_create(comm, t->B, t->L, t->d, &t->swg));
   PetscCall(dy_adam_create(0, t->model.nparam_rep, cfg->warmup_lr, &t->rep));
   PetscCall(dy_adam_create(t->model.nparam_rep, t->model.nparam - t->model.nparam_rep, cfg->prior_lr, &t->prior));
@@ -666,7 +731,7 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
     DyBatch *b = &t->batch[k];
     PetscCall(PetscMalloc7((size_t)t->B, &b->idx, (size_t)t->B * t->D, &b->x0, (size_t)t->B * t->D, &b->x1,
                            (size_t)t->B * t->Dy, &b->ty0, (size_t)t->B * t->Dy, &b->ty1, (size_t)t->L * t->d, &b->theta,
-                           (size_t)t->B * t->d, &b->eps));
+                           (size_t)2 * t->B * t->d, &b->eps));
   }
   PetscCall(PetscMalloc4((size_t)2 * t->B * t->D, &t->tx0, (size_t)2 * t->B * t->D, &t->tx1, (size_t)2 * t->B * t->Dy,
                          &t->ty0, (size_t)2 * t->B * t->Dy, &t->ty1));
@@ -715,6 +780,7 @@ static void dy_trainer_destroy(DyTrainer *t)
   dy_adam_destroy(&t->prior);
   dy_adam_destroy(&t->rep);
   dy_swglobal_destroy(&t->swg);
+  dy_basework_destroy(&t->bwork);
   dy_work_destroy(&t->work);
   dy_model_destroy(&t->model);
 }
@@ -739,14 +805,15 @@ static PetscErrorCode dy_train_loop(DyTrainer *t, const DyRunOptions *opt)
      * Step checkpoints (in dy_train_epoch) are written in the warm-up too, where a long epoch
      * is worth keeping: such a run then leaves them, and --restart with a larger cluster.d_min
      * continues from the last of them. Stop signals checkpoint at any time. */
-    const int saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && t->K > 0;
+    const int trained = t->K > 0 || t->base.type; /* past the warm-up, or a baseline (none) */
+    const int saved = cfg->checkpoint_every > 0 && (epoch + 1) % cfg->checkpoint_every == 0 && trained;
     /* results.h5 every output.results_every epochs (encoding every frame costs as much as a good
      * part of an epoch); the last one follows below. */
-    const int refresh = cfg->results_every > 0 && (epoch + 1) % cfg->results_every == 0 && t->K > 0 &&
+    const int refresh = cfg->results_every > 0 && (epoch + 1) % cfg->results_every == 0 && trained &&
                         epoch + 1 < cfg->epochs;
     PetscCall(dy_train_save(t, saved, refresh));
   }
-  PetscCall(dy_train_save(t, 0, 2)); /* the final results.h5, with /fields/ */
+  PetscCall(dy_train_save(t, 0, t->base.type ? 1 : 2)); /* the final results.h5, with /fields/ (DynamicsAE's prior) */
   PetscCall(dy_ckpt_wait(t->comm));
   PetscFunctionReturn(0);
 }

@@ -65,7 +65,7 @@ static const DyKey dy_keys[] = {
     {"data", "features", DY_KEY_WORD, "\"coordinates\"", .choices = dy_features, .navailable = 3, .off = DY_F(features)},
     {"data", "standardize", DY_KEY_BOOL, "true", .off = DY_F(standardize)},
     {"data", "scale", DY_KEY_ENUM, "\"common\"", .choices = dy_scales, .navailable = 2, .off = DY_F(scale)},
-    {"model", "type", DY_KEY_WORD, "\"dynamicsae\"", .choices = dy_model_types, .navailable = 2, .off = DY_F(type)},
+    {"model", "type", DY_KEY_WORD, "\"dynamicsae\"", .choices = dy_model_types, .navailable = 5, .off = DY_F(type)},
     {"model", "latent_dim", DY_KEY_INT, "2", DY_ANY(1), .off = DY_F(latent_dim)},
     {"model", "encoder", DY_KEY_WIDTHS, "[32, 32, 32]", DY_ANY(1), .off = DY_F(encoder), .count_off = DY_F(nencoder)},
     {"model", "decoder", DY_KEY_WIDTHS, "[32, 32, 32]", DY_ANY(1), .off = DY_F(decoder), .count_off = DY_F(ndecoder)},
@@ -76,6 +76,8 @@ static const DyKey dy_keys[] = {
      .off = DY_F(activation)},
     {"loss", "beta", DY_KEY_REAL, "10.0", DY_ANY(0), .off = DY_F(beta)},
     {"loss", "projections", DY_KEY_INT, "50", DY_ANY(1), .off = DY_F(projections)},
+    /* SDE-VAE: precision of the Gaussian prior of z0; the reference code's example value */
+    {"loss", "nu", DY_KEY_REAL, "0.0065", DY_ANY(0), .lo_open = 1, .off = DY_F(nu)},
     {"cluster", "d_min", DY_KEY_REAL, "5.0", DY_ANY(0), .lo_open = 1, .off = DY_F(d_min)},
     {"cluster", "gamma", DY_KEY_REAL, "2.0", DY_ANY(1), .off = DY_F(gamma)},
     {"cluster", "max_centers", DY_KEY_INT, "200", DY_ANY(1), .off = DY_F(max_centers)},

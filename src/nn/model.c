@@ -21,21 +21,21 @@ PetscErrorCode dy_model_create(const DyModelShape *shape, DyModel *model)
   model->Dy = shape->Dy;
   model->d = shape->d;
   const int nin[DY_NNETS] = {shape->D, shape->d, shape->d, shape->d};
-  const int nout[DY_NNETS] = {shape->d, shape->Dy, shape->d, shape->d};
+  const int nout[DY_NNETS] = {shape->enc_out > 0 ? shape->enc_out : shape->d, shape->Dy, shape->d, shape->d};
   size_t offset = 0;
   for (int k = 0; k < DY_NNETS; k++) {
     DyMlp *net = &model->net[k];
     const int nh = shape->nhidden[k];
-    PetscCheck(nh >= 0 && nh < DY_MAX_LAYERS, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+    PetscCheck(nh >= (k > DY_NET_DECODER ? -1 : 0) && nh < DY_MAX_LAYERS, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
                "net %d: %d hidden layers, at most %d allowed", k, nh, DY_MAX_LAYERS - 1);
-    net->nlayer = nh + 1;
+    net->nlayer = nh + 1; /* 0: an absent prior net */
     net->dims[0] = nin[k];
     for (int l = 0; l < nh; l++) {
       PetscCheck(shape->hidden[k][l] > 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
                  "net %d: hidden width %d of layer %d must be positive", k, shape->hidden[k][l], l);
       net->dims[l + 1] = shape->hidden[k][l];
     }
-    net->dims[nh + 1] = nout[k];
+    if (nh >= 0) net->dims[nh + 1] = nout[k];
     net->act = k < DY_NET_FORCE ? shape->act : DY_ACT_TANH;
     net->offset = offset;
     net->nparam = 0;
@@ -336,7 +336,10 @@ static void dy_net_apply(const DyModel *model, DyWork *w, int k, ptrdiff_t n, co
     const int m = (int)DY_MIN(chunk, n - r);
     w->nb[k].in = in + r * nin;
     dy_net_forward(model, w, k, m);
-    memcpy(out + r * nout, w->nb[k].h[net->nlayer], (size_t)m * nout * sizeof *out);
+    /* the baselines' encoder gives a mean and a log-variance: only the mean is the latent */
+    const int keep = k == DY_NET_ENCODER ? model->d : nout;
+    for (int i = 0; i < m; i++)
+      memcpy(out + (r + i) * keep, w->nb[k].h[net->nlayer] + (size_t)i * nout, (size_t)keep * sizeof *out);
   }
 }
 
@@ -477,4 +480,23 @@ void dy_model_losses(DyModel *model, DyWork *work, int B, int L, const dy_real *
 {
   dy_model_forward(model, work, B, x0, x1, y0, y1, eps, opt, B, 0, losses);
   losses->sw = dy_model_sw(work, B, L, theta, opt, 0);
+}
+
+/* --- single nets, for models assembled elsewhere ---------------------------------------------------- */
+
+void dy_model_net_prepare(const DyModel *model, DyWork *work)
+{
+  for (int k = 0; k < DY_NNETS; k++) dy_net_transpose(model, work, k);
+}
+
+const dy_real *dy_model_net_forward(const DyModel *model, DyWork *work, int k, int n, const dy_real *in)
+{
+  work->nb[k].in = in;
+  dy_net_forward(model, work, k, n);
+  return work->nb[k].h[model->net[k].nlayer];
+}
+
+void dy_model_net_backward(DyModel *model, DyWork *work, int k, int n, dy_real *dout, dy_real *dinput)
+{
+  dy_net_backward(model, work, k, n, dout, dinput);
 }

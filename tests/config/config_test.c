@@ -75,7 +75,7 @@ static void check_same(const DyConfig *a, const DyConfig *b) {
   CHECK(a->nencoder == b->nencoder && !memcmp(a->encoder, b->encoder, sizeof a->encoder));
   CHECK(a->ndecoder == b->ndecoder && !memcmp(a->decoder, b->decoder, sizeof a->decoder));
   CHECK(a->nprior == b->nprior && !memcmp(a->prior, b->prior, sizeof a->prior));
-  CHECK(a->beta == b->beta && a->projections == b->projections);
+  CHECK(a->beta == b->beta && a->projections == b->projections && a->nu == b->nu);
   CHECK(a->d_min == b->d_min && a->gamma == b->gamma && a->max_centers == b->max_centers);
   CHECK(a->epochs == b->epochs && a->batch_size == b->batch_size);
   CHECK(a->lr == b->lr && a->prior_lr == b->prior_lr && a->warmup_lr == b->warmup_lr);
@@ -121,6 +121,7 @@ static const char *const defaults_effective = "[data]\n"
                                               "[loss]\n"
                                               "beta = 10.0\n"
                                               "projections = 50\n"
+                                              "nu = 0.0065\n"
                                               "\n"
                                               "[cluster]\n"
                                               "d_min = 5.0\n"
@@ -187,7 +188,7 @@ static void test_defaults(MPI_Comm comm) {
   CHECK(cfg.nencoder == 3 && cfg.encoder[0] == 32 && cfg.encoder[1] == 32 && cfg.encoder[2] == 32);
   CHECK(cfg.ndecoder == 3 && cfg.decoder[0] == 32 && cfg.decoder[2] == 32);
   CHECK(cfg.nprior == 2 && cfg.prior[0] == 32 && cfg.prior[1] == 32);
-  CHECK(cfg.beta == 10.0 && cfg.projections == 50);
+  CHECK(cfg.beta == 10.0 && cfg.projections == 50 && cfg.nu == 0.0065);
   CHECK(cfg.d_min == 5.0 && cfg.gamma == 2.0 && cfg.max_centers == 200);
   CHECK(cfg.epochs == 50 && cfg.batch_size == 256);
   CHECK(cfg.lr == 1e-3 && cfg.prior_lr == 1e-3 && cfg.warmup_lr == 1e-4 && cfg.warmup_beta_scale == 0.01);

@@ -46,3 +46,29 @@ void dy_fd_check(DyFdFunc f, void *ctx, dy_real *x, size_t n, const size_t *idx,
     stats->nchecked++;
   }
 }
+
+void dy_fd_check_net(DyFdFunc f, void *ctx, DyModel *model, int k, const dy_real *grad, double h, double floor,
+                     double kink_floor, double kink_tol, double tol, const char *label, double *worst, size_t *nkinks,
+                     size_t *ntotal, int *bad)
+{
+  const DyMlp *net = &model->net[k];
+  size_t off = net->offset;
+  size_t *idx = malloc(net->nparam * sizeof *idx);
+  for (int l = 0; l < net->nlayer; l++) {
+    const size_t nw = (size_t)net->dims[l] * net->dims[l + 1], nb = (size_t)net->dims[l + 1];
+    for (int part = 0; part < 2; part++) {
+      const size_t n = part ? nb : nw;
+      for (size_t i = 0; i < n; i++) idx[i] = off + i;
+      DyFdStats st = {0};
+      dy_fd_check(f, ctx, model->params, n, idx, grad, h, floor, kink_floor, kink_tol, &st);
+      printf("  %s layer %d %s: %4zu checked, %2zu kinks, max rel %.2e, max abs %.2e\n", label, l, part ? "b" : "W",
+             st.nchecked, st.nkinks, st.max_rel, st.max_abs);
+      if (st.max_rel > *worst) *worst = st.max_rel;
+      if (st.max_rel > tol || st.nchecked == 0) *bad = 1;
+      *nkinks += st.nkinks;
+      *ntotal += n;
+      off += n;
+    }
+  }
+  free(idx);
+}

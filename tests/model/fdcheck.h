@@ -1,6 +1,7 @@
 /* Central-difference gradient checker for the model tests. */
 #pragma once
 #include "base/dy_common.h"
+#include "nn/dy_model.h"
 
 #include <stddef.h>
 
@@ -23,3 +24,11 @@ typedef struct {
  * being |g - fd| / max(|g| + |fd|, floor). x is restored exactly. */
 void dy_fd_check(DyFdFunc f, void *ctx, dy_real *x, size_t n, const size_t *idx, const dy_real *grad, double h,
                  double floor, double kink_floor, double kink_tol, DyFdStats *stats);
+
+/* dy_fd_check of every layer's W and b of net k of model against grad (the whole parameter
+ * buffer's gradient), one line per tensor printed after `label`; the worst relative error is
+ * raised into *worst, the parameters skipped on kinks and those tried added to *nkinks and
+ * *ntotal, and *bad set when a tensor's error exceeds tol or none of it could be checked. */
+void dy_fd_check_net(DyFdFunc f, void *ctx, DyModel *model, int k, const dy_real *grad, double h, double floor,
+                     double kink_floor, double kink_tol, double tol, const char *label, double *worst, size_t *nkinks,
+                     size_t *ntotal, int *bad);

@@ -104,7 +104,6 @@ static double check_case(const DyModelShape *shape, DyDiffusion diffusion, int B
     }
 
   double worst = 0;
-  size_t *idx = malloc(np * sizeof *idx);
   for (int loss = 0; loss < NLOSS; loss++) {
     const dy_real *g = loss == LOSS_REC ? g0 : loss == LOSS_SW ? gsw : loss == LOSS_REP ? grep : g0;
     p.which = loss;
@@ -112,24 +111,10 @@ static double check_case(const DyModelShape *shape, DyDiffusion diffusion, int B
     const int k0 = loss == LOSS_PRIOR ? DY_NET_FORCE : DY_NET_ENCODER;
     size_t nkinks = 0, ntotal = 0;
     for (int k = k0; k < k0 + 2; k++) {
-      const DyMlp *net = &model.net[k];
-      size_t off = net->offset;
-      for (int l = 0; l < net->nlayer; l++) {
-        const size_t nw = (size_t)net->dims[l] * net->dims[l + 1], nb = (size_t)net->dims[l + 1];
-        for (int part = 0; part < 2; part++) {
-          const size_t n = part ? nb : nw;
-          for (size_t i = 0; i < n; i++) idx[i] = off + i;
-          DyFdStats st = {0};
-          dy_fd_check(objective, &p, model.params, n, idx, g, FD_STEP, FD_FLOOR, KINK_FLOOR, KINK_TOL, &st);
-          printf("  %-7s %-7s layer %d %s: %4zu checked, %2zu kinks, max rel %.2e, max abs %.2e\n", loss_names[loss],
-                 net_names[k], l, part ? "b" : "W", st.nchecked, st.nkinks, st.max_rel, st.max_abs);
-          if (st.max_rel > worst) worst = st.max_rel;
-          if (st.max_rel > TOL || st.nchecked == 0) *bad = 1;
-          nkinks += st.nkinks;
-          ntotal += n;
-          off += n;
-        }
-      }
+      char label[32];
+      snprintf(label, sizeof label, "%-7s %-7s", loss_names[loss], net_names[k]);
+      dy_fd_check_net(objective, &p, &model, k, g, FD_STEP, FD_FLOOR, KINK_FLOOR, KINK_TOL, TOL, label, &worst,
+                      &nkinks, &ntotal, bad);
     }
     /* a near-tie in one sorted projection puts every encoder parameter on the same kink, so
      * count kinks over the loss rather than per group */
@@ -138,7 +123,6 @@ static double check_case(const DyModelShape *shape, DyDiffusion diffusion, int B
       *bad = 1;
     }
   }
-  free(idx);
   free(g0), free(g1), free(grep), free(gsw), free(dzp);
   free(p.x0), free(p.x1), free(p.y0), free(p.y1), free(p.eps), free(p.theta);
   dy_work_destroy(&work);

@@ -1,0 +1,46 @@
+"""tools/compare_models.py end to end: usage test_compare.py DYNAE_MPI MPIEXEC (exit 0: pass)."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools")
+
+
+def main():
+    exe, mpiexec = sys.argv[1], sys.argv[2]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "tw.h5")
+        subprocess.run([sys.executable, os.path.join(TOOLS, "gen_three_well.py"), "--frames", "4000", "--out", data,
+                        "--quiet"], check=True)
+        out = os.path.join(tmp, "cmp")
+        cmd = [sys.executable, os.path.join(TOOLS, "compare_models.py"), data + ":/observed", "--truth",
+               data + ":/truth", "--epochs", "2", "--out", out, "--exe", exe, "--mpiexec", mpiexec,
+               "--msm-lag", "10", "--clusters", "20", "--set", "train.batch_size=64"]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        print(p.stdout, p.stderr)
+        bad = []
+        if p.returncode != 0:
+            bad.append(f"exit code {p.returncode}")
+        lines = p.stdout.splitlines()
+        for name in ("truth", "dynae-mpi dynamicsae", "dynae-mpi vae", "dynae-mpi swae", "dynae-mpi sdevae"):
+            if not any(l.startswith(name + " ") for l in lines):
+                bad.append(f"no row '{name}'")
+        t = json.load(open(os.path.join(out, "table.json")))
+        for name, r in t["rows"].items():
+            if not (0 <= r["r2"] <= 1 and r["sv_ratio"] >= 1 and r["epoch_seconds"] > 0 and len(r["timescales"]) == 2):
+                bad.append(f"row {name}: {r}")
+        again = subprocess.run(cmd, capture_output=True, text=True)
+        if again.returncode != 0 or json.load(open(os.path.join(out, "table.json")))["rows"] != t["rows"]:
+            bad.append("a second call did not reuse the runs")
+        missing = subprocess.run(cmd[:4] + [data + ":/nothing"] + cmd[5:], capture_output=True, text=True)
+        if missing.returncode != 2 or "no dataset /nothing" not in missing.stderr:
+            bad.append(f"missing truth: exit {missing.returncode}, {missing.stderr.strip()}")
+    for b in bad:
+        print("FAIL:", b)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
