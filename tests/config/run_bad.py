@@ -84,6 +84,13 @@ CASES = [
     rule("type_later", "model", "type", '"vae"', "planned for a later version"),
     rule("type_unknown", "model", "type", '"dynamicsea"', 'did you mean "dynamicsae"?'),
     rule("diffusion", "model", "diffusion", '"langevin"', 'expected one of "constant", "learned"'),
+    rule("network", "model", "network", '"cnn"', 'expected one of "mlp", "conv"'),
+    ("conv_encoder", INPUT + '[model]\nnetwork = "conv"\nencoder = [20]\n', [],
+     ["conv_encoder.toml:5:", "model.encoder must be one width, a multiple of 16"]),
+    ("conv_decoder", INPUT + '[model]\nnetwork = "conv"\nencoder = [32]\ndecoder = [32, 32]\n', [],
+     ["conv_decoder.toml:6:", "model.decoder must be one width"]),
+    ("conv_tica", INPUT + 'tica_dim = 3\n[model]\nnetwork = "conv"\nencoder = [32]\ndecoder = [32]\n', [],
+     ["conv_tica.toml:5:", 'model.network = "conv" encodes images', "data.tica_dim"]),
     rule("dir_empty", "output", "dir", '""', "must not be empty"),
     # data entries
     ("input_missing", "[data]\nlag = 2\n", [], ["input_missing.toml:1:", "data.input is required"]),
