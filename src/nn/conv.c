@@ -21,7 +21,8 @@
 
 #include <string.h>
 
-#define DY_CONV_COLS (1 << 18) /* values of a chunk's column matrix (2 MB in double) */
+#define DY_CONV_COLS (1 << 18)
+#define DY_CONV_INLINE static inline __attribute__((always_inline)) /* values of a chunk's column matrix (2 MB in double) */
 
 /* The gather's sizes: large channels and image, small channels and image. */
 typedef struct {
@@ -74,8 +75,10 @@ size_t dy_conv_work_len(const DyConv *c)
   return dy_conv_pad(nb * P * K) + 2 * dy_conv_pad(nb * P * s.cs);
 }
 
-/* The column matrix (hs ws, cl k k) of one large image. */
-static void dy_im2col(const DyConvSides *s, int k, int st, int p, const dy_real *img, dy_real *col)
+/* The column matrix (hs ws, cl k k) of one large image. The kernel rows are short (k values):
+ * copied by plain loops, which the compiler unrolls for the 4x4 kernels of the image nets (a
+ * memcpy call per row cost more than the copy; measured with perf on tools/bench_conv). */
+DY_CONV_INLINE void dy_im2col_k(const DyConvSides *s, const int k, int st, int p, const dy_real *img, dy_real *col)
 {
   const size_t K = (size_t)s->cl * k * k;
   for (int y = 0; y < s->hs; y++)
@@ -91,7 +94,8 @@ static void dy_im2col(const DyConvSides *s, int k, int st, int p, const dy_real 
           }
           const dy_real *src = img + ((size_t)c * s->hl + yy) * s->wl;
           const int x0 = st * x - p;
-          if (x0 >= 0 && x0 + k <= s->wl) memcpy(r, src + x0, (size_t)k * sizeof *r);
+          if (x0 >= 0 && x0 + k <= s->wl)
+            for (int v = 0; v < k; v++) r[v] = src[x0 + v];
           else
             for (int v = 0; v < k; v++) r[v] = x0 + v >= 0 && x0 + v < s->wl ? src[x0 + v] : 0;
         }
@@ -99,7 +103,7 @@ static void dy_im2col(const DyConvSides *s, int k, int st, int p, const dy_real 
 }
 
 /* The adjoint of dy_im2col: img (cl, hl, wl) += col2im(col). */
-static void dy_col2im_add(const DyConvSides *s, int k, int st, int p, const dy_real *col, dy_real *img)
+DY_CONV_INLINE void dy_col2im_add_k(const DyConvSides *s, const int k, int st, int p, const dy_real *col, dy_real *img)
 {
   const size_t K = (size_t)s->cl * k * k;
   for (int y = 0; y < s->hs; y++)
@@ -112,10 +116,28 @@ static void dy_col2im_add(const DyConvSides *s, int k, int st, int p, const dy_r
           const dy_real *r = row + ((size_t)c * k + u) * k;
           dy_real *dst = img + ((size_t)c * s->hl + yy) * s->wl;
           const int x0 = st * x - p;
-          for (int v = 0; v < k; v++)
-            if (x0 + v >= 0 && x0 + v < s->wl) dst[x0 + v] += r[v];
+          if (x0 >= 0 && x0 + k <= s->wl)
+            for (int v = 0; v < k; v++) dst[x0 + v] += r[v];
+          else
+            for (int v = 0; v < k; v++)
+              if (x0 + v >= 0 && x0 + v < s->wl) dst[x0 + v] += r[v];
         }
     }
+}
+
+/* The gathers with the kernel size known at compile time for the image nets' 4 and 1. */
+static void dy_im2col(const DyConvSides *s, int k, int st, int p, const dy_real *img, dy_real *col)
+{
+  if (k == 4) dy_im2col_k(s, 4, st, p, img, col);
+  else if (k == 1) dy_im2col_k(s, 1, st, p, img, col);
+  else dy_im2col_k(s, k, st, p, img, col);
+}
+
+static void dy_col2im_add(const DyConvSides *s, int k, int st, int p, const dy_real *col, dy_real *img)
+{
+  if (k == 4) dy_col2im_add_k(s, 4, st, p, col, img);
+  else if (k == 1) dy_col2im_add_k(s, 1, st, p, col, img);
+  else dy_col2im_add_k(s, k, st, p, col, img);
 }
 
 /* One image (c, P) to rows layout (P, c), and back (add: accumulate). */
