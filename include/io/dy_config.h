@@ -52,6 +52,7 @@ typedef struct {
   int prior[DY_MAX_LAYERS - 1];
   DyDiffusion diffusion;   /* "constant" or "learned" */
   DyActivation activation; /* model.activation: hidden layers of encoder and decoder, "relu" or "tanh" */
+  DyNetwork network;       /* model.network: "mlp", or "conv" for 64 x 64 images (dy_convnet.h) */
   /* [loss] */
   double beta;             /* >= 0 */
   int projections;         /* L >= 1 */

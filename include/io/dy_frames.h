@@ -23,6 +23,7 @@ typedef struct {
   int ndims;                        /* 2: (frames, features); 3: (frames, atoms, 3) */
   int64_t atoms;                    /* atoms per frame (3-D), 0 for 2-D */
   int64_t columns;                  /* values per frame as stored: features (2-D) or 3 * atoms */
+  int image[3];                     /* channels, rows, columns of an image entry (model.network = "conv"), else 0 */
   char dataset[DY_FRAMES_DSET_MAX]; /* the dataset read: PATH, or PATH/value for an H5MD group */
 } DyFramesLayout;
 
@@ -34,6 +35,10 @@ int dy_frames_open(hid_t file, const char *path, const char *label, hid_t *dset,
  * columns. Returns 1 and fills msg when the shape is unusable. */
 int dy_frames_shape(const char *label, int ndims, const hsize_t *dims, DyFramesLayout *lay, char *msg,
                     size_t len);
+/* The same check for model.network = "conv": images (frames, 64, 64) or (frames, channels, 64, 64),
+ * flattened to channels * 64 * 64 features in that order (torch's); fills image[] too. */
+int dy_frames_image_shape(const char *label, int ndims, const hsize_t *dims, DyFramesLayout *lay, char *msg,
+                          size_t len);
 /* The features an input entry gives under data.atoms and data.features: checks that they apply
  * (3-D entries only) and that every atom index is in range. Returns 1 and fills msg otherwise. */
 int dy_frames_select(const DyConfig *cfg, const char *label, const DyFramesLayout *lay, int64_t *features, char *msg,

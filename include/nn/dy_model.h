@@ -8,12 +8,14 @@
  * Parameter layout (shared with tools/torch_oracle.py, checkpoints and the allreduce):
  *   one contiguous buffer, nets in the order encoder, decoder, force, log-diffusion; within a net,
  *   layer by layer, the weight W (out, in) row-major as torch.nn.Linear stores it, then its bias
- *   b (out). The representation nets (encoder, decoder) come first, so the representation
+ *   b (out); with model.network = "conv" the encoder and decoder are the image nets of
+ *   dy_convnet.h, whose parameters fill the same ranges in that header's layout. The representation nets (encoder, decoder) come first, so the representation
  *   optimiser owns params[0, nparam_rep) and the prior optimiser params[nparam_rep, nparam).
  *   Gradients and both Adam moments use the same layout. */
 #pragma once
 #include "base/dy_common.h"
 #include "base/dy_rng.h"
+#include "nn/dy_convnet.h"
 
 #include <stddef.h>
 
@@ -35,6 +37,8 @@ typedef struct {
 typedef struct {
   int D, Dy, d;            /* input features, decoder outputs, latent dimension */
   DyMlp net[DY_NNETS];     /* encoder, decoder, force, log-diffusion */
+  DyNetwork network;       /* encoder and decoder: MLPs, or the image nets cnn[] (dims[] then keep the widths) */
+  DyCnn cnn[2];            /* image encoder and decoder (network DY_NETWORK_CONV) */
   size_t nparam;           /* all parameters */
   size_t nparam_rep;       /* encoder + decoder parameters: params[0, nparam_rep) */
   dy_real *params;         /* (nparam) */
@@ -50,6 +54,9 @@ typedef struct {
   DyActivation act;                        /* hidden activation of encoder and decoder (0: ReLU) */
   int enc_out;                             /* encoder outputs; 0: d. The baselines with a Gaussian
                                             * posterior (nn/dy_baseline.h) use 2 d: mean, log-variance */
+  DyNetwork network;                       /* DY_NETWORK_CONV: image nets, D = channels 64 64, Dy = Cy 64 64,
+                                            * one hidden width each for encoder and decoder (act unused) */
+  int channels;                            /* input image channels (conv) */
 } DyModelShape;
 
 /* Allocates params and grads (zeroed) for the shape, each net with its own entry of it (the

@@ -47,6 +47,7 @@ static const char *const dy_model_types[] = {"dynamicsae", "tica", "vae", "swae"
 static const char *const dy_diffusions[] = {"constant", "learned", NULL};
 static const char *const dy_activations[] = {"relu", "tanh", NULL}; /* DyActivation order */
 static const char *const dy_scales[] = {"common", "feature", NULL};  /* DyScale order */
+static const char *const dy_networks[] = {"mlp", "conv", NULL};      /* DyNetwork order */
 static const char *const dy_tica_scalings[] = {"kinetic_map", "none", NULL}; /* DyTicaScaling order */
 static const char *const dy_features[] = {"coordinates", "aligned", "distances", NULL};
 static const char *const dy_batch_modes[] = {"per_rank", "global", NULL};
@@ -74,6 +75,7 @@ static const DyKey dy_keys[] = {
      .off = DY_F(diffusion)},
     {"model", "activation", DY_KEY_ENUM, "\"relu\"", .choices = dy_activations, .navailable = 2,
      .off = DY_F(activation)},
+    {"model", "network", DY_KEY_ENUM, "\"mlp\"", .choices = dy_networks, .navailable = 2, .off = DY_F(network)},
     {"loss", "beta", DY_KEY_REAL, "10.0", DY_ANY(0), .off = DY_F(beta)},
     {"loss", "projections", DY_KEY_INT, "50", DY_ANY(1), .off = DY_F(projections)},
     /* SDE-VAE: precision of the Gaussian prior of z0; the reference code's example value */
@@ -744,6 +746,34 @@ static PetscErrorCode dy_config_store(DyLoad *ld, const DyKey *k, DyConfig *cfg)
   PetscFunctionReturn(0);
 }
 
+/* model.network = "conv": the image nets take one encoder width, a multiple of 16 (the 1x1
+ * convolution's channels times the 4 x 4 pixels left), and one decoder width; they encode frames,
+ * not TICs, and TICA trains no network. */
+static PetscErrorCode dy_config_check_conv(DyLoad *ld, const DyConfig *cfg) {
+  PetscFunctionBegin;
+  if (cfg->network != DY_NETWORK_CONV) PetscFunctionReturn(0);
+  const DySlot *enc = &ld->slot[dy_key_find("model", "encoder") - dy_keys];
+  const DySlot *dec = &ld->slot[dy_key_find("model", "decoder") - dy_keys];
+  const DySlot *net = &ld->slot[dy_key_find("model", "network") - dy_keys];
+  if (cfg->nencoder != 1 || cfg->encoder[0] % 16)
+    return dy_config_fail(ld->comm, &enc->origin,
+                          "model.encoder must be one width, a multiple of 16, with model.network = \"conv\" (its "
+                          "1x1 convolution has model.encoder[0] / 16 channels of 4 x 4 pixels), e.g. [32]");
+  if (cfg->ndecoder != 1)
+    return dy_config_fail(ld->comm, &dec->origin,
+                          "model.decoder must be one width with model.network = \"conv\" (the linear layer before "
+                          "the 1024 features of the transposed convolutions), e.g. [32]");
+  if (cfg->tica_dim > 0 || !strcmp(cfg->type, "tica"))
+    return dy_config_fail(ld->comm, &net->origin,
+                          "model.network = \"conv\" encodes images: it cannot take %s", cfg->tica_dim > 0 ?
+                          "TICs (remove data.tica_dim)" : "model.type = \"tica\", which trains no network");
+  if (strcmp(cfg->type, "dynamicsae"))
+    return dy_config_fail(ld->comm, &net->origin,
+                          "model.network = \"conv\" is built for model.type = \"dynamicsae\" only so far; the "
+                          "baselines (\"%s\") take model.network = \"mlp\"", cfg->type);
+  PetscFunctionReturn(0);
+}
+
 /* Every key: required ones present, each checked and stored; then the rules between keys. */
 static PetscErrorCode dy_config_validate(DyLoad *ld, const DyTomlValue *file, DyConfig *cfg) {
   PetscFunctionBegin;
@@ -777,6 +807,7 @@ static PetscErrorCode dy_config_validate(DyLoad *ld, const DyTomlValue *file, Dy
                           cfg->ntarget, cfg->ntraj);
   }
   if (cfg->tica_lag == 0) cfg->tica_lag = cfg->lag;
+  PetscCall(dy_config_check_conv(ld, cfg));
   if (cfg->tica_dim > 0 && !strcmp(cfg->type, "tica")) {
     const DySlot *s = &ld->slot[dy_key_find("data", "tica_dim") - dy_keys];
     return dy_config_fail(ld->comm, &s->origin,
@@ -968,6 +999,9 @@ void dy_config_model_shape(const DyConfig *cfg, int D, int Dy, DyModelShape *sha
   shape->Dy = Dy;
   shape->d = cfg->latent_dim;
   shape->act = cfg->activation;
+  shape->network = cfg->network;
+  /* the data reader took images of 64 x 64 pixels for "conv": D = channels 64 64 */
+  if (cfg->network == DY_NETWORK_CONV) shape->channels = D / (DY_CNN_SIDE * DY_CNN_SIDE);
   for (int net = 0; net < DY_NNETS; net++) {
     shape->nhidden[net] = counts[net];
     memcpy(shape->hidden[net], widths[net], (size_t)counts[net] * sizeof(int));

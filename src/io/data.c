@@ -83,7 +83,8 @@ static const char *dy_type_class_name(H5T_class_t c)
 
 /* Rank 0 only, serial HDF5: opens one entry and checks type and shape. Returns 1 and fills msg
  * when the entry is unusable, 0 when info is valid. Every handle is closed on every path. */
-static int dy_entry_inspect(const DyDataRef *ref, const char *label, DyEntryInfo *info, char *msg, size_t len)
+static int dy_entry_inspect(const DyDataRef *ref, const char *label, int images, DyEntryInfo *info, char *msg,
+                            size_t len)
 {
   hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, space = H5I_INVALID_HID, type = H5I_INVALID_HID;
   hsize_t dims[H5S_MAX_RANK];
@@ -123,7 +124,7 @@ static int dy_entry_inspect(const DyDataRef *ref, const char *label, DyEntryInfo
     snprintf(msg, len, "%s: cannot read the dataset's shape", label);
     goto done;
   }
-  if (dy_frames_shape(label, ndims, dims, &info->layout, msg, len)) goto done;
+  if ((images ? dy_frames_image_shape : dy_frames_shape)(label, ndims, dims, &info->layout, msg, len)) goto done;
   info->frames = (int64_t)dims[0];
   info->features = info->layout.columns;
   info->bytes = (int64_t)tsize;
@@ -145,12 +146,12 @@ static int dy_entries_validate(const DyConfig *cfg, DyEntryInfo *info, char *msg
 
   for (int i = 0; i < n; i++) {
     dy_entry_label(&cfg->input[i], "data.input", i, a, sizeof a);
-    if (dy_entry_inspect(&cfg->input[i], a, &info[i], msg, len)) return 1;
+    if (dy_entry_inspect(&cfg->input[i], a, cfg->network == DY_NETWORK_CONV, &info[i], msg, len)) return 1;
     if (dy_frames_select(cfg, a, &info[i].layout, &info[i].features, msg, len)) return 1;
   }
   for (int i = 0; i < cfg->ntarget; i++) {
     dy_entry_label(&cfg->target[i], "data.target", i, a, sizeof a);
-    if (dy_entry_inspect(&cfg->target[i], a, &info[n + i], msg, len)) return 1;
+    if (dy_entry_inspect(&cfg->target[i], a, cfg->network == DY_NETWORK_CONV, &info[n + i], msg, len)) return 1;
   }
   for (int i = 0; i < n; i++) {
     dy_entry_label(&cfg->input[i], "data.input", i, a, sizeof a);
@@ -228,8 +229,12 @@ static int dy_entry_read(MPI_Comm comm, const DyDataRef *ref, const DyFramesLayo
   /* Every rank makes npieces collective calls even after a local failure, so nobody hangs. */
   for (int p = 0; p < npieces && dset >= 0 && fspace >= 0; p++) {
     const int64_t off = DY_MIN(nrows, p * piece), rows = DY_MIN(nrows - off, piece);
-    const hsize_t fstart[3] = {(hsize_t)(start + off), 0, 0}, mcount[2] = {(hsize_t)rows, (hsize_t)ncol};
-    const hsize_t fcount[3] = {(hsize_t)rows, (hsize_t)(lay->ndims == 3 ? lay->atoms : ncol), 3};
+    const hsize_t fstart[4] = {(hsize_t)(start + off), 0, 0, 0}, mcount[2] = {(hsize_t)rows, (hsize_t)ncol};
+    hsize_t fcount[4] = {(hsize_t)rows, (hsize_t)(lay->ndims == 3 ? lay->atoms : ncol), 3, 0};
+    if (lay->image[0]) { /* (frames, H, W) or (frames, C, H, W), every pixel */
+      const hsize_t img[3] = {(hsize_t)lay->image[0], (hsize_t)lay->image[1], (hsize_t)lay->image[2]};
+      for (int k = 1; k < lay->ndims; k++) fcount[k] = img[k + 3 - lay->ndims];
+    }
     const hsize_t one = 1;
     herr_t st;
 

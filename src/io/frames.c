@@ -58,16 +58,41 @@ int dy_frames_open(hid_t file, const char *path, const char *label, hid_t *dset,
   return 0;
 }
 
+/* A dataset's shape as text: "(100, 64, 64)". */
+static void dy_frames_shape_text(int ndims, const hsize_t *dims, char *shape, size_t len)
+{
+  size_t used = (size_t)snprintf(shape, len, "(");
+  for (int k = 0; k < ndims && used < len; k++)
+    used += (size_t)snprintf(shape + used, len - used, k ? ", %llu" : "%llu", (unsigned long long)dims[k]);
+  if (used < len) snprintf(shape + used, len - used, ndims == 1 ? ",)" : ")");
+}
+
+int dy_frames_image_shape(const char *label, int ndims, const hsize_t *dims, DyFramesLayout *lay, char *msg,
+                          size_t len)
+{
+  char shape[256];
+  dy_frames_shape_text(ndims, dims, shape, sizeof shape);
+  const hsize_t C = ndims == 4 ? dims[1] : 1;
+  if ((ndims != 3 && ndims != 4) || dims[ndims - 1] != 64 || dims[ndims - 2] != 64 || C == 0 || C > INT_MAX / 4096) {
+    snprintf(msg, len,
+             "%s: has shape %s; model.network = \"conv\" needs images of 64 x 64 pixels, (frames, 64, 64) or "
+             "(frames, channels, 64, 64)",
+             label, shape);
+    return 1;
+  }
+  lay->ndims = ndims;
+  lay->atoms = 0;
+  lay->columns = (int64_t)C * 64 * 64;
+  lay->image[0] = (int)C;
+  lay->image[1] = lay->image[2] = 64;
+  return 0;
+}
+
 int dy_frames_shape(const char *label, int ndims, const hsize_t *dims, DyFramesLayout *lay, char *msg,
                     size_t len)
 {
   char shape[256];
-  size_t used = 0;
-
-  used += (size_t)snprintf(shape, sizeof shape, "(");
-  for (int k = 0; k < ndims && used < sizeof shape; k++)
-    used += (size_t)snprintf(shape + used, sizeof shape - used, k ? ", %llu" : "%llu", (unsigned long long)dims[k]);
-  if (used < sizeof shape) snprintf(shape + used, sizeof shape - used, ndims == 1 ? ",)" : ")");
+  dy_frames_shape_text(ndims, dims, shape, sizeof shape);
   lay->ndims = ndims;
   if (ndims == 2) {
     if (dims[1] == 0 || dims[1] > INT_MAX) {
@@ -102,7 +127,7 @@ int dy_frames_select(const DyConfig *cfg, const char *label, const DyFramesLayou
 {
   const int64_t na = cfg->natoms ? cfg->natoms : lay->atoms;
 
-  if (lay->ndims != 3) {
+  if (lay->ndims != 3 || lay->image[0]) {
     if (!strcmp(cfg->features, "aligned") || !strcmp(cfg->features, "distances")) {
       snprintf(msg, len, "%s: data.features = \"%s\" needs 3-D positions (frames, atoms, 3), but the dataset is 2-D",
                label, cfg->features);
@@ -214,7 +239,7 @@ PetscErrorCode dy_frames_features(MPI_Comm comm, const DyConfig *cfg, int n, con
 
   PetscFunctionBegin;
   /* 2-D inputs, and 3-D ones kept whole as coordinates, are used as read. */
-  if (lay[0].ndims != 3 || (!cfg->natoms && !aligned && !distances)) PetscFunctionReturn(0);
+  if (lay[0].ndims != 3 || lay[0].image[0] || (!cfg->natoms && !aligned && !distances)) PetscFunctionReturn(0);
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
   na = cfg->natoms ? cfg->natoms : (int)lay[0].atoms;
   PetscCall(PetscMalloc1(3 * (size_t)na, &sel));

@@ -393,6 +393,9 @@ static PetscErrorCode dy_output_model(MPI_Comm comm, hid_t file, hid_t dxpl, con
   for (int k = 0; k < DY_NNETS; k++)
     for (int l = 0; l < model->net[k].nlayer; l++)
       most = DY_MAX(most, (size_t)model->net[k].dims[l] * model->net[k].dims[l + 1]);
+  if (model->network == DY_NETWORK_CONV)
+    for (int k = 0; k < 2; k++)
+      for (int l = 0; l < model->cnn[k].nlayer; l++) most = DY_MAX(most, model->cnn[k].layer[l].nw);
   DY_TRY(PetscMalloc1(most, &buf));
   DY_H5_CHECK(gmodel = H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   DY_TRY(dy_h5_attr(gmodel, "D", H5T_NATIVE_INT, &model->D));
@@ -404,6 +407,28 @@ static PetscErrorCode dy_output_model(MPI_Comm comm, hid_t file, hid_t dxpl, con
     const DyMlp *net = &model->net[k];
     const dy_real *p = model->params + net->offset;
     DY_H5_CHECK(gnet = H5Gcreate2(gmodel, net_names[k], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    if (model->network == DY_NETWORK_CONV && k <= DY_NET_DECODER) {
+      /* the image nets (dy_convnet.h): layer l's weight W<l> in torch's shape, its bias b<l> */
+      const DyCnn *cnn = &model->cnn[k];
+      DY_TRY(dy_h5_attr_string(gnet, "network", "conv"));
+      DY_TRY(dy_h5_attr(gnet, "layers", H5T_NATIVE_INT, &cnn->nlayer));
+      for (int l = 0; l < cnn->nlayer; l++) {
+        const DyCnnLayer *L = &cnn->layer[l];
+        const DyConv *c = &L->conv;
+        const hsize_t lin[2] = {(hsize_t)L->out, (hsize_t)L->in}, nb = (hsize_t)L->nb;
+        const hsize_t conv[4] = {(hsize_t)(c->transposed ? c->cin : c->cout), (hsize_t)(c->transposed ? c->cout : c->cin),
+                                 (hsize_t)c->k, (hsize_t)c->k};
+        char name[16];
+        for (size_t i = 0; i < L->nw; i++) buf[i] = (double)p[L->woff + i];
+        snprintf(name, sizeof name, "W%d", l);
+        DY_TRY(dy_h5_write_whole(comm, gnet, name, H5T_NATIVE_DOUBLE, c->k ? 4 : 2, c->k ? conv : lin, buf, dxpl));
+        for (size_t i = 0; i < L->nb; i++) buf[i] = (double)p[L->woff + L->nw + i];
+        snprintf(name, sizeof name, "b%d", l);
+        DY_TRY(dy_h5_write_whole(comm, gnet, name, H5T_NATIVE_DOUBLE, 1, &nb, buf, dxpl));
+      }
+      dy_h5_close(&gnet, H5Gclose);
+      continue;
+    }
     DY_TRY(dy_h5_attr_string(gnet, "activation", net->act == DY_ACT_TANH ? "tanh" : "relu"));
     DY_TRY(dy_h5_attr(gnet, "layers", H5T_NATIVE_INT, &net->nlayer));
     for (int l = 0; l < net->nlayer; l++) {

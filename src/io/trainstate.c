@@ -77,7 +77,7 @@ static void dy_shape_table(const DyConfig *cfg, const DyModel *m, DyShapeTable *
   dy_shape_add(t, "data.target", DY_FROM_INPUT, NULL, "%d features", m->Dy); /* the inputs' without targets */
   dy_shape_add(t, "data.tica_dim", DY_FROM_INPUT, NULL, "%d", cfg->tica_dim); /* the encoder sees that many TICs */
   dy_shape_add(t, "model.type", DY_FROM_INPUT, NULL, "%s", cfg->type);
-  dy_shape_add(t, "model.network", DY_FROM_INPUT, NULL, "%s", "mlp");        /* this build's only kind */
+  dy_shape_add(t, "model.network", DY_FROM_INPUT, NULL, "%s", m->network == DY_NETWORK_CONV ? "conv" : "mlp");
   dy_shape_add(t, "model.activation", DY_FROM_INPUT, NULL, "%s",
                m->net[DY_NET_ENCODER].act == DY_ACT_TANH ? "tanh" : "relu");
   dy_shape_add(t, "model.latent_dim", DY_FROM_INPUT, NULL, "%d", m->d);

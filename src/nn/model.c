@@ -9,6 +9,29 @@
 
 /* --- creation ---------------------------------------------------------------------------------- */
 
+/* The image encoder and decoder of a conv shape (dy_convnet.h). */
+static PetscErrorCode dy_model_cnn(const DyModelShape *shape, DyModel *model)
+{
+  const int side2 = DY_CNN_SIDE * DY_CNN_SIDE;
+  PetscFunctionBeginUser;
+  PetscCheck(shape->channels > 0 && shape->D == shape->channels * side2 && shape->Dy % side2 == 0,
+             PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE,
+             "conv networks need images of %d x %d pixels (D %d, Dy %d, %d channels)", DY_CNN_SIDE, DY_CNN_SIDE,
+             shape->D, shape->Dy, shape->channels);
+  PetscCheck(shape->nhidden[DY_NET_ENCODER] == 1 && shape->nhidden[DY_NET_DECODER] == 1, PETSC_COMM_SELF,
+             PETSC_ERR_ARG_OUTOFRANGE, "conv networks take one encoder and one decoder width");
+  PetscCheck(!dy_cnn_encoder(&model->cnn[0], shape->channels, shape->hidden[DY_NET_ENCODER][0], shape->d), PETSC_COMM_SELF,
+             PETSC_ERR_ARG_OUTOFRANGE, "conv encoder width %d must be a positive multiple of 16",
+             shape->hidden[DY_NET_ENCODER][0]);
+  PetscCheck(!dy_cnn_decoder(&model->cnn[1], shape->d, shape->hidden[DY_NET_DECODER][0], shape->Dy / side2),
+             PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "conv decoder width %d must be positive",
+             shape->hidden[DY_NET_DECODER][0]);
+  PetscFunctionReturn(0);
+}
+
+/* Whether net k is an image net. */
+static int dy_is_cnn(const DyModel *model, int k) { return model->network == DY_NETWORK_CONV && k <= DY_NET_DECODER; }
+
 PetscErrorCode dy_model_create(const DyModelShape *shape, DyModel *model)
 {
   PetscFunctionBeginUser;
@@ -20,6 +43,8 @@ PetscErrorCode dy_model_create(const DyModelShape *shape, DyModel *model)
   model->D = shape->D;
   model->Dy = shape->Dy;
   model->d = shape->d;
+  model->network = shape->network;
+  if (shape->network == DY_NETWORK_CONV) PetscCall(dy_model_cnn(shape, model));
   const int nin[DY_NNETS] = {shape->D, shape->d, shape->d, shape->d};
   const int nout[DY_NNETS] = {shape->enc_out > 0 ? shape->enc_out : shape->d, shape->Dy, shape->d, shape->d};
   size_t offset = 0;
@@ -40,6 +65,7 @@ PetscErrorCode dy_model_create(const DyModelShape *shape, DyModel *model)
     net->offset = offset;
     net->nparam = 0;
     for (int l = 0; l < net->nlayer; l++) net->nparam += (size_t)(net->dims[l] + 1) * net->dims[l + 1];
+    if (dy_is_cnn(model, k)) net->nparam = model->cnn[k].nparam;
     offset += net->nparam;
     if (k == DY_NET_DECODER) model->nparam_rep = offset;
   }
@@ -54,6 +80,10 @@ void dy_model_init(DyModel *model, DyRng *rng)
   for (int k = 0; k < DY_NNETS; k++) {
     const DyMlp *net = &model->net[k];
     dy_real *p = model->params + net->offset;
+    if (dy_is_cnn(model, k)) {
+      dy_cnn_init(&model->cnn[k], p, rng);
+      continue;
+    }
     for (int l = 0; l < net->nlayer; l++) {
       const size_t count = (size_t)(net->dims[l] + 1) * net->dims[l + 1]; /* W then b */
       const double a = 1.0 / sqrt((double)net->dims[l]);
@@ -104,6 +134,8 @@ struct DyWork {
   dy_real *g0, *g1;           /* (maxrows, maxwidth) ping-pong gradient scratch */
   void *sw;                   /* dy_sw_work_bytes(B, L, d) */
   const dy_real *dzp_fixed;   /* (B, d) prior moves to use instead of sampling, or NULL */
+  DyCnnWork *cnn[2];          /* image encoder and decoder activations (2B rows), or NULL */
+  void *cnnmem;               /* their allocation */
 };
 
 /* Rows of net k for B pairs. */
@@ -172,6 +204,17 @@ PetscErrorCode dy_work_create(const DyModel *model, int B, int L, DyWork **work)
   }
   memset(w->mem, 0, bytes);
   dy_work_layout(model, B, L, w, w->mem);
+  if (model->network == DY_NETWORK_CONV) {
+    const size_t b0 = dy_cnn_work_bytes(&model->cnn[0], 2 * B), b1 = dy_cnn_work_bytes(&model->cnn[1], 2 * B);
+    w->cnnmem = aligned_alloc(64, b0 + b1);
+    if (!w->cnnmem) {
+      free(w->mem);
+      PetscCall(PetscFree(w));
+      SETERRQ(PETSC_COMM_SELF, PETSC_ERR_MEM, "cannot allocate %zu bytes of image-network workspace", b0 + b1);
+    }
+    w->cnn[0] = dy_cnn_work_init(&model->cnn[0], 2 * B, w->cnnmem);
+    w->cnn[1] = dy_cnn_work_init(&model->cnn[1], 2 * B, (char *)w->cnnmem + b0);
+  }
   *work = w;
   PetscFunctionReturn(0);
 }
@@ -180,6 +223,7 @@ void dy_work_destroy(DyWork **work)
 {
   if (!*work) return;
   free((*work)->mem);
+  free((*work)->cnnmem);
   PetscFree(*work);
   *work = NULL;
 }
@@ -189,6 +233,7 @@ void dy_work_destroy(DyWork **work)
 static void dy_net_transpose(const DyModel *model, DyWork *w, int k)
 {
   const DyMlp *net = &model->net[k];
+  if (dy_is_cnn(model, k)) return; /* the image nets transpose their own weights */
   for (int l = 0; l < net->nlayer; l++) {
     const size_t off = net->offset + dy_layer_offset(net, l);
     dy_transpose(net->dims[l + 1], net->dims[l], model->params + off, w->wt + off);
@@ -200,6 +245,10 @@ static void dy_net_forward(const DyModel *model, DyWork *w, int k, int n)
 {
   const DyMlp *net = &model->net[k];
   DyNetBuf *nb = &w->nb[k];
+  if (dy_is_cnn(model, k)) {
+    dy_cnn_forward(&model->cnn[k], w->cnn[k], model->params + net->offset, n, nb->in, nb->h[net->nlayer]);
+    return;
+  }
   for (int l = 0; l < net->nlayer; l++) {
     const int in = net->dims[l], out = net->dims[l + 1];
     const size_t off = net->offset + dy_layer_offset(net, l);
@@ -217,6 +266,10 @@ static void dy_net_backward(DyModel *model, DyWork *w, int k, int n, dy_real *do
   const DyMlp *net = &model->net[k];
   const DyNetBuf *nb = &w->nb[k];
   const DyEpilogue act = net->act == DY_ACT_RELU ? DY_EPI_RELU : DY_EPI_TANH;
+  if (dy_is_cnn(model, k)) {
+    dy_cnn_backward(&model->cnn[k], w->cnn[k], model->params + net->offset, n, dout, model->grads + net->offset, dinput);
+    return;
+  }
   dy_real *cur = dout; /* gradient of layer l's pre-activation output */
   for (int l = net->nlayer - 1; l >= 0; l--) {
     const int in = net->dims[l], out = net->dims[l + 1];

@@ -21,7 +21,8 @@ epochs = 2
 batch_size = 8
 [output]
 dir = "out"
-"""
+{model}"""
+CONV = '[model]\nnetwork = "conv"\nencoder = [32]\ndecoder = [32]\n'
 
 
 def main():
@@ -39,6 +40,10 @@ def main():
         bad[40, 1] = np.nan  # in the second rank's block at 2 ranks
         bad[45, 0] = np.inf
         f["bad"] = bad.astype(np.float64)
+    with h5py.File(os.path.join(a.dir, "img.h5"), "w") as f:  # images for model.network = "conv"
+        f["small"] = np.zeros((10, 32, 32), np.float32)
+        f["gray"] = np.zeros((20, 64, 64), np.float32)
+        f["rgb"] = np.zeros((20, 3, 64, 64), np.float32)
 
     cases = [
         # name, inputs, extra args, exit code, substrings of stderr (bad) or stdout (good)
@@ -47,12 +52,19 @@ def main():
         ("missing", '"gone.h5:/x"', [], 2, ["data.input[0]", "gone.h5", "dataset /x", "cannot read the file"]),
         ("good", '"good.h5:/traj/x"', ["--check"], 0,
          ["# data: 1 trajectory, 3 features, lag 2", "48 pairs", "# pairs per rank"]),
+        # images: (frames, 64, 64) and (frames, C, 64, 64) flattened to C 64 64 features; others refused
+        ("conv_small", '"img.h5:/small"', [], 2,
+         ["data.input[0]", "img.h5", "dataset /small", "(10, 32, 32)", 'model.network = "conv" needs images of 64 x 64']),
+        ("conv_features", '"good.h5:/traj/x"', [], 2, ["data.input[0]", "(50, 3)", "needs images"]),
+        ("conv_gray", '"img.h5:/gray"', ["--check"], 0, ["# data: 1 trajectory, 4096 features"]),
+        ("conv_rgb", '"img.h5:/rgb"', ["--check"], 0, ["# data: 1 trajectory, 12288 features"]),
     ]
     failed = 0
     for name, inputs, extra, code, expect in cases:
+        model = CONV if name.startswith("conv_") else ""
         path = os.path.join(a.dir, name + ".toml")
         with open(path, "w") as f:
-            f.write(TOML.format(inputs=inputs))
+            f.write(TOML.format(inputs=inputs, model=model))
         p = subprocess.run(a.launcher + [a.exe, path] + extra, cwd=a.dir, capture_output=True, text=True)
         text = p.stderr if code else p.stdout
         problems = []
