@@ -6,6 +6,7 @@ packages=(build-essential cmake pkg-config
           libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
           libscalapack-openmpi-dev petsc-dev libopenblas-dev
           python3 python3-numpy python3-h5py python3-matplotlib python3-torch
+          python3-mdanalysis python3-mdtraj
           slurmctld slurmd slurm-client munge libsimgrid-dev simgrid
           valgrind clang libclang-rt-14-dev)
 missing=()
