@@ -15,8 +15,9 @@
 3. Weak scaling: every rank keeps the pairs of the measured run (the data grow with the ranks);
    weak efficiency = T(1) / T(P). Strong scaling: the data of the smallest rank count of --ranks
    (its ranks x the measured pairs) shared by more ranks; strong efficiency = T(P0) P0 / (T(P) P).
-   Steps per epoch follow train.batch: per_rank (B pairs per rank per step) or global (B pairs per
-   step over all ranks, each rank computing B / P of them).
+   Steps per epoch are the measured run's (each latent bin ends with a partial batch), scaled with
+   the pairs: per rank with train.batch = per_rank, over all ranks with global (each rank then
+   computing 1/P of a step).
 
 The simulated cluster (nodes of --cores-per-node cores, a non-blocking fat tree of links of the
 network's bandwidth and latency, shared memory inside a node) is printed with the numbers, as are
@@ -201,17 +202,21 @@ def main(argv):
                            capture_output=True, text=True)
         if p.returncode != 0:
             die("smpicc failed:\n" + p.stdout + p.stderr, 1)
-        B, n1 = m["batch_size"], m["pairs"]
+        n1 = m["pairs"]
         record = 8 + 2 * m["features"] * 4  # pair record of the scatter: id and two float frames
         t1 = m["step_seconds"] * m["steps_per_epoch"] + m["epoch_seconds"]  # one rank, no messages
         p0 = a.ranks[0]
 
         def epoch(ranks, pairs_per_rank):
+            # Steps per epoch as measured, not pairs / B: every bin ends with a partial batch, so an
+            # epoch has more steps than that (about twice as many on the three-well), each costing
+            # the measured mean step. With a global batch each rank computes a 1/P share of a step.
+            scale = pairs_per_rank / n1
             if a.batch == "per_rank":
-                steps, rows = max(1.0, pairs_per_rank / B), B
+                steps, share = max(1.0, m["steps_per_epoch"] * scale), 1.0
             else:
-                steps, rows = max(1.0, pairs_per_rank * ranks / B), B / ranks
-            step_compute = m["step_seconds"] * rows / B
+                steps, share = max(1.0, m["steps_per_epoch"] * scale * ranks), 1.0 / ranks
+            step_compute = m["step_seconds"] * share
             other = m["epoch_seconds"] * pairs_per_rank / n1
             r = simulate(a, work, replay, ranks, a.cores_per_node, net, step_compute, other,
                          int(min(steps, a.sim_steps)), m["gradient_values"], pairs_per_rank * record,
