@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """tools/smpi_projection.py on a tiny simulated cluster (2 cores per node, 2 and 4 ranks) from a
-given measurement: the JSON has the documented layout, efficiencies are in (0, 1], the slower
-network gives the slower epoch, and bad arguments exit 2. Exit 77 (skipped) without SimGrid."""
+given measurement: the JSON has the documented layout, efficiencies are in (0, 1] (also when the
+measured epoch has more steps than pairs / B, as bins end with partial batches), the slower network
+gives the slower epoch, and bad arguments exit 2. Exit 77 (skipped) without SimGrid."""
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ def check(name, cond, detail=""):
 
 work = tempfile.mkdtemp()
 try:
-    measured = {"source": "test", "step_seconds": 3e-4, "epoch_seconds": 0.02, "steps_per_epoch": 50,
+    measured = {"source": "test", "step_seconds": 3e-4, "epoch_seconds": 0.02, "steps_per_epoch": 100,
                 "batch_size": 64, "gradient_values": 7000, "pairs": 3200, "features": 2, "bins": 50,
                 "max_centers": 200, "latent_dim": 2}
     mpath = os.path.join(work, "m.json")
