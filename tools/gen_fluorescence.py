@@ -29,6 +29,8 @@ try:
 except ImportError:  # pragma: no cover - depends on the interpreter
     sys.exit("gen_fluorescence.py: h5py is missing; run it with /usr/bin/python3 (Debian's python3-h5py)")
 
+from gen_sprites import reflect  # reflecting walls, shared with the sprite generator
+
 SIDE = 64
 VERSION = 1
 
@@ -36,12 +38,6 @@ VERSION = 1
 def fail(msg):
     print(f"gen_fluorescence.py: error: {msg}", file=sys.stderr)
     sys.exit(2)
-
-
-def reflect(p, lo, hi):
-    w = hi - lo
-    q = np.mod(p - lo, 2 * w)
-    return lo + np.where(q > w, 2 * w - q, q)
 
 
 def main(argv=None):
