@@ -10,8 +10,10 @@
 2. Replays one epoch's communication at every rank count of --ranks with tools/smpi_replay.c
    (compiled with smpicc, run by smpirun on a generated platform): the data scatter, the per-step
    gradient sum of the real size (all ranks in one MPI_Allreduce, or the hierarchical way of
-   -dy_exchange hier), the clustering's merge rounds and the bin counts. The measured compute is
-   injected as it is; only messages are simulated.
+   -dy_exchange hier), with --batch global also the sliced Wasserstein's per-step exchange (the
+   moves gathered, and beyond 8 ranks the rows' gradients reduce-scattered), the clustering's
+   merge rounds and the bin counts. The measured compute is injected as it is; only messages are
+   simulated.
 3. Weak scaling: every rank keeps the pairs of the measured run (the data grow with the ranks);
    weak efficiency = T(1) / T(P). Strong scaling: the data of the smallest rank count of --ranks
    (its ranks x the measured pairs) shared by more ranks; strong efficiency = T(P0) P0 / (T(P) P).
@@ -49,6 +51,7 @@ STEP_EVENTS = ("DyLossGrad", "DyOptimizer")
 # all-to-all (seen with SimGrid 3.32). It happens once per run, not per epoch.
 SCATTER_SIM_BYTES = 256 << 10
 SCATTER_SIM_RANKS = 64
+SW_GATHER_MAX = 8  # DY_SWGLOBAL_GATHER_MAX: the global SW's gather way up to this many ranks
 EPOCH_EVENTS = ("DyEncode", "DyCluster", "DyResample", "DyTestLoss", "DyTestLossAll", "DyIO", "DyCheckpoint")
 
 
@@ -135,7 +138,8 @@ def platform(path, nodes, cores, net):
                 % (nodes - 1, cores, bw, net["lat_us"], bw * nodes, SHM["gbyte"], SHM["lat_us"]))
 
 
-def simulate(a, work, replay, ranks, cores, net, step_seconds, epoch_seconds, sim_steps, grad, scatter_bytes, hier):
+def simulate(a, work, replay, ranks, cores, net, step_seconds, epoch_seconds, sim_steps, grad, scatter_bytes, hier,
+             sw_rows=0):
     nodes = max(1, math.ceil(ranks / cores))
     plat, hosts = os.path.join(work, "plat-%d.xml" % ranks), os.path.join(work, "hosts-%d.txt" % ranks)
     platform(plat, nodes, cores, net)
@@ -148,7 +152,10 @@ def simulate(a, work, replay, ranks, cores, net, step_seconds, epoch_seconds, si
            replay, str(sim_steps), repr(step_seconds), str(grad), repr(epoch_seconds), str(a.rounds),
            str(proposals), str(a.latent_dim), str(a.bins),
            repr(min(scatter_bytes, SCATTER_SIM_BYTES) if ranks <= SCATTER_SIM_RANKS else 0),
-           str(min(cores, ranks)), "1" if hier else "0"]
+           str(min(cores, ranks)), "1" if hier else "0",
+           # a global batch: the sliced Wasserstein's per-step exchange (dy_swglobal.h: the moves
+           # gathered; beyond 8 ranks the split way's reduce-scatter of the rows' gradients)
+           str(sw_rows if ranks > 1 else 0), "1" if ranks > SW_GATHER_MAX else "0"]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=work)  # smpirun leaves files in its folder
     line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     if p.returncode != 0 or not line:
@@ -220,7 +227,7 @@ def main(argv):
             other = m["epoch_seconds"] * pairs_per_rank / n1
             r = simulate(a, work, replay, ranks, a.cores_per_node, net, step_compute, other,
                          int(min(steps, a.sim_steps)), m["gradient_values"], pairs_per_rank * record,
-                         a.exchange == "hier")
+                         a.exchange == "hier", m["batch_size"] if a.batch == "global" else 0)
             return steps * r["seconds_per_step"] + r["epoch_other_seconds"], r, steps
 
         rows = []
@@ -253,7 +260,9 @@ def main(argv):
         "compute": "measured on this machine and injected unchanged: %.1f us per step of %d pairs, %.4f s per epoch "
                    "outside the steps for %d pairs per rank" % (m["step_seconds"] * 1e6, m["batch_size"],
                                                               m["epoch_seconds"], m["pairs"]),
-        "batch": "%s, B = %d" % (a.batch, m["batch_size"]),
+        "batch": "%s, B = %d%s" % (a.batch, m["batch_size"], ", the global sliced Wasserstein's gather (and split "
+                                    "reduce-scatter beyond %d ranks) every step" % SW_GATHER_MAX
+                                    if a.batch == "global" else ""),
         "weak": "%d training pairs per rank at every size; efficiency = T(1 rank, no messages) / T(P)" % m["pairs"],
         "strong": "%d pairs in all (%d ranks' share) at every size; efficiency relative to %d ranks"
                   % (m["pairs"] * p0, p0, p0),

@@ -4,16 +4,19 @@
  * Compute is injected as measured seconds (as flops of hosts of 1 Gflop/s), so only the messages are
  * simulated (run with --cfg=smpi/simulate-computation:no):
  *   - the data scatter at load time: an all-to-all of the pair records (once per run);
- *   - every step: the step's compute, then the sum of the gradient buffer over all ranks, either
- *     MPI_Allreduce over all ranks (mpi) or the hierarchical way (a reduction inside each node,
- *     MPI_Allreduce between one leader per node, a broadcast inside the node);
+ *   - every step: the step's compute; with a global batch (SW_ROWS > 0 rows over all ranks) the
+ *     sliced Wasserstein's exchange: an allgatherv of every rank's share of the moves (2 d values
+ *     per row) and, beyond the gather way's rank count (SW_SPLIT 1), the reduce-scatter of the
+ *     rows' gradients (d values per row); then the sum of the gradient buffer over all ranks,
+ *     either MPI_Allreduce over all ranks (mpi) or the hierarchical way (a reduction inside each
+ *     node, MPI_Allreduce between one leader per node, a broadcast inside the node);
  *   - every epoch: the encoding and clustering compute, the clustering's merge rounds (an
  *     allgather of proposal counts and an allgatherv of the proposals), the bin counts'
  *     allreduce, and the test losses' allreduce.
  * Only --sim-steps steps are simulated; rank 0 prints the simulated seconds per step, the
  * clustering's seconds and the scatter's seconds as one JSON line.
  * Usage: smpi_replay STEPS_SIM STEP_SECONDS GRAD_VALUES EPOCH_SECONDS ROUNDS PROPOSALS D K
- *                    SCATTER_BYTES_PER_RANK RANKS_PER_NODE HIER(0|1) */
+ *                    SCATTER_BYTES_PER_RANK RANKS_PER_NODE HIER(0|1) SW_ROWS SW_SPLIT(0|1) */
 #include <mpi.h>
 #include <smpi/smpi.h>
 #include <stdio.h>
@@ -41,15 +44,16 @@ int main(int argc, char **argv)
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (argc != 12) {
+  if (argc != 14) {
     if (rank == 0) fprintf(stderr, "usage: smpi_replay STEPS_SIM STEP_SECONDS GRAD_VALUES EPOCH_SECONDS ROUNDS "
-                                   "PROPOSALS D K SCATTER_BYTES_PER_RANK RANKS_PER_NODE HIER\n");
+                                   "PROPOSALS D K SCATTER_BYTES_PER_RANK RANKS_PER_NODE HIER SW_ROWS SW_SPLIT\n");
     MPI_Finalize();
     return 2;
   }
   const int steps = atoi(argv[1]), n = atoi(argv[3]), rounds = atoi(argv[5]), proposals = atoi(argv[6]);
   const int d = atoi(argv[7]), K = atoi(argv[8]), per_node = atoi(argv[10]), hier = atoi(argv[11]);
   const double step_seconds = atof(argv[2]), epoch_seconds = atof(argv[4]), scatter = atof(argv[9]);
+  const int sw_rows = atoi(argv[12]), sw_split = atoi(argv[13]);
   MPI_Comm node, leaders;
   MPI_Comm_split(MPI_COMM_WORLD, rank / per_node, rank, &node);
   int node_rank;
@@ -59,6 +63,15 @@ int main(int argc, char **argv)
   double *prop = calloc((size_t)proposals * d, sizeof *prop), *all = calloc((size_t)proposals * d * size, sizeof *all);
   int *counts = calloc((size_t)size, sizeof *counts), *displs = calloc((size_t)size, sizeof *displs);
   long long *bins = calloc((size_t)K, sizeof *bins);
+  /* the global batch's rows, shared out as evenly as the trainer's largest remainder does */
+  int *sw_count = calloc((size_t)size, sizeof *sw_count), *sw_displ = calloc((size_t)size, sizeof *sw_displ);
+  for (int k = 0, at = 0; k < size; k++) {
+    sw_count[k] = 2 * d * (sw_rows / size + (k < sw_rows % size));
+    sw_displ[k] = at;
+    at += sw_count[k];
+  }
+  float *sw_send = calloc((size_t)2 * d * (sw_rows / size + 1), sizeof *sw_send);
+  float *sw_all = calloc((size_t)2 * d * sw_rows + 1, sizeof *sw_all);
   /* the scatter: every rank sends an equal share of its records to every rank */
   const int per_dest = (int)(scatter / size / 8); /* in doubles */
   double *sb = calloc((size_t)per_dest * size + 1, sizeof *sb), *rb = calloc((size_t)per_dest * size + 1, sizeof *rb);
@@ -70,6 +83,14 @@ int main(int argc, char **argv)
   t0 = MPI_Wtime();
   for (int s = 0; s < steps; s++) {
     smpi_execute_flops(step_seconds * DY_HOST_FLOPS);
+    if (sw_rows > 0) {
+      MPI_Allgatherv(sw_send, sw_count[rank], MPI_FLOAT, sw_all, sw_count, sw_displ, MPI_FLOAT, MPI_COMM_WORLD);
+      if (sw_split) {
+        int *half = counts; /* d values per row come back to the row's rank */
+        for (int k = 0; k < size; k++) half[k] = sw_count[k] / 2;
+        MPI_Reduce_scatter(sw_all, sw_send, half, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+      }
+    }
     sum_gradients(grad, n, hier, node, leaders, node_rank);
   }
   MPI_Barrier(MPI_COMM_WORLD);
@@ -94,6 +115,7 @@ int main(int argc, char **argv)
     printf("{\"ranks\": %d, \"seconds_per_step\": %.9g, \"epoch_other_seconds\": %.9g, \"scatter_seconds\": %.9g}\n",
            size, t_steps / steps, t_epoch, t_scatter);
   free(grad), free(prop), free(all), free(counts), free(displs), free(bins), free(sb), free(rb);
+  free(sw_count), free(sw_displ), free(sw_send), free(sw_all);
   if (leaders != MPI_COMM_NULL) MPI_Comm_free(&leaders);
   MPI_Comm_free(&node);
   MPI_Finalize();

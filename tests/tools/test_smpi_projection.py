@@ -2,7 +2,9 @@
 """tools/smpi_projection.py on a tiny simulated cluster (2 cores per node, 2 and 4 ranks) from a
 given measurement: the JSON has the documented layout, efficiencies are in (0, 1] (also when the
 measured epoch has more steps than pairs / B, as bins end with partial batches), the slower network
-gives the slower epoch, and bad arguments exit 2. Exit 77 (skipped) without SimGrid."""
+gives the slower epoch, a global batch adds the sliced Wasserstein's per-step exchange (on top of
+its 1/P share of the step's compute; also beyond 8 ranks, where the split way reduce-scatters the
+rows' gradients), and bad arguments exit 2. Exit 77 (skipped) without SimGrid."""
 import json
 import os
 import shutil
@@ -52,6 +54,21 @@ try:
         epochs[net] = rows[-1]["seconds_per_epoch"]
     if len(epochs) == 2:
         check("ethernet is slower than ib", epochs["ethernet"] > epochs["ib"], str(epochs))
+    # a global batch: each rank computes 1/P of a step, and the step also moves the batch's rows
+    messages = {}
+    for batch in ("per_rank", "global"):
+        out = os.path.join(work, batch + ".json")
+        r = subprocess.run([sys.executable, tool, "--ranks", "4,16", "--network", "ethernet", "--measured", mpath,
+                            "--cores-per-node", "2", "--sim-steps", "2", "--batch", batch, "--json", out],
+                           capture_output=True, text=True)
+        check(f"--batch {batch}: runs", r.returncode == 0, r.stdout + r.stderr)
+        if r.returncode == 0:
+            share = 1.0 if batch == "per_rank" else None
+            messages[batch] = [x["simulated_seconds_per_step"] - measured["step_seconds"] * (share or 1.0 / x["ranks"])
+                               for x in json.load(open(out))["rows"]]
+    if len(messages) == 2:
+        check("a global batch's step moves more than the gradient sum (gather at 4, split at 16 ranks)",
+              all(g > p * 1.05 and p > 0 for g, p in zip(messages["global"], messages["per_rank"])), str(messages))
     r = subprocess.run([sys.executable, tool, "--ranks", "0,4", "--measured", mpath], capture_output=True, text=True)
     check("bad --ranks: exit 2", r.returncode == 2, r.stdout + r.stderr)
 finally:
