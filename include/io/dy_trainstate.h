@@ -69,9 +69,10 @@ PetscErrorCode dy_trainstate_save(MPI_Comm comm, const char *dir, const DyTrainS
  * arrays are allocated for the current model, and re-maps st->data onto the saved statistics. *same_layout is 1 when the checkpoint was written at
  * this rank count (the own stream is then restored too). seed is used to seed fresh own streams
  * otherwise. A checkpoint whose shape table differs from this run's is a DY_ERR_INPUT error
- * naming the file and every key that differs, with both values. */
-PetscErrorCode dy_trainstate_load(MPI_Comm comm, const char *dir, const char *path, uint64_t seed, DyTrainState *st,
-                                  int *same_layout);
+ * naming the file and every key that differs, with both values. Rank 0 prints one line, "# " +
+ * what + " CHECKPOINT: epoch, step, writers" (what: e.g. "resuming from"). */
+PetscErrorCode dy_trainstate_load(MPI_Comm comm, const char *dir, const char *path, uint64_t seed, const char *what,
+                                  DyTrainState *st, int *same_layout);
 
 /* Collective: 1 when dir holds a checkpoint or its previous copy (usable or not). */
 PetscErrorCode dy_trainstate_exists(MPI_Comm comm, const char *dir, int *exists);

@@ -47,6 +47,9 @@ typedef struct {
   void *work;               /* dy_sw_work_bytes(Bmax, L, d), 64-byte aligned */
 } DySwGlobal;
 
+/* Collective: a bad -dy_sw_global is an input error (exit 2), found before any data are read. */
+PetscErrorCode dy_swglobal_check_options(MPI_Comm comm);
+
 /* Collective: room for global batches of up to Bmax rows with L projections in d dimensions. */
 PetscErrorCode dy_swglobal_create(MPI_Comm comm, int Bmax, int L, int d, DySwGlobal *sw);
 /* Collective: share (size) rows per rank, the same array on every rank (sum <= Bmax, a rank's may

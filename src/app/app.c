@@ -5,10 +5,10 @@
 #include "io/dy_data.h"
 #include "io/dy_output.h"
 #include "parallel/dy_exchange.h"
+#include "parallel/dy_swglobal.h"
 #include "app/dy_train.h"
 #include "app/dy_runctl.h"
 #include "analysis/dy_fields.h"
-#include "io/dy_output.h"
 #include "io/dy_trainstate.h"
 
 #include <stdio.h>
@@ -36,6 +36,9 @@ void dy_args_usage(FILE *fp)
           "  -dy_exchange WAY         how the gradients are summed over the ranks: auto (default:\n"
           "                           shared on one node, hier across nodes, mpi with one rank\n"
           "                           per node), mpi, shared, hier\n"
+          "  -dy_sw_global WAY        with train.batch = \"global\", how the batch's sliced Wasserstein\n"
+          "                           is shared: auto (default: gather up to 8 ranks, split beyond),\n"
+          "                           gather (every rank sorts all projections), split (a share each)\n"
           "\n"
           "Exit codes: 0 done, 2 bad input (config or data), 3 stopped by a signal (after writing\n"
           "a checkpoint once training has started), 4 training diverged, 1 anything else.\n");
@@ -153,7 +156,7 @@ static PetscErrorCode dy_app_analyze(MPI_Comm comm, const DyConfig *cfg, DyData 
                      .counts = counts,
                      .pos = &pos};
   PetscCall(dy_runlock_acquire(comm, cfg->dir, 0, &lock));
-  PetscCall(dy_trainstate_load(comm, cfg->dir, NULL, (uint64_t)cfg->seed, &st, &same));
+  PetscCall(dy_trainstate_load(comm, cfg->dir, NULL, (uint64_t)cfg->seed, "analyzing the weights of", &st, &same));
   const DyOutputClusters clusters = {.K = K, .d = model.d, .center = centers, .count = counts};
   PetscCall(dy_output_write_results(comm, cfg, data, &model, work, &clusters, &hist, 1));
   PetscCall(dy_runlock_release(&lock));
@@ -212,6 +215,7 @@ PetscErrorCode dy_app_run(MPI_Comm comm, const DyArgs *args)
   PetscCall(dy_config_load(comm, args->input, args->nset, args->sets, &cfg));
   DyExchangeKind kind; /* a bad -dy_exchange fails here, before the data are read (also with --check) */
   PetscCall(dy_exchange_kind_from_options(comm, &kind));
+  PetscCall(dy_swglobal_check_options(comm));
   if (dy_is_root(comm)) {
     printf("# dynae-mpi: effective configuration (%d rank%s)\n", size, size == 1 ? "" : "s");
     fflush(stdout);

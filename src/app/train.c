@@ -850,7 +850,8 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
       fflush(stdout);
     }
     if (!ierr && exists)
-      ierr = dy_trainstate_load(comm, cfg->dir, opt->restart_path, (uint64_t)cfg->seed, &t.state, &t.same_layout);
+      ierr = dy_trainstate_load(comm, cfg->dir, opt->restart_path, (uint64_t)cfg->seed, "resuming from", &t.state,
+                                &t.same_layout);
   }
   if (!ierr) ierr = dy_signal_check_before_training(comm);
   if (!ierr) ierr = dy_train_loop(&t, opt);

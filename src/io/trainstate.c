@@ -269,8 +269,8 @@ static PetscErrorCode dy_trainstate_check_shape(MPI_Comm comm, DyCkptReader *r, 
   PetscFunctionReturn(0);
 }
 
-PetscErrorCode dy_trainstate_load(MPI_Comm comm, const char *dir, const char *path, uint64_t seed, DyTrainState *st,
-                                  int *same_layout)
+PetscErrorCode dy_trainstate_load(MPI_Comm comm, const char *dir, const char *path, uint64_t seed, const char *what,
+                                  DyTrainState *st, int *same_layout)
 {
   DyModel *m = st->model;
   DyTrainPosition *p = st->pos;
@@ -336,8 +336,8 @@ PetscErrorCode dy_trainstate_load(MPI_Comm comm, const char *dir, const char *pa
     dy_rng_seed(st->own, seed ^ where, DY_STREAM_RANK + (uint64_t)rank);
   }
   if (dy_is_root(comm)) {
-    printf("# resuming from %s: epoch %lld, step %lld (written by %d rank%s%s)\n", used, (long long)p->epoch,
-           (long long)p->step, writers, writers == 1 ? "" : "s", *same_layout ? "" : "; continuing at a new rank count");
+    printf("# %s %s: epoch %lld, step %lld (written by %d rank%s%s)\n", what, used, (long long)p->epoch,
+           (long long)p->step, writers, writers == 1 ? "" : "s", *same_layout ? "" : "; read at a new rank count");
     fflush(stdout);
   }
   PetscCall(dy_ckpt_close(&r));

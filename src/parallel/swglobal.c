@@ -27,6 +27,17 @@ static PetscErrorCode dy_swglobal_way(MPI_Comm comm, int size, DySwGlobalWay *wa
   PetscFunctionReturn(0);
 }
 
+PetscErrorCode dy_swglobal_check_options(MPI_Comm comm)
+{
+  DySwGlobalWay way;
+  int size;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  PetscCall(dy_swglobal_way(comm, size, &way));
+  PetscFunctionReturn(0);
+}
+
 PetscErrorCode dy_swglobal_create(MPI_Comm comm, int Bmax, int L, int d, DySwGlobal *sw)
 {
   static int registered = 0;
