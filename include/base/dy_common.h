@@ -66,3 +66,7 @@ static inline int dy_is_root(MPI_Comm comm)
 
 #define DY_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define DY_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* 64-byte aligned memory of at least `bytes` bytes (rounded up to 64), zeroed; NULL when out of
+ * memory. Release with free(). For the SIMD kernels' workspaces. */
+void *dy_aligned_zalloc(size_t bytes);

@@ -159,12 +159,11 @@ PetscErrorCode dy_basework_create(const DyModel *model, DyWork *nets, int B, int
   w->d = model->d;
   w->zo = model->net[DY_NET_ENCODER].dims[model->net[DY_NET_ENCODER].nlayer];
   const size_t bytes = dy_basework_layout(model, B, L, w, NULL);
-  w->mem = aligned_alloc(64, bytes);
+  w->mem = dy_aligned_zalloc(bytes);
   if (!w->mem) {
     PetscCall(PetscFree(w));
     SETERRQ(PETSC_COMM_SELF, PETSC_ERR_MEM, "cannot allocate %zu bytes of model workspace", bytes);
   }
-  memset(w->mem, 0, bytes);
   dy_basework_layout(model, B, L, w, w->mem);
   *work = w;
   PetscFunctionReturn(0);

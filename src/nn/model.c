@@ -197,12 +197,11 @@ PetscErrorCode dy_work_create(const DyModel *model, int B, int L, DyWork **work)
   w->L = L;
   w->d = model->d;
   const size_t bytes = dy_work_layout(model, B, L, w, NULL);
-  w->mem = aligned_alloc(64, bytes);
+  w->mem = dy_aligned_zalloc(bytes);
   if (!w->mem) {
     PetscCall(PetscFree(w));
     SETERRQ(PETSC_COMM_SELF, PETSC_ERR_MEM, "cannot allocate %zu bytes of model workspace", bytes);
   }
-  memset(w->mem, 0, bytes);
   dy_work_layout(model, B, L, w, w->mem);
   if (model->network == DY_NETWORK_CONV) {
     const size_t b0 = dy_cnn_work_bytes(&model->cnn[0], 2 * B), b1 = dy_cnn_work_bytes(&model->cnn[1], 2 * B);

@@ -64,8 +64,8 @@ PetscErrorCode dy_swglobal_create(MPI_Comm comm, int Bmax, int L, int d, DySwGlo
   PetscCall(PetscMalloc7((size_t)Bmax * d, &sw->dz, (size_t)Bmax * d, &sw->dzp, (size_t)Bmax * d, &sw->gdz,
                          (size_t)Bmax * 2 * d, &sw->send, (size_t)Bmax * 2 * d, &sw->recv, (size_t)sw->size, &sw->count,
                          (size_t)sw->size, &sw->displ));
-  const size_t bytes = (dy_sw_work_bytes(Bmax, L, d) + 63) & ~(size_t)63;
-  sw->work = aligned_alloc(64, bytes);
+  const size_t bytes = dy_sw_work_bytes(Bmax, L, d);
+  sw->work = dy_aligned_zalloc(bytes);
   PetscCheck(sw->work, comm, PETSC_ERR_MEM, "global SW: cannot allocate %zu bytes", bytes);
   PetscFunctionReturn(0);
 }

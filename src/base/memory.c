@@ -1,0 +1,13 @@
+/* Aligned workspace memory (see dy_common.h). */
+#include "base/dy_common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void *dy_aligned_zalloc(size_t bytes)
+{
+  const size_t n = (bytes + 63) & ~(size_t)63;
+  void *p = aligned_alloc(64, n ? n : 64);
+  if (p) memset(p, 0, n ? n : 64);
+  return p;
+}
