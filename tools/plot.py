@@ -10,8 +10,8 @@ Everything is read from results.h5 (SPEC section 12):
                    learned force, side by side on one colour scale (kT), with the learned force f
                    as arrows and the diffusion M as ellipses of semi-axes proportional to
                    sqrt(M_ii) (the rms move of one lag along each axis is sqrt(2 M_ii)), drawn in
-                   cells holding at least 5 frames; the colour scale ends at the histogram's
-                   highest value there (the few outer cells above it are clipped). latent_dim 1: the two free-energy curves, and f and M
+                   cells holding at least 5 frames; the colour scale ends at the highest value
+                   of either map there (the few outer cells above it are clipped). latent_dim 1: the two free-energy curves, and f and M
                    below them. latent_dim 3: the projections onto the three pairs of axes, i.e.
                    the marginal free energies -ln sum over the third axis of exp(-F), with f and M
                    averaged over the third axis weighted by the frames per cell.
@@ -172,12 +172,12 @@ def project(fields, keep):
 
 
 def colour_top(fields):
-    """The top of the colour scale: the highest free energy of the histogram among cells holding at
+    """The top of the colour scale: the highest free energy of either map among cells holding at
     least 5 frames (the few outer cells of 1 to 4 frames would stretch the scale and are clipped)."""
     held = fields["count"] >= 5
     if not held.any():
         held = fields["count"] > 0
-    return float(np.ceil(np.nanmax(fields["free_energy_hist"][held])))
+    return float(np.ceil(max(np.nanmax(fields["free_energy_hist"][held]), np.nanmax(fields["free_energy_force"][held]))))
 
 
 def lattice(n, every):
@@ -223,7 +223,8 @@ def surface(ax, g, key, top, title):
 def plot_free_energy(fields, out):
     d = fields["d"]
     rms = fields["rms"]
-    note = "RMS difference %.2f kT over cells with >= %d frames" % (rms, fields["min_count"])
+    note = "RMS difference %.2f kT over cells with >= %d frames" % (rms, fields["min_count"]) if np.isfinite(rms) \
+        else "no cell holds %d frames: no RMS difference (a coarser analysis.grid helps)" % fields["min_count"]
     if d == 1:
         z = fields["axes"][0]
         held = fields["count"] > 0
