@@ -36,7 +36,8 @@
  * a noise of its own: on the three-well example that noise gave the learned drift a mean over the
  * frames of 0.05 to 0.08 latent units per lag where the data's is 0 to within 0.003, and a tilt of
  * F across the latent. The normal equations (one (H+1)^2 system per latent axis) are summed over
- * the ranks' pairs (one allreduce) and solved by Cholesky on every rank, with a ridge of 1e-12 of
+ * the ranks' pairs (one allreduce, of double-double sums so that the split over the ranks does
+ * not change them) and solved by Cholesky on every rank, with a ridge of 1e-12 of
  * the largest diagonal entry against hidden units that never vary. Evaluated in double precision. */
 #pragma once
 #include "base/dy_common.h"

@@ -236,6 +236,55 @@ static int dy_fields_cholesky(int n, double *A, double *r)
   return 1;
 }
 
+/* Sums that do not depend on how the terms are split over the ranks (to far below a double's
+ * rounding): each a pair (hi, lo) of doubles whose sum is kept exactly by TwoSum (Knuth) at every
+ * addition, on a rank and in the reduction over ranks, and rounded to hi at the end. With plain
+ * sums, the rounding that depends on the split, amplified by the normal equations' condition
+ * number (some 1e5 on the three-well example), made the refitted force differ by 4e-9 relative
+ * between 1 and 4 ranks on the test suite's run. */
+static void dy_fields_twosum(double a, double b, double *s, double *e)
+{
+  *s = a + b;
+  const double bb = *s - a;
+  *e = (a - (*s - bb)) + (b - bb);
+}
+
+static void dy_fields_dd_add(double *dd, double x)
+{
+  double s, e;
+  dy_fields_twosum(dd[0], x, &s, &e);
+  dy_fields_twosum(s, dd[1] + e, &dd[0], &dd[1]);
+}
+
+/* MPI_Op on pairs (hi, lo): inout += in */
+static void dy_fields_dd_op(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+  const double *a = in;
+  double *b = inout;
+  (void)type;
+  for (int k = 0; k < *len; k++) {
+    double s, e;
+    dy_fields_twosum(a[2 * k], b[2 * k], &s, &e);
+    dy_fields_twosum(s, e + a[2 * k + 1] + b[2 * k + 1], &b[2 * k], &b[2 * k + 1]);
+  }
+}
+
+/* Collective: the pairs dd (n of them) summed over the ranks of comm, in place. */
+static PetscErrorCode dy_fields_dd_allreduce(MPI_Comm comm, double *dd, int n)
+{
+  MPI_Datatype pair;
+  MPI_Op op;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Type_contiguous(2, MPI_DOUBLE, &pair));
+  PetscCallMPI(MPI_Type_commit(&pair));
+  PetscCallMPI(MPI_Op_create(dy_fields_dd_op, 1, &op));
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, dd, n, pair, op, comm));
+  PetscCallMPI(MPI_Op_free(&op));
+  PetscCallMPI(MPI_Type_free(&pair));
+  PetscFunctionReturn(0);
+}
+
 /* Collective: the refitted output layer of the force net (include/analysis/dy_fields.h) into wout,
  * (d, H + 1) with the bias last, from this rank's pairs (z0, z1); f->refit_pairs stays 0 when no
  * rank has pairs or the normal equations are singular (the trained layer is kept then). */
@@ -256,7 +305,7 @@ static PetscErrorCode dy_fields_refit(MPI_Comm comm, const DyModel *model, int64
   if (total == 0) PetscFunctionReturn(0);
   PetscCall(dy_fields_scratch_create(net, d, &sf));
   PetscCall(dy_fields_scratch_create(&model->net[DY_NET_LOGDIFF], d, &sg));
-  PetscCall(PetscCalloc1((size_t)d * nsys + 1, &sums));
+  PetscCall(PetscCalloc1((size_t)2 * d * nsys, &sums)); /* (hi, lo) pairs, then the sums themselves */
   PetscCall(PetscMalloc1((size_t)P, &h));
   for (int64_t n = 0; n < npair; n++) {
     for (int i = 0; i < d; i++) zz[i] = (double)z0[n * d + i];
@@ -265,16 +314,17 @@ static PetscErrorCode dy_fields_refit(MPI_Comm comm, const DyModel *model, int64
     h[H] = 1.0;
     for (int i = 0; i < d; i++) {
       const double M = exp(g[i]), dz = (double)z1[n * d + i] - zz[i];
-      double *A = sums + i * nsys, *r = A + (size_t)P * P;
+      double *A = sums + 2 * i * nsys, *r = A + (size_t)2 * P * P;
       /* the normal equations of sum M (t - w.h)^2 / 2: (sum M h h^T) w = sum M t h, M t = dz - M dg */
       for (int a = 0; a < P; a++) {
         const double Mh = M * h[a];
-        for (int b = 0; b <= a; b++) A[a * P + b] += Mh * h[b];
-        r[a] += (dz - M * dg[i]) * h[a];
+        for (int b = 0; b <= a; b++) dy_fields_dd_add(A + 2 * (a * P + b), Mh * h[b]);
+        dy_fields_dd_add(r + 2 * a, (dz - M * dg[i]) * h[a]);
       }
     }
   }
-  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, sums, (int)((size_t)d * nsys), MPI_DOUBLE, MPI_SUM, comm));
+  PetscCall(dy_fields_dd_allreduce(comm, sums, (int)((size_t)d * nsys)));
+  for (size_t q = 0; q < (size_t)d * nsys; q++) sums[q] = sums[2 * q]; /* hi, the rounded sum */
   for (int i = 0; i < d && ok; i++) {
     double *A = sums + i * nsys, *r = A + (size_t)P * P;
     for (int a = 0; a < P; a++)
