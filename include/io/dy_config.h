@@ -5,6 +5,7 @@
 #pragma once
 #include "base/dy_common.h"
 #include "nn/dy_model.h"
+#include "analysis/dy_fields.h"
 #include "analysis/dy_tica.h"
 
 #include <stdio.h>
@@ -88,6 +89,8 @@ typedef struct {
   /* [analysis] */
   int grid;                /* grid points per latent axis of /fields/, >= 2 */
   double margin;           /* the grid extends the latent range by margin * range on each side, >= 0 */
+  DyFieldsWeight force_weight; /* "density" or "none": the face weights of the force free energy's fit */
+  int force_refit;         /* bool: refit the force net's output layer on the training pairs for /fields/ */
   /* provenance */
   char *path;              /* the input file as given */
   char *effective;         /* the effective configuration as TOML text (after --set) */

@@ -139,9 +139,220 @@ static PetscErrorCode dy_fields_dmda(MPI_Comm comm, const DyFields *f, DM *da)
   PetscFunctionReturn(0);
 }
 
+/* Scratch of dy_fields_net: two layers of values and, for the Jacobian, of d tangents each. */
+typedef struct {
+  int width;         /* the widest layer */
+  double *a, *b;     /* (width) values */
+  double *ta, *tb;   /* (d, width) tangents */
+} DyFieldsScratch;
+
+static PetscErrorCode dy_fields_scratch_create(const DyMlp *net, int d, DyFieldsScratch *s)
+{
+  PetscFunctionBegin;
+  s->width = d;
+  for (int l = 0; l <= net->nlayer; l++) s->width = DY_MAX(s->width, net->dims[l]);
+  PetscCall(PetscMalloc4((size_t)s->width, &s->a, (size_t)s->width, &s->b, (size_t)d * s->width, &s->ta,
+                         (size_t)d * s->width, &s->tb));
+  PetscFunctionReturn(0);
+}
+
+static void dy_fields_scratch_destroy(DyFieldsScratch *s)
+{
+  PetscFree4(s->a, s->b, s->ta, s->tb);
+}
+
+/* Net k of the prior (force or log-diffusion; d inputs, d outputs) at the point z, in double
+ * precision: its outputs into out, with hidden non-NULL the input of its last (linear) layer,
+ * dims[nlayer-1] values (z itself for a net without hidden layers), and with jdiag non-NULL the
+ * diagonal of its Jacobian, by forward-mode tangents along each input axis. */
+static void dy_fields_net(const DyModel *model, int k, const double *z, DyFieldsScratch *s, double *hidden,
+                          double *out, double *jdiag)
+{
+  const DyMlp *net = &model->net[k];
+  const int d = model->d;
+  const dy_real *p = model->params + net->offset;
+  double *a = s->a, *b = s->b, *ta = s->ta, *tb = s->tb, *t;
+
+  for (int i = 0; i < d; i++) {
+    a[i] = z[i];
+    if (jdiag)
+      for (int j = 0; j < d; j++) ta[j * s->width + i] = i == j;
+  }
+  for (int l = 0; l < net->nlayer; l++) {
+    const int nin = net->dims[l], nout = net->dims[l + 1], last = l == net->nlayer - 1;
+    const dy_real *W = p, *bias = p + (size_t)nout * nin;
+    if (last && hidden)
+      for (int i = 0; i < nin; i++) hidden[i] = a[i];
+    for (int o = 0; o < nout; o++) {
+      double v = (double)bias[o];
+      for (int i = 0; i < nin; i++) v += (double)W[o * nin + i] * a[i];
+      const double act = last ? v : net->act == DY_ACT_TANH ? tanh(v) : DY_MAX(v, 0.0);
+      const double slope = last ? 1.0 : net->act == DY_ACT_TANH ? 1.0 - act * act : v > 0;
+      b[o] = act;
+      if (jdiag)
+        for (int j = 0; j < d; j++) {
+          double tv = 0;
+          for (int i = 0; i < nin; i++) tv += (double)W[o * nin + i] * ta[j * s->width + i];
+          tb[j * s->width + o] = slope * tv;
+        }
+    }
+    p = bias + nout;
+    t = a, a = b, b = t;
+    t = ta, ta = tb, tb = t;
+  }
+  for (int i = 0; i < d; i++) {
+    out[i] = a[i];
+    if (jdiag) jdiag[i] = ta[i * s->width + i];
+  }
+}
+
+/* Cholesky solve of the SPD system A x = r (n x n, A overwritten), with a ridge of 1e-12 of the
+ * largest diagonal entry; returns 0 when a pivot is not positive. */
+static int dy_fields_cholesky(int n, double *A, double *r)
+{
+  double big = 0;
+  for (int i = 0; i < n; i++) big = DY_MAX(big, A[i * n + i]);
+  if (!(big > 0)) return 0;
+  for (int i = 0; i < n; i++) A[i * n + i] += 1e-12 * big;
+  for (int j = 0; j < n; j++) {
+    double v = A[j * n + j];
+    for (int q = 0; q < j; q++) v -= A[j * n + q] * A[j * n + q];
+    if (!(v > 0)) return 0;
+    A[j * n + j] = sqrt(v);
+    for (int i = j + 1; i < n; i++) {
+      double w = A[i * n + j];
+      for (int q = 0; q < j; q++) w -= A[i * n + q] * A[j * n + q];
+      A[i * n + j] = w / A[j * n + j];
+    }
+  }
+  for (int i = 0; i < n; i++) { /* L y = r */
+    for (int q = 0; q < i; q++) r[i] -= A[i * n + q] * r[q];
+    r[i] /= A[i * n + i];
+  }
+  for (int i = n - 1; i >= 0; i--) { /* L^T x = y */
+    for (int q = i + 1; q < n; q++) r[i] -= A[q * n + i] * r[q];
+    r[i] /= A[i * n + i];
+  }
+  return 1;
+}
+
+/* Sums that do not depend on how the terms are split over the ranks (to far below a double's
+ * rounding): each a pair (hi, lo) of doubles whose sum is kept exactly by TwoSum (Knuth) at every
+ * addition, on a rank and in the reduction over ranks, and rounded to hi at the end. With plain
+ * sums, the rounding that depends on the split, amplified by the normal equations' condition
+ * number (some 1e5 on the three-well example), made the refitted force differ by 4e-9 relative
+ * between 1 and 4 ranks on the test suite's run. */
+static void dy_fields_twosum(double a, double b, double *s, double *e)
+{
+  *s = a + b;
+  const double bb = *s - a;
+  *e = (a - (*s - bb)) + (b - bb);
+}
+
+static void dy_fields_dd_add(double *dd, double x)
+{
+  double s, e;
+  dy_fields_twosum(dd[0], x, &s, &e);
+  dy_fields_twosum(s, dd[1] + e, &dd[0], &dd[1]);
+}
+
+/* MPI_Op on pairs (hi, lo): inout += in */
+static void dy_fields_dd_op(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+  const double *a = in;
+  double *b = inout;
+  (void)type;
+  for (int k = 0; k < *len; k++) {
+    double s, e;
+    dy_fields_twosum(a[2 * k], b[2 * k], &s, &e);
+    dy_fields_twosum(s, e + a[2 * k + 1] + b[2 * k + 1], &b[2 * k], &b[2 * k + 1]);
+  }
+}
+
+/* Collective: the pairs dd (n of them) summed over the ranks of comm, in place. */
+static PetscErrorCode dy_fields_dd_allreduce(MPI_Comm comm, double *dd, int n)
+{
+  MPI_Datatype pair;
+  MPI_Op op;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Type_contiguous(2, MPI_DOUBLE, &pair));
+  PetscCallMPI(MPI_Type_commit(&pair));
+  PetscCallMPI(MPI_Op_create(dy_fields_dd_op, 1, &op));
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, dd, n, pair, op, comm));
+  PetscCallMPI(MPI_Op_free(&op));
+  PetscCallMPI(MPI_Type_free(&pair));
+  PetscFunctionReturn(0);
+}
+
+/* Collective: the refitted output layer of the force net (include/analysis/dy_fields.h) into wout,
+ * (d, H + 1) with the bias last, from this rank's pairs (z0, z1); f->refit_pairs stays 0 when no
+ * rank has pairs or the normal equations are singular (the trained layer is kept then). */
+static PetscErrorCode dy_fields_refit(MPI_Comm comm, const DyModel *model, int64_t npair, const dy_real *z0,
+                                      const dy_real *z1, DyFields *f, double *wout)
+{
+  const int d = model->d, k = DY_NET_FORCE;
+  const DyMlp *net = &model->net[k];
+  const int H = net->dims[net->nlayer - 1], P = H + 1;
+  const size_t nsys = (size_t)P * (P + 1); /* one system: A (P x P), then r (P) */
+  DyFieldsScratch sf, sg;
+  double *sums, *h, zz[DY_FIELDS_MAX_DIM] = {0}, fo[DY_FIELDS_MAX_DIM], g[DY_FIELDS_MAX_DIM], dg[DY_FIELDS_MAX_DIM];
+  int64_t total = npair;
+  int ok = 1;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_INT64_T, MPI_SUM, comm));
+  if (total == 0) PetscFunctionReturn(0);
+  PetscCall(dy_fields_scratch_create(net, d, &sf));
+  PetscCall(dy_fields_scratch_create(&model->net[DY_NET_LOGDIFF], d, &sg));
+  PetscCall(PetscCalloc1((size_t)2 * d * nsys, &sums)); /* (hi, lo) pairs, then the sums themselves */
+  PetscCall(PetscMalloc1((size_t)P, &h));
+  for (int64_t n = 0; n < npair; n++) {
+    for (int i = 0; i < d; i++) zz[i] = (double)z0[n * d + i];
+    dy_fields_net(model, k, zz, &sf, h, fo, NULL);
+    dy_fields_net(model, DY_NET_LOGDIFF, zz, &sg, NULL, g, dg);
+    h[H] = 1.0;
+    for (int i = 0; i < d; i++) {
+      const double M = exp(g[i]), dz = (double)z1[n * d + i] - zz[i];
+      double *A = sums + 2 * i * nsys, *r = A + (size_t)2 * P * P;
+      /* the normal equations of sum M (t - w.h)^2 / 2: (sum M h h^T) w = sum M t h, M t = dz - M dg */
+      for (int a = 0; a < P; a++) {
+        const double Mh = M * h[a];
+        for (int b = 0; b <= a; b++) dy_fields_dd_add(A + 2 * (a * P + b), Mh * h[b]);
+        dy_fields_dd_add(r + 2 * a, (dz - M * dg[i]) * h[a]);
+      }
+    }
+  }
+  PetscCall(dy_fields_dd_allreduce(comm, sums, (int)((size_t)d * nsys)));
+  for (size_t q = 0; q < (size_t)d * nsys; q++) sums[q] = sums[2 * q]; /* hi, the rounded sum */
+  for (int i = 0; i < d && ok; i++) {
+    double *A = sums + i * nsys, *r = A + (size_t)P * P;
+    for (int a = 0; a < P; a++)
+      for (int b = a + 1; b < P; b++) A[a * P + b] = A[b * P + a];
+    ok = dy_fields_cholesky(P, A, r);
+    for (int a = 0; a < P && ok; a++) wout[i * P + a] = r[a];
+  }
+  if (ok) {
+    const dy_real *W = model->params + net->offset + (net->nparam - (size_t)d * P), *b = W + (size_t)d * H;
+    f->refit_pairs = total;
+    f->refit_change = 0;
+    for (int i = 0; i < d; i++) {
+      for (int a = 0; a < H; a++) f->refit_change = DY_MAX(f->refit_change, fabs(wout[i * P + a] - (double)W[i * H + a]));
+      f->refit_change = DY_MAX(f->refit_change, fabs(wout[i * P + H] - (double)b[i]));
+    }
+  }
+  PetscCall(PetscFree(h));
+  PetscCall(PetscFree(sums));
+  dy_fields_scratch_destroy(&sg);
+  dy_fields_scratch_destroy(&sf);
+  PetscFunctionReturn(0);
+}
+
 /* The nets on this rank's points of da: force into F and log-diffusion, exponentiated, into G
- * (global vectors of the d-component DMDA). */
-static PetscErrorCode dy_fields_evaluate(DM da, const DyModel *model, DyWork *work, const DyFields *f, Vec F, Vec G)
+ * (global vectors of the d-component DMDA). With wout non-NULL the force is the net's with that
+ * output layer (dy_fields_refit), in double precision. */
+static PetscErrorCode dy_fields_evaluate(DM da, const DyModel *model, DyWork *work, const DyFields *f,
+                                         const double *wout, Vec F, Vec G)
 {
   const int d = f->d;
   PetscInt lo[3], m[3];
@@ -168,22 +379,52 @@ static PetscErrorCode dy_fields_evaluate(DM da, const DyModel *model, DyWork *wo
     fa[q] = (PetscScalar)fo[q];
     ga[q] = (PetscScalar)exp((double)go[q]);
   }
+  if (wout) {
+    const DyMlp *net = &model->net[DY_NET_FORCE];
+    const int H = net->dims[net->nlayer - 1];
+    DyFieldsScratch s;
+    double *h, zz[DY_FIELDS_MAX_DIM] = {0}, out[DY_FIELDS_MAX_DIM];
+    PetscCall(dy_fields_scratch_create(net, d, &s));
+    PetscCall(PetscMalloc1((size_t)H + 1, &h));
+    for (int64_t q = 0; q < nloc; q++) {
+      for (int i = 0; i < d; i++) zz[i] = (double)pts[q * d + i];
+      dy_fields_net(model, DY_NET_FORCE, zz, &s, h, out, NULL);
+      for (int i = 0; i < d; i++) {
+        double v = wout[i * (H + 1) + H];
+        for (int a = 0; a < H; a++) v += wout[i * (H + 1) + a] * h[a];
+        fa[q * d + i] = (PetscScalar)v;
+      }
+    }
+    PetscCall(PetscFree(h));
+    dy_fields_scratch_destroy(&s);
+  }
   PetscCall(VecRestoreArray(G, &ga));
   PetscCall(VecRestoreArray(F, &fa));
   PetscCall(PetscFree3(pts, fo, go));
   PetscFunctionReturn(0);
 }
 
-/* This rank's rows of A (the face Laplacian) and of b (minus the face divergence of the force),
- * from the ghosted force Fl of dad. */
+/* The weight of cell i in the face weights (include/analysis/dy_fields.h): 1, or its frames plus one
+ * over the mean of that, so that the weights are near 1 whatever the number of frames. */
+static double dy_fields_cell_weight(const DyFields *f, double scale, int64_t i)
+{
+  return f->weight == DY_FIELDS_WEIGHT_NONE ? 1.0 : ((double)f->count[i] + 1.0) * scale;
+}
+
+/* This rank's rows of A (the weighted face Laplacian, div(w grad .)) and of b (minus the weighted
+ * face divergence of the force, -div(w f)), from the ghosted force Fl of dad. The histogram is
+ * on every rank, so the weights of the neighbours' cells need no exchange. */
 static PetscErrorCode dy_fields_assemble(DM da, DM dad, Vec Fl, const DyFields *f, Mat A, Vec b)
 {
   const int d = f->d;
   PetscInt lo[3], m[3], glo[3], gm[3], M[3] = {1, 1, 1};
   const PetscScalar *fl;
   PetscScalar *ba;
+  int64_t frames = 0;
 
   PetscFunctionBegin;
+  for (int64_t i = 0; i < f->npoint; i++) frames += f->count[i];
+  const double scale = (double)f->npoint / ((double)frames + (double)f->npoint);
   PetscCall(DMDAGetCorners(da, &lo[0], &lo[1], &lo[2], &m[0], &m[1], &m[2]));
   PetscCall(DMDAGetGhostCorners(dad, &glo[0], &glo[1], &glo[2], &gm[0], &gm[1], &gm[2]));
   PetscCall(DMDAGetInfo(da, NULL, &M[0], &M[1], &M[2], NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL));
@@ -198,22 +439,26 @@ static PetscErrorCode dy_fields_assemble(DM da, DM dad, Vec Fl, const DyFields *
         PetscScalar val[1 + 2 * DY_FIELDS_MAX_DIM], rhs = 0;
         int nc = 1;
         const PetscInt here = ((k - glo[2]) * gm[1] + (j - glo[1])) * gm[0] + (i - glo[0]);
+        const int64_t cell = ((int64_t)k * M[1] + j) * M[0] + i; /* natural = C order of f->count */
+        const double w_here = dy_fields_cell_weight(f, scale, cell);
         col[0] = row;
         val[0] = 0;
         for (int a = 0; a < d; a++) {
           const int c = d - 1 - a; /* the latent component along DMDA axis a */
           const double h = f->h[c];
           const PetscInt stride = a == 0 ? 1 : a == 1 ? gm[0] : gm[0] * gm[1];
+          const int64_t cstride = a == 0 ? 1 : a == 1 ? (int64_t)M[0] : (int64_t)M[0] * M[1];
           for (int dir = -1; dir <= 1; dir += 2) {
             if (idx[a] + dir < 0 || idx[a] + dir >= M[a]) continue; /* a border face: absent */
             const double face = 0.5 * (PetscRealPart(fl[here * d + c]) + PetscRealPart(fl[(here + dir * stride) * d + c]));
+            const double w = 0.5 * (w_here + dy_fields_cell_weight(f, scale, cell + dir * cstride));
             col[nc] = row;
             if (a == 0) col[nc].i += dir;
             else if (a == 1) col[nc].j += dir;
             else col[nc].k += dir;
-            val[nc++] = -1.0 / (h * h);
-            val[0] += 1.0 / (h * h);
-            rhs += dir * face / h;
+            val[nc++] = -w / (h * h);
+            val[0] += w / (h * h);
+            rhs += dir * w * face / h;
           }
         }
         PetscCall(MatSetValuesStencil(A, 1, &row, nc, col, val, INSERT_VALUES));
@@ -227,7 +472,8 @@ static PetscErrorCode dy_fields_assemble(DM da, DM dad, Vec Fl, const DyFields *
 }
 
 /* Collective: force, diffusion and the force free energy on the DMDA, gathered into f. */
-static PetscErrorCode dy_fields_solve(MPI_Comm comm, const DyModel *model, DyWork *work, DyFields *f)
+static PetscErrorCode dy_fields_solve(MPI_Comm comm, const DyModel *model, DyWork *work, const double *wout,
+                                      DyFields *f)
 {
   const int d = f->d;
   DM da, dad;
@@ -244,7 +490,7 @@ static PetscErrorCode dy_fields_solve(MPI_Comm comm, const DyModel *model, DyWor
   PetscCall(DMDACreateCompatibleDMDA(da, d, &dad));
   PetscCall(DMCreateGlobalVector(dad, &F));
   PetscCall(VecDuplicate(F, &G));
-  PetscCall(dy_fields_evaluate(da, model, work, f, F, G));
+  PetscCall(dy_fields_evaluate(da, model, work, f, wout, F, G));
   PetscCall(DMCreateLocalVector(dad, &Fl));
   PetscCall(DMGlobalToLocalBegin(dad, F, INSERT_VALUES, Fl));
   PetscCall(DMGlobalToLocalEnd(dad, F, INSERT_VALUES, Fl));
@@ -322,9 +568,11 @@ static void dy_fields_compare(DyFields *f)
 }
 
 PetscErrorCode dy_fields_compute(MPI_Comm comm, const DyModel *model, DyWork *work, int64_t n, const dy_real *z,
-                                 const DyFieldsOptions *opt, DyFields *f)
+                                 int64_t npair, const dy_real *z0, const dy_real *z1, const DyFieldsOptions *opt,
+                                 DyFields *f)
 {
   const int d = model->d;
+  double *wout = NULL;
 
   PetscFunctionBegin;
   memset(f, 0, sizeof *f);
@@ -332,6 +580,8 @@ PetscErrorCode dy_fields_compute(MPI_Comm comm, const DyModel *model, DyWork *wo
              "the fields are computed for latent dimensions 1 to %d, not %d", DY_FIELDS_MAX_DIM, d);
   PetscCheck(opt->grid >= 2 && opt->margin >= 0, comm, PETSC_ERR_ARG_OUTOFRANGE,
              "analysis.grid %d must be >= 2 and analysis.margin %g >= 0", opt->grid, opt->margin);
+  PetscCheck(opt->weight == DY_FIELDS_WEIGHT_DENSITY || opt->weight == DY_FIELDS_WEIGHT_NONE, comm,
+             PETSC_ERR_ARG_OUTOFRANGE, "unknown force weight %d", (int)opt->weight);
   double points = 1;
   for (int j = 0; j < d; j++) points *= opt->grid;
   PetscCheck(points <= (double)DY_FIELDS_MAX_POINTS, comm, DY_ERR_INPUT,
@@ -340,11 +590,19 @@ PetscErrorCode dy_fields_compute(MPI_Comm comm, const DyModel *model, DyWork *wo
   PetscCall(dy_fields_register_events());
   PetscCall(PetscLogEventBegin(dy_ev_fields, 0, 0, 0, 0));
   f->d = d;
+  f->weight = opt->weight;
   PetscCall(dy_fields_grid(comm, d, n, z, opt, f));
   PetscCall(dy_fields_histogram(comm, n, z, f));
   PetscCall(PetscMalloc3((size_t)f->npoint * d, &f->force, (size_t)f->npoint * d, &f->diffusion, (size_t)f->npoint,
                          &f->free_energy_force));
-  PetscCall(dy_fields_solve(comm, model, work, f));
+  if (opt->refit) {
+    const DyMlp *net = &model->net[DY_NET_FORCE];
+    PetscCall(PetscMalloc1((size_t)d * (net->dims[net->nlayer - 1] + 1), &wout));
+    PetscCall(dy_fields_refit(comm, model, npair, z0, z1, f, wout));
+    if (f->refit_pairs == 0) PetscCall(PetscFree(wout));
+  }
+  PetscCall(dy_fields_solve(comm, model, work, wout, f));
+  PetscCall(PetscFree(wout));
   dy_fields_compare(f);
   PetscCall(PetscLogEventEnd(dy_ev_fields, 0, 0, 0, 0));
   PetscFunctionReturn(0);

@@ -52,6 +52,7 @@ static const char *const dy_tica_scalings[] = {"kinetic_map", "none", NULL}; /* 
 static const char *const dy_features[] = {"coordinates", "aligned", "distances", NULL};
 static const char *const dy_batch_modes[] = {"per_rank", "global", NULL};
 static const char *const dy_lr_scalings[] = {"none", "sqrt", "linear", NULL};
+static const char *const dy_force_weights[] = {"density", "none", NULL}; /* DyFieldsWeight order */
 
 #define DY_F(f) offsetof(DyConfig, f)
 #define DY_ANY(lo_) .lo = (lo_), .hi = HUGE_VAL
@@ -107,6 +108,9 @@ static const DyKey dy_keys[] = {
     {"output", "quiet", DY_KEY_BOOL, "false", .off = DY_F(quiet)},
     {"analysis", "grid", DY_KEY_INT, "64", DY_ANY(2), .off = DY_F(grid)},
     {"analysis", "margin", DY_KEY_REAL, "0.1", DY_ANY(0), .off = DY_F(margin)},
+    {"analysis", "force_weight", DY_KEY_ENUM, "\"density\"", .choices = dy_force_weights, .navailable = 2,
+     .off = DY_F(force_weight)},
+    {"analysis", "force_refit", DY_KEY_BOOL, "true", .off = DY_F(force_refit)},
 };
 #define DY_NKEYS ((int)(sizeof dy_keys / sizeof dy_keys[0]))
 static const char *const dy_sections[] = {"data", "model", "loss", "cluster", "tica", "train", "output", "analysis",

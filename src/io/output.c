@@ -484,6 +484,8 @@ static PetscErrorCode dy_output_fields(MPI_Comm comm, hid_t file, hid_t dxpl, co
   DY_TRY(dy_h5_attr(g, "well_sampled_cells", H5T_NATIVE_INT64, &cells));
   DY_TRY(dy_h5_attr(g, "min_count", H5T_NATIVE_INT, &min_count));
   DY_TRY(dy_h5_attr(g, "margin", H5T_NATIVE_DOUBLE, &cfg->margin));
+  DY_TRY(dy_h5_attr_string(g, "force_weight", f->weight == DY_FIELDS_WEIGHT_NONE ? "none" : "density"));
+  DY_TRY(dy_h5_attr(g, "force_refit_pairs", H5T_NATIVE_INT64, &f->refit_pairs));
   DY_TRY(dy_h5_attr(g, "iterations", H5T_NATIVE_INT, &f->iterations));
 cleanup:
   dy_h5_close(&g, H5Gclose);
@@ -495,27 +497,43 @@ static PetscErrorCode dy_output_compute_fields(MPI_Comm comm, const DyConfig *cf
                                                const DyModel *model, DyWork *work, DyFields *fields)
 {
   const int d = model->d;
-  const DyFieldsOptions opt = {.grid = cfg->grid, .margin = cfg->margin};
-  int64_t n = 0;
-  dy_real *z;
+  const DyFieldsOptions opt = {
+      .grid = cfg->grid, .margin = cfg->margin, .weight = cfg->force_weight, .refit = cfg->force_refit};
+  const DyPairs *pairs = &data->train;
+  int64_t n = 0, npair = opt.refit ? pairs->n : 0;
+  dy_real *z, *z0, *z1;
 
   PetscFunctionBegin;
   for (int i = 0; i < data->ntraj; i++) n += data->block[i].count;
-  PetscCall(PetscMalloc1((size_t)DY_MAX(n, 1) * d, &z));
+  PetscCall(PetscMalloc3((size_t)DY_MAX(n, 1) * d, &z, (size_t)DY_MAX(npair, 1) * d, &z0,
+                         (size_t)DY_MAX(npair, 1) * d, &z1));
   n = 0;
   for (int i = 0; i < data->ntraj; i++) {
     const DyTrajBlock *b = &data->block[i];
     if (b->count > 0) dy_model_encode(model, work, b->count, b->x, z + (size_t)n * d);
     n += b->count;
   }
-  PetscErrorCode ierr = dy_fields_compute(comm, model, work, n, z, &opt, fields);
-  PetscCall(PetscFree(z));
+  /* The latent of the training pairs, for the refit of the force's output layer: one row at a
+   * time, because the encoder's kernels may round a row differently by its place in a block, and
+   * the blocks here depend on the number of ranks; that alone moved the refitted force by 4e-9
+   * relative between 1 and 4 ranks. (--analyze of the three-well example, 160,000 pairs, one
+   * rank: 1.6-1.8 s with the refit, 0.5 s without.) */
+  for (int64_t p = 0; p < npair; p++) {
+    dy_model_encode(model, work, 1, pairs->x0[p], z0 + (size_t)p * d);
+    dy_model_encode(model, work, 1, pairs->x1[p], z1 + (size_t)p * d);
+  }
+  PetscErrorCode ierr = dy_fields_compute(comm, model, work, n, z, npair, z0, z1, &opt, fields);
+  PetscCall(PetscFree3(z, z0, z1));
   PetscCall(ierr);
   if (dy_is_root(comm)) {
-    printf("# fields: grid of %d^%d points; free energy from the force against the histogram: RMS %.3f kT over %lld "
-           "cells with >= %d frames (%d CG iterations)\n",
-           cfg->grid, d, fields->rms_difference_kT, (long long)fields->well_sampled, DY_FIELDS_WELL_SAMPLED,
-           fields->iterations);
+    char refit[96] = "output layer as trained";
+    if (fields->refit_pairs > 0)
+      snprintf(refit, sizeof refit, "output layer refitted on %lld pairs, largest change %.3g",
+               (long long)fields->refit_pairs, fields->refit_change);
+    printf("# fields: grid of %d^%d points; free energy from the force (%s; %s fit) against the histogram: "
+           "RMS %.3f kT over %lld cells with >= %d frames (%d CG iterations)\n",
+           cfg->grid, d, refit, cfg->force_weight == DY_FIELDS_WEIGHT_NONE ? "unweighted" : "density-weighted",
+           fields->rms_difference_kT, (long long)fields->well_sampled, DY_FIELDS_WELL_SAMPLED, fields->iterations);
     fflush(stdout);
   }
   PetscFunctionReturn(0);

@@ -157,7 +157,9 @@ static const char *const defaults_effective = "[data]\n"
                                               "\n"
                                               "[analysis]\n"
                                               "grid = 64\n"
-                                              "margin = 0.1\n";
+                                              "margin = 0.1\n"
+                                              "force_weight = \"density\"\n"
+                                              "force_refit = true\n";
 
 /* Only data.input given: every other key takes SPEC's default; relative paths resolve against the
  * input's folder, absolute ones stay, and a path may hold ':'. */
@@ -295,9 +297,12 @@ static void test_overrides(MPI_Comm comm) {
                     "quiet = true\n"
                     "[analysis]\n"
                     "grid = 17\n"
-                    "margin = 0\n"));
+                    "margin = 0\n"
+                    "force_weight = \"none\"\n"
+                    "force_refit = false\n"));
   CHECK(load(comm, path, 0, NULL, &cfg) == 0);
   CHECK(cfg.activation == DY_ACT_TANH && cfg.grid == 17 && cfg.margin == 0.0);
+  CHECK(cfg.force_weight == DY_FIELDS_WEIGHT_NONE && cfg.force_refit == 0);
   CHECK(cfg.lag == 3 && cfg.test_fraction == 0.0 && cfg.latent_dim == 3 && cfg.diffusion == DY_DIFFUSION_LEARNED);
   CHECK(cfg.nencoder == 2 && cfg.encoder[0] == 64 && cfg.encoder[1] == 16);
   CHECK(cfg.ndecoder == 2 && cfg.decoder[0] == 16 && cfg.decoder[1] == 64 && cfg.nprior == 1 && cfg.prior[0] == 8);

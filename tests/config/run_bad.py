@@ -81,6 +81,7 @@ CASES = [
     rule("activation", "model", "activation", '"sigmoid"', "model.activation"),
     rule("analysis_grid", "analysis", "grid", "1", "must be >= 2 (found 1)"),
     rule("analysis_margin", "analysis", "margin", "-0.1", "must be >= 0"),
+    rule("analysis_force_weight", "analysis", "force_weight", '"frames"', 'expected one of "density", "none"'),
     rule("type_baseline_typo", "model", "type", '"swea"', 'did you mean "swae"?'),
     rule("nu_zero", "loss", "nu", "0", "loss.nu must be > 0 (found 0)"),
     rule("nu_negative", "loss", "nu", "-0.01", "must be > 0"),
