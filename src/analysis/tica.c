@@ -48,6 +48,16 @@ static PetscErrorCode dy_tica_register_events(void)
   PetscFunctionReturn(0);
 }
 
+/* Hands freed memory back to the system. Large blocks freed by ScaLAPACK, PBLAS or us can stay in
+ * the heap (glibc raises its mmap threshold as they are freed) and would add to the next phase's
+ * peak: trimmed after the covariance passes and after each eigensolve. */
+static void dy_heap_trim(void)
+{
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 /* ---- distributed matrices --------------------------------------------------------------- */
 
 /* This rank's part of a block-cyclic matrix: (lr, lc), column-major, leading dimension max(1, lr). */
@@ -131,6 +141,7 @@ static PetscErrorCode dy_syevr(MPI_Comm comm, int n, DyDmat *A, char range, doub
            zz->desc, work, &lwork, iwork, &liwork, &info, 1, 1, 1);
   PetscCall(PetscFree(work));
   PetscCall(PetscFree(iwork));
+  dy_heap_trim();
   PetscCheck(info == 0, comm, PETSC_ERR_LIB, "PDSYEVR failed (info %d) on a %d x %d matrix", info, n, n);
   /* Process (0, 0), rank 0, always holds the first block: its count and eigenvalues for all
    * (processes without a block of A need not have them). */
@@ -248,11 +259,7 @@ static PetscErrorCode dy_tica_accumulate(DyTica *t, int npieces, const DyTicaPai
   if (lagged) dy_dmat_free(&G1);
   dy_dmat_free(&G0);
   dy_dmat_free(&L);
-#if defined(__GLIBC__)
-  /* The rounds' buffers (and PBLAS's copies) may linger in the heap: hand them back before the
-   * eigensolves, whose workspace sets the peak. */
-  malloc_trim(0);
-#endif
+  dy_heap_trim(); /* the rounds' buffers and PBLAS's copies of them */
   PetscFunctionReturn(0);
 }
 
