@@ -197,6 +197,24 @@ def step_covariance(trajs):
     return np.linalg.eigvalsh(dz.T @ dz / len(dz))
 
 
+def vamp2(trajs, lag):
+    """VAMP-2 of a latent at a lag over every trajectory's pairs: 1 + ||C00^-1/2 C01 C11^-1/2||_F^2
+    (the 1 is the constant function), each member's own mean removed, no Bessel correction;
+    directions with eigenvalues below 1e-12 of the largest are left out."""
+    x = np.concatenate([z[:-lag] for z in trajs if len(z) > lag])
+    y = np.concatenate([z[lag:] for z in trajs if len(z) > lag])
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    n = len(x)
+
+    def inv_sqrt(c):
+        s, v = np.linalg.eigh(c)
+        keep = s > 1e-12 * s.max()
+        return v[:, keep] / np.sqrt(s[keep])
+
+    k = inv_sqrt(x.T @ x / n).T @ (x.T @ y / n) @ inv_sqrt(y.T @ y / n)
+    return float(1.0 + np.sum(k * k))
+
+
 def evaluate(latents, truths, frame_ps, args):
     unit = "ps" if frame_ps is not None else "frames"
     frame_ps = frame_ps or 1.0

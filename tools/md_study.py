@@ -3,7 +3,8 @@
 z-scored inputs, several seeds, every latent scored by the same code.
 
     md_study.py DATA.h5 --out results/md-study [--kind md|three-well] [--codes dynae,reference]
-                [--scalings raw,zscored] [--seeds 0,1,2] [--ranks 2] [--epochs 50] [--d-min 5]
+                [--models dynamicsae,tica,tica10,tica20] [--scalings raw,zscored] [--seeds 0,1,2]
+                [--ranks 2] [--epochs 50] [--d-min 5]
 
 DATA is a generator file: tools/gen_ala2.py / gen_ala4.py (`--kind md`, the default; features
 /features/aligned_heavy, truth /truth/dihedrals, scored by tools/evaluate_md.py) or
@@ -21,13 +22,23 @@ defaults (encoder and decoder [32, 32, 32], beta 10, 50 projections, batch 256, 
 test fraction 0.2) and the same in the reference's configuration file, `--d-min`, `--epochs` and
 `--batch-size` for both. A run whose results exist is not repeated (delete its folder to redo it).
 
+`--models` (dynae-mpi only; default dynamicsae) runs other models of the program on the same
+features: `tica` is the linear baseline (model.type = "tica": the latent is the first
+model.latent_dim = 2 TICs, nothing is trained), `tica<k>` is DynamicsAE whose encoder sees the
+first k TICs (data.tica_dim = k). Runs of model m other than dynamicsae go to
+OUT/dynae-<m>-<scaling>-s<seed>/. Wherever the program fitted a TICA (results.h5 /tica/), the
+tool fits its own from the equations (tests/tica/check_tica.py's NumPy reference, on the same
+features, lag and epsilon) and records the largest relative differences of the eigenvalues and
+timescales (and of the latent for `tica`).
+
 `--native` (once dynae-mpi reads molecular files itself) feeds dynae-mpi the positions instead:
 data.input = DATA:/particles/all/position, data.atoms = the heavy atoms, data.features =
 "aligned", and data.standardize = false / true for raw / zscored; the reference keeps the .npy.
 
 For every run it records: the loss curves (reconstruction and sliced-Wasserstein, train, per
 epoch; the reference's are its last logged values per epoch), the bins per epoch, the
-eigenvalues of the latent's lag-1 step covariance, and the scores. It prints one table row per
+eigenvalues of the latent's lag-1 step covariance, and the scores (md: also VAMP-2 of the latent
+at lag 1 over all frames, and the program's own /history/vamp2_test on its test pairs). It prints one table row per
 run and a summary per code and scaling (medians), and writes everything to OUT/study.json.
 Exit codes: 0 done; 1 a run failed (the others are still reported); 2 bad arguments.
 """
@@ -49,6 +60,7 @@ except ImportError:  # pragma: no cover - depends on the interpreter
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TOOLS)
+sys.path.insert(0, os.path.join(TOOLS, "..", "tests", "tica"))
 import evaluate_md  # noqa: E402  (same folder)
 
 TOOL = "md_study.py"
@@ -136,7 +148,41 @@ def run_logged(cmd, cwd, log, env=None):
     return p.returncode
 
 
-def run_dynae(a, rd, scaling, seed):
+def model_config(model):
+    """The [data] lines and [model] section of one --models entry."""
+    if model == "tica":
+        return "", '[model]\ntype = "tica"\n'
+    if model.startswith("tica"):
+        return f"tica_dim = {int(model[4:])}\n", ""
+    return "", ""
+
+
+def tica_check(a, res, scaling, model, z):
+    """The program's /tica/ against a NumPy TICA from the equations on the same features."""
+    import check_tica  # tests/tica: the reference written from SPEC section 10's equations
+    with h5py.File(res, "r") as f:
+        if "tica" not in f:
+            return None
+        g = f["tica"]
+        got = dict(eigenvalues=np.asarray(g["eigenvalues"], dtype=np.float64),
+                   timescales=np.asarray(g["timescales"], dtype=np.float64))
+        at = g.attrs if "lag" in g.attrs else g["eigenvectors"].attrs
+        lag, eps, kept = int(at["lag"]), float(at["epsilon"]), int(at["kept"])
+    with h5py.File(os.path.join(a.out, "features.h5"), "r") as f:
+        x = np.asarray(f[scaling], dtype=np.float64)  # what the program read (float32)
+    k = len(got["eigenvalues"])
+    ref = check_tica.reference([x], lag, eps, k, "kinetic_map")
+    out = dict(lag=lag, k=k, kept=kept, kept_reference=ref["kept"],
+               timescales=[float(v) for v in got["timescales"]])
+    for key in ("eigenvalues", "timescales"):
+        out[f"{key}_rel_err"] = float(np.max(np.abs(got[key] - ref[key]) / np.abs(ref[key])))
+    if model == "tica":
+        col = np.max(np.abs(ref["latent"][0]), axis=0)
+        out["latent_rel_err"] = float(np.max(np.abs(z[0] - ref["latent"][0]) / col))
+    return out
+
+
+def run_dynae(a, rd, scaling, seed, model="dynamicsae"):
     toml = os.path.abspath(os.path.join(rd, "input.toml"))
     if a.native:
         atoms = ", ".join(str(i) for i in a.info["heavy"])
@@ -144,8 +190,9 @@ def run_dynae(a, rd, scaling, seed):
                 f'features = "aligned"\nstandardize = {"true" if scaling == "zscored" else "false"}\n')
     else:
         data = f'input = ["{os.path.abspath(os.path.join(a.out, "features.h5"))}:/{scaling}"]\n'
+    data_extra, model_section = model_config(model)
     with open(toml, "w") as f:
-        f.write(f"# written by {TOOL}\n[data]\n{data}[cluster]\nd_min = {a.d_min}\n"
+        f.write(f"# written by {TOOL}\n[data]\n{data}{data_extra}{model_section}[cluster]\nd_min = {a.d_min}\n"
                 f"[train]\nepochs = {a.epochs}\nseed = {seed}\nbatch_size = {a.batch_size}\n"
                 f'[output]\ndir = "out"\ncheckpoint_every = {a.epochs}\nsave_reconstruction = false\n')
     cmd = ["nice", "-n", "10", a.mpiexec, "-n", str(a.ranks), os.path.abspath(a.program), toml, "--quiet"]
@@ -157,9 +204,15 @@ def run_dynae(a, rd, scaling, seed):
         return None, dict(exit=rc)
     with h5py.File(res, "r") as f:
         z = [np.asarray(f["latent"][k], dtype=np.float64) for k in sorted(f["latent"], key=lambda k: int(k[4:]))]
-        h = f["history"]
-        hist = dict(bins=[int(v) for v in h["bins"]], rec=[float(v) for v in h["loss_rec_train"]],
-                    sw=[float(v) for v in h["loss_sw_train"]], seconds=float(np.sum(h["seconds"])))
+        hist = dict(bins=[], rec=[], sw=[])  # model.type = "tica" trains nothing and has no history
+        if "history" in f:
+            h = f["history"]
+            hist = dict(bins=[int(v) for v in h["bins"]], rec=[float(v) for v in h["loss_rec_train"]],
+                        sw=[float(v) for v in h["loss_sw_train"]], seconds=float(np.sum(h["seconds"])))
+            if "vamp2_test" in h:
+                hist["vamp2_test"] = [float(v) for v in h["vamp2_test"]]
+    if not a.native:
+        hist["tica"] = tica_check(a, res, scaling, model, z)
     return z, hist
 
 
@@ -208,7 +261,8 @@ def score(a, z):
         ns = argparse.Namespace(knn_k=10, folds=5, states=a.states, msm_lag=a.msm_lag, seed=0, its=3,
                                 collapse_ratio=0.05, frame_ps=None)
         r = evaluate_md.evaluate(z, [a.truth], a.frame_ps, ns)
-        out.update(knn_r2=r["knn"]["r2"], its=r["msm"]["its_latent"][0], its_truth=r["msm"]["its_truth"][0])
+        out.update(knn_r2=r["knn"]["r2"], its=r["msm"]["its_latent"][0], its_truth=r["msm"]["its_truth"][0],
+                   vamp2=evaluate_md.vamp2(z, 1))
     else:
         tmp = os.path.join(a.out, "latent-tmp.h5")
         with h5py.File(tmp, "w") as f:
@@ -236,6 +290,7 @@ def fmt_row(r):
         return f"| {r['code']} | {r['scaling']} | {r['seed']} | failed: {r['error']} |"
     if "knn_r2" in s:
         return (f"| {r['code']} | {r['scaling']} | {r['seed']} | {s['knn_r2']:.3f} | {s['its']:.0f} / {s['its_truth']:.0f} "
+                f"| {s.get('vamp2', float('nan')):.3f} "
                 f"| {s['collapse_ratio']:.3f}{' COLLAPSED' if s['collapsed'] else ''} | {b} | {tail} |")
     return (f"| {r['code']} | {r['scaling']} | {r['seed']} | {s['r2']:.4f} | {s['r2_worst']:.4f} | {s['isometry']:.3f} "
             f"| {s['scale']:.2f} | {s['collapse_ratio']:.3f} | {b} | {tail} |")
@@ -247,7 +302,7 @@ def print_curves(rows, a):
     print("train losses at the end of epochs " + ", ".join(map(str, marks))
           + " (median over seeds: rec/sw/bins; the reference logs its losses every 500 steps, "
           "the last logged value is shown)")
-    for code in a.codes:
+    for code in a.variants:
         for scaling in a.scalings:
             hs = [r["history"] for r in rows if r["code"] == code and r["scaling"] == scaling and "score" in r]
             cells = []
@@ -268,6 +323,9 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="study folder (created; runs found there are reused)")
     ap.add_argument("--kind", choices=["md", "three-well"], default="md")
     ap.add_argument("--codes", default="dynae,reference", help="dynae, reference or both (default both)")
+    ap.add_argument("--models", default="dynamicsae",
+                    help="dynae-mpi models: dynamicsae, tica (TICA-2), tica<k> (DynamicsAE on k TICs); "
+                         "default dynamicsae")
     ap.add_argument("--scalings", default="raw,zscored")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--ranks", type=int, default=2, help="dynae-mpi ranks (default 2)")
@@ -290,8 +348,18 @@ def main(argv=None):
         fail(f"--seeds {a.seeds}: expected integers joined by commas")
     a.codes = a.codes.split(",")
     a.scalings = a.scalings.split(",")
+    a.models = a.models.split(",")
     if not set(a.codes) <= {"dynae", "reference"} or not set(a.scalings) <= {"raw", "zscored", "global"}:
         fail("--codes takes dynae,reference and --scalings raw,zscored,global")
+    if not all(re.fullmatch(r"dynamicsae|tica|tica[1-9][0-9]*", m) for m in a.models):
+        fail(f"--models {','.join(a.models)}: expected dynamicsae, tica or tica<k> (k >= 1) joined by commas")
+    if a.native and a.models != ["dynamicsae"]:
+        fail("--native runs DynamicsAE only (--models dynamicsae)")
+    # One label per run family: the reference, and dynae-mpi once per model ("dynae" for
+    # DynamicsAE, as before --models existed).
+    a.variants = [v for c in a.codes for v in
+                  (["reference"] if c == "reference" else
+                   ["dynae" if m == "dynamicsae" else f"dynae-{m}" for m in a.models])]
     if a.native and "global" in a.scalings:
         fail("--native has no global scaling (data.standardize is per feature)")
     if a.native and a.kind != "md":
@@ -311,7 +379,7 @@ def main(argv=None):
           f"std {a.info['std_min']:.4g} to {a.info['std_max']:.4g}", flush=True)
 
     rows, failed = [], False
-    for code in a.codes:
+    for code in a.variants:
         for scaling in a.scalings:
             for seed in a.seeds:
                 rd = os.path.join(a.out, f"{code}-{scaling}-s{seed}")
@@ -319,8 +387,11 @@ def main(argv=None):
                 done = os.path.join(rd, "run.json")
                 if os.path.exists(done):
                     r = json.load(open(done))
+                elif code == "reference":
+                    z, hist = run_reference(a, rd, scaling, seed)
                 else:
-                    z, hist = (run_dynae if code == "dynae" else run_reference)(a, rd, scaling, seed)
+                    z, hist = run_dynae(a, rd, scaling, seed, code[6:] or "dynamicsae")
+                if not os.path.exists(done):
                     r = dict(code=code, scaling=scaling, seed=seed, history=hist)
                     if z is None:
                         r["error"] = f"exit {hist.get('exit')}, see {rd}/run.log"
@@ -331,16 +402,23 @@ def main(argv=None):
                 rows.append(r)
                 print(fmt_row(r), flush=True)
     summary = {}
-    for code in a.codes:
+    for code in a.variants:
         for scaling in a.scalings:
             ok = [r["score"] for r in rows if r["code"] == code and r["scaling"] == scaling and "score" in r]
-            keys = ["knn_r2", "its", "collapse_ratio"] if a.kind == "md" else ["r2", "r2_worst", "isometry", "collapse_ratio"]
+            keys = ["knn_r2", "its", "vamp2", "collapse_ratio"] if a.kind == "md" else ["r2", "r2_worst", "isometry", "collapse_ratio"]
             summary[f"{code}-{scaling}"] = {k: float(np.median([s[k] for s in ok])) for k in keys} if ok else {}
             if ok:
                 summary[f"{code}-{scaling}"]["collapsed"] = sum(s["collapsed"] for s in ok)
                 summary[f"{code}-{scaling}"]["runs"] = len(ok)
     for k, v in summary.items():
         print(f"median {k}: " + ", ".join(f"{kk} {vv:.4g}" for kk, vv in v.items()))
+    checks = [(r["code"], r["scaling"], r["seed"], r["history"]["tica"]) for r in rows
+              if "score" in r and r.get("history", {}).get("tica")]
+    for code, scaling, seed, t in checks:
+        print(f"TICA of {code}-{scaling}-s{seed} against NumPy (k {t['k']}, lag {t['lag']}, kept {t['kept']}/"
+              f"{t['kept_reference']}): eigenvalues {t['eigenvalues_rel_err']:.2e}, timescales "
+              f"{t['timescales_rel_err']:.2e}" + (f", latent {t['latent_rel_err']:.2e}" if "latent_rel_err" in t else "")
+              + " relative; TIC timescales " + ", ".join(f"{v:.1f}" for v in t["timescales"][:3]) + " frames")
     print_curves(rows, a)
     json.dump(dict(data=os.path.abspath(a.data), kind=a.kind, d_min=a.d_min, epochs=a.epochs, ranks=a.ranks,
                    features=a.info["features"], feature_std=a.info["std"], rows=rows, summary=summary),

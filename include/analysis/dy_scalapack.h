@@ -2,7 +2,7 @@
  * libraries (libscalapack-openmpi) but no header. Every argument of the Fortran-style routines is
  * passed by address; matrices are column-major. A descriptor is the 9 integers of DESCINIT
  * (dtype, context, rows, columns, row block, column block, source row, source column, local
- * leading dimension). PDSYEVD is Fortran and takes the hidden lengths of its two character
+ * leading dimension). PDSYEVR is Fortran and takes the hidden lengths of its three character
  * arguments at the end; the PBLAS (pd*mm, pd*rk) and PDGEMR2D are C underneath and take none. */
 #pragma once
 #include <mpi.h>
@@ -44,8 +44,13 @@ void pdgemm_(const char *transa, const char *transb, const int *m, const int *n,
 void pdgemr2d_(const int *m, const int *n, const double *a, const int *ia, const int *ja, const int *desca, double *b,
                const int *ib, const int *jb, const int *descb, const int *context);
 
-/* Symmetric eigensolver (divide and conquer): eigenvalues ascending in w (on every process),
- * eigenvectors in Z. lwork = liwork = -1 asks for the workspace sizes in work[0], iwork[0]. */
-void pdsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *ia, const int *ja,
-              const int *desca, double *w, double *z, const int *iz, const int *jz, const int *descz, double *work,
-              const int *lwork, int *iwork, const int *liwork, int *info, size_t jobz_len, size_t uplo_len);
+/* Symmetric eigensolver (MRRR) for all eigenvalues (range "A"), those in [vl, vu] ("V") or the
+ * il-th to iu-th from the smallest ("I"), with their eigenvectors (jobz "V") or without ("N"):
+ * *m eigenvalues ascending in w (on every process), the eigenvectors in Z's first *nz columns.
+ * Z is n x n and distributed as A. lwork = liwork = -1 asks for the workspace sizes in work[0],
+ * iwork[0]. */
+void pdsyevr_(const char *jobz, const char *range, const char *uplo, const int *n, double *a, const int *ia,
+              const int *ja, const int *desca, const double *vl, const double *vu, const int *il, const int *iu, int *m,
+              int *nz, double *w, double *z, const int *iz, const int *jz, const int *descz, double *work,
+              const int *lwork, int *iwork, const int *liwork, int *info, size_t jobz_len, size_t range_len,
+              size_t uplo_len);

@@ -4,8 +4,10 @@
  * square as the rank count allows); every D x D matrix (C0, Ct, the eigenvectors of C0), the
  * whitened m x m matrix and the D x k eigenvectors are 2-D block-cyclic over it with square
  * blocks of nb (default DY_TICA_NB), so a rank holds about 1/P of each and never a whole one. The
- * frames stay where they are: each rank's pairs are cut into rounds of at most `chunk` pairs
- * (the same number of rounds on every rank); in a round the ranks' mean-free frames form one
+ * frames stay where they are and are read twice (C0 first, Ct once C0 is diagonalised and
+ * freed, so that fewer D x D matrices live at once): each rank's pairs are cut into rounds of at
+ * most `chunk` pairs (the same number of rounds on every rank); in a round the ranks' mean-free
+ * frames form one
  * D x (P c) matrix whose column block r is rank r's (a 1 x P grid), which PDGEMR2D
  * redistributes onto the 2-D grid, where PDSYRK (C0) and PDSYR2K (Ct) add it in. The same
  * rounds carry the projection: PDGEMM with the eigenvectors, and PDGEMR2D back to the owners.
@@ -13,8 +15,9 @@
  *
  * Estimate (reversible, mean removed, no Bessel correction), over all N pairs (x_t, x_{t+lag}) of
  * all ranks: mu = (sum x_t + sum x_{t+lag}) / 2N; C0 = (X^T X + Y^T Y) / 2N and
- * Ct = (X^T Y + Y^T X) / 2N on the mean-free pairs. C0 = V S V^T (PDSYEVD); the eigenvalues below
- * epsilon are dropped, leaving m; W = V_m S_m^{-1/2}; W^T Ct W = Q L Q^T (PDSYEVD); the
+ * Ct = (X^T Y + Y^T X) / 2N on the mean-free pairs. C0 = V S V^T (PDSYEVR, only the eigenpairs
+ * kept); the eigenvalues below epsilon are dropped, leaving m; W = V_m S_m^{-1/2};
+ * W^T Ct W = Q L Q^T (PDSYEVR, the eigenvectors of the k leading |lambda| only); the
  * eigenvalues are ordered by decreasing |lambda|, the eigenvectors are U = W Q, each column's
  * entry of largest magnitude made positive; timescales are -lag / ln|lambda| frames. The
  * projection of a frame x is (x - mu)^T U, each TIC scaled by its lambda (kinetic map) unless

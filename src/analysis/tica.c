@@ -2,12 +2,19 @@
  *
  * How the covariances are formed across ranks: the mean comes first (local sums, one allreduce),
  * so that the covariances are accumulated from mean-free frames and lose nothing to cancellation.
- * Then every rank walks its pairs in rounds of c = tica->chunk frames; a round's frames (x_t in
- * one matrix, x_{t+lag} in another, each D x P c with rank r's frames as column block r, padded
- * with zero columns where a rank has run out) are redistributed onto the 2-D grid, and the
- * symmetric rank-2c updates add them into the upper triangles of C0 and Ct. The sums do not
- * depend on how the pairs are spread over the ranks except through the order of additions, so
- * results agree between rank counts to rounding. */
+ * Then every rank walks its pairs in rounds of c = tica->chunk frames; a round's frames (D x P c,
+ * rank r's frames as column block r, padded with zero columns where a rank has run out) are
+ * redistributed onto the 2-D grid, where symmetric rank-c updates add them into the upper
+ * triangle of a covariance. The sums do not depend on how the pairs are spread over the ranks
+ * except through the order of additions, so results agree between rank counts to rounding.
+ *
+ * Memory. A rank's peak is set by how many distributed D x D matrices live at once, and by the
+ * eigensolver's workspace. So the frames are read twice: the first pass forms C0 alone, which is
+ * diagonalised (PDSYEVR, computing only the eigenvectors kept by epsilon; its workspace, unlike
+ * PDSYEVD's, shrinks with the rank count) and freed; the second pass forms Ct next to the
+ * whitening matrix W. Of the whitened Ct only the eigenvectors of the k leading |lambda| are
+ * computed (its eigenvalues first, then the index range holding those k). At most three
+ * D x D matrices (or the eigensolver's workspace in place of one) are held at any time. */
 #include "analysis/dy_tica.h"
 #include "analysis/dy_scalapack.h"
 
@@ -17,9 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One round's frames of all ranks together: 32 MiB, so that a rank's share of the round buffers
- * (and of PBLAS's copies of them) shrinks with the rank count; at least DY_TICA_CHUNK_MIN frames
- * per rank so that the rank-K updates stay efficient. */
+/* One round's frames of all ranks together: 32 MiB per buffer, so that a rank's share of the
+ * round buffers (and of PBLAS's copies of them) shrinks with the rank count; at least
+ * DY_TICA_CHUNK_MIN frames per rank so that the rank-K updates stay efficient. */
 #define DY_TICA_CHUNK_DOUBLES ((int64_t)4 << 20)
 #define DY_TICA_CHUNK_MIN 64
 
@@ -39,6 +46,16 @@ static PetscErrorCode dy_tica_register_events(void)
   PetscCall(PetscLogEventRegister("DyTicaProjection", cid, &dy_ev_proj));
   done = 1;
   PetscFunctionReturn(0);
+}
+
+/* Hands freed memory back to the system. Large blocks freed by ScaLAPACK, PBLAS or us can stay in
+ * the heap (glibc raises its mmap threshold as they are freed) and would add to the next phase's
+ * peak: trimmed after the covariance passes and after each eigensolve. */
+static void dy_heap_trim(void)
+{
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 /* ---- distributed matrices --------------------------------------------------------------- */
@@ -91,33 +108,45 @@ static void dy_grid_shape(int P, int *nprow, int *npcol)
   *npcol = P / r;
 }
 
-/* Collective: PDSYEVD of the symmetric n x n matrix A (upper triangle; destroyed): eigenvalues
- * ascending in w (n, every rank), eigenvectors in Z (same distribution as A). */
-static PetscErrorCode dy_syevd(MPI_Comm comm, int n, DyDmat *A, double *w, DyDmat *Z)
+/* Collective: PDSYEVR of the symmetric n x n matrix A (upper triangle; destroyed). range 'A': all
+ * eigenvalues; 'V': those in [vl, vu]; 'I': the il-th to iu-th from the smallest (from 1). The
+ * *found eigenvalues ascending in w (n, every rank); with Z (n x n, distributed as A) their
+ * eigenvectors in Z's first *found columns, without (NULL) the eigenvalues only.
+ *
+ * With eigenvectors and range 'I', ask for at least min(n, block size) of them: PDSYEVR hands its
+ * back-transformation (PDORMTR) a workspace sized by the number asked for, which falls short when
+ * fewer than a block's worth are asked of a matrix wider than a block; PDORMTR then refuses, and
+ * PDSYEVR returns info = 0 with the eigenvectors of the tridiagonal matrix instead of A's. */
+static PetscErrorCode dy_syevr(MPI_Comm comm, int n, DyDmat *A, char range, double vl, double vu, int il, int iu,
+                               double *w, int *found, DyDmat *Z)
 {
   const int one = 1, query = -1;
-  int info = 0, lwork, liwork, iq = 0;
+  const char *jobz = Z ? "V" : "N";
+  DyDmat *zz = Z ? Z : A; /* not referenced without eigenvectors, but its descriptor is checked */
+  int info = 0, lwork, liwork, iq = 0, nz = 0;
   double wq = 0, *work = NULL;
   int *iwork = NULL;
 
   PetscFunctionBegin;
-  pdsyevd_("V", "U", &n, A->a, &one, &one, A->desc, w, Z->a, &one, &one, Z->desc, &wq, &query, &iq, &query, &info,
-           1, 1);
-  PetscCheck(info == 0, comm, PETSC_ERR_LIB, "PDSYEVD workspace query failed (info %d)", info);
-  /* The query falls short when n is below the block size (PDORMTR then refuses its LWORK): add
-   * room for a few blocks. */
+  *found = 0;
+  pdsyevr_(jobz, &range, "U", &n, A->a, &one, &one, A->desc, &vl, &vu, &il, &iu, found, &nz, w, zz->a, &one, &one,
+           zz->desc, &wq, &query, &iq, &query, &info, 1, 1, 1);
+  PetscCheck(info == 0, comm, PETSC_ERR_LIB, "PDSYEVR workspace query failed (info %d)", info);
+  /* The query falls short when the matrix is smaller than a block: room for a few blocks. */
   lwork = (int)DY_MIN((double)INT_MAX, 1.1 * wq + 4.0 * A->desc[5] * A->desc[5] + 1024);
   liwork = DY_MAX(iq, 1) + 64;
   PetscCall(PetscMalloc1(lwork, &work));
   PetscCall(PetscMalloc1(liwork, &iwork));
-  pdsyevd_("V", "U", &n, A->a, &one, &one, A->desc, w, Z->a, &one, &one, Z->desc, work, &lwork, iwork, &liwork,
-           &info, 1, 1);
+  pdsyevr_(jobz, &range, "U", &n, A->a, &one, &one, A->desc, &vl, &vu, &il, &iu, found, &nz, w, zz->a, &one, &one,
+           zz->desc, work, &lwork, iwork, &liwork, &info, 1, 1, 1);
   PetscCall(PetscFree(work));
   PetscCall(PetscFree(iwork));
-  PetscCheck(info == 0, comm, PETSC_ERR_LIB, "PDSYEVD failed (info %d) on a %d x %d matrix", info, n, n);
-  /* Processes that hold no block of A may be left without the eigenvalues (seen for n < nb):
-   * process (0, 0), rank 0, always holds the first block. */
-  PetscCallMPI(MPI_Bcast(w, n, MPI_DOUBLE, 0, comm));
+  dy_heap_trim();
+  PetscCheck(info == 0, comm, PETSC_ERR_LIB, "PDSYEVR failed (info %d) on a %d x %d matrix", info, n, n);
+  /* Process (0, 0), rank 0, always holds the first block: its count and eigenvalues for all
+   * (processes without a block of A need not have them). */
+  PetscCallMPI(MPI_Bcast(found, 1, MPI_INT, 0, comm));
+  PetscCallMPI(MPI_Bcast(w, *found, MPI_DOUBLE, 0, comm));
   PetscFunctionReturn(0);
 }
 
@@ -192,14 +221,16 @@ static PetscErrorCode dy_tica_rounds(const DyTica *t, int64_t nlocal, int64_t *c
   PetscFunctionReturn(0);
 }
 
-/* Collective: C0 and Ct (upper triangles) on the 2-D grid. */
-static PetscErrorCode dy_tica_covariances(DyTica *t, int npieces, const DyTicaPairs *pieces, DyDmat *C0, DyDmat *Ct)
+/* Collective: adds the pairs into the upper triangle of C on the 2-D grid, mean-free: lagged = 0
+ * C0 += (X^T X + Y^T Y) / 2N (one round buffer serves x_t, then x_{t+lag}); lagged = 1
+ * Ct += (X^T Y + Y^T X) / 2N (both members of a round on the grid at once). */
+static PetscErrorCode dy_tica_accumulate(DyTica *t, int npieces, const DyTicaPairs *pieces, int lagged, DyDmat *C)
 {
   const int D = t->D, one = 1;
   const double alpha = 1.0 / (2.0 * (double)t->npairs), beta = 1.0;
   int64_t nlocal = 0, c, rounds;
   int P;
-  DyDmat L0, L1, G0, G1;
+  DyDmat L, G0, G1;
   DyCursor cur0 = {npieces, pieces, 0, 0}, cur1 = {npieces, pieces, 0, 0};
 
   PetscFunctionBegin;
@@ -209,32 +240,37 @@ static PetscErrorCode dy_tica_covariances(DyTica *t, int npieces, const DyTicaPa
   PetscCheck((int64_t)P * c <= INT_MAX, t->comm, PETSC_ERR_SUP, "a round of %lld frames on %d ranks is too large",
              (long long)c, P);
   const int K = (int)(P * c), ci = (int)c;
-  PetscCall(dy_dmat_create(t->rowgrid, D, K, D, ci, &L0));
-  PetscCall(dy_dmat_create(t->rowgrid, D, K, D, ci, &L1));
+  PetscCall(dy_dmat_create(t->rowgrid, D, K, D, ci, &L));
   PetscCall(dy_dmat_create(t->grid, D, K, t->nb, t->nb, &G0));
-  PetscCall(dy_dmat_create(t->grid, D, K, t->nb, t->nb, &G1));
+  if (lagged) PetscCall(dy_dmat_create(t->grid, D, K, t->nb, t->nb, &G1));
+  DyDmat *Y = lagged ? &G1 : &G0; /* where x_{t+lag} lands: for C0, x_t's buffer once it is added */
   for (int64_t r = 0; r < rounds; r++) {
-    dy_round_fill(&cur0, 0, D, c, t->mean, L0.a);
-    dy_round_fill(&cur1, 1, D, c, t->mean, L1.a);
-    pdgemr2d_(&D, &K, L0.a, &one, &one, L0.desc, G0.a, &one, &one, G0.desc, &t->rowgrid);
-    pdgemr2d_(&D, &K, L1.a, &one, &one, L1.desc, G1.a, &one, &one, G1.desc, &t->rowgrid);
-    pdsyrk_("U", "N", &D, &K, &alpha, G0.a, &one, &one, G0.desc, &beta, C0->a, &one, &one, C0->desc);
-    pdsyrk_("U", "N", &D, &K, &alpha, G1.a, &one, &one, G1.desc, &beta, C0->a, &one, &one, C0->desc);
-    pdsyr2k_("U", "N", &D, &K, &alpha, G0.a, &one, &one, G0.desc, G1.a, &one, &one, G1.desc, &beta, Ct->a, &one, &one,
-             Ct->desc);
+    dy_round_fill(&cur0, 0, D, c, t->mean, L.a);
+    pdgemr2d_(&D, &K, L.a, &one, &one, L.desc, G0.a, &one, &one, G0.desc, &t->rowgrid);
+    if (!lagged) pdsyrk_("U", "N", &D, &K, &alpha, G0.a, &one, &one, G0.desc, &beta, C->a, &one, &one, C->desc);
+    dy_round_fill(&cur1, 1, D, c, t->mean, L.a);
+    pdgemr2d_(&D, &K, L.a, &one, &one, L.desc, Y->a, &one, &one, Y->desc, &t->rowgrid);
+    if (lagged)
+      pdsyr2k_("U", "N", &D, &K, &alpha, G0.a, &one, &one, G0.desc, G1.a, &one, &one, G1.desc, &beta, C->a, &one, &one,
+               C->desc);
+    else
+      pdsyrk_("U", "N", &D, &K, &alpha, G0.a, &one, &one, G0.desc, &beta, C->a, &one, &one, C->desc);
   }
-  dy_dmat_free(&G1);
+  if (lagged) dy_dmat_free(&G1);
   dy_dmat_free(&G0);
-  dy_dmat_free(&L1);
-  dy_dmat_free(&L0);
+  dy_dmat_free(&L);
+  dy_heap_trim(); /* the rounds' buffers and PBLAS's copies of them */
   PetscFunctionReturn(0);
 }
 
-/* Collective: how many features have a variance (diagonal of C0) below epsilon, and the first. */
-static PetscErrorCode dy_tica_flat_features(const DyTica *t, const DyDmat *C0, int64_t *count, int64_t *first)
+/* Collective: how many features have a variance (diagonal of C0) below epsilon, the first, and the
+ * trace of C0 (a bound on its eigenvalues). */
+static PetscErrorCode dy_tica_flat_features(const DyTica *t, const DyDmat *C0, int64_t *count, int64_t *first,
+                                            double *trace)
 {
   int nprow, npcol, myrow, mycol;
   int64_t v[2] = {0, INT64_MAX};
+  double sum = 0;
 
   PetscFunctionBegin;
   Cblacs_gridinfo(t->grid, &nprow, &npcol, &myrow, &mycol);
@@ -242,6 +278,7 @@ static PetscErrorCode dy_tica_flat_features(const DyTica *t, const DyDmat *C0, i
     const int gj = dy_global_index(j, t->nb, mycol, npcol);
     for (int i = 0; i < C0->lr; i++) {
       if (dy_global_index(i, t->nb, myrow, nprow) != gj) continue;
+      sum += C0->a[(size_t)j * C0->desc[DY_DESC_LLD] + i];
       if (C0->a[(size_t)j * C0->desc[DY_DESC_LLD] + i] < t->epsilon) {
         v[0]++;
         v[1] = DY_MIN(v[1], (int64_t)gj);
@@ -250,6 +287,7 @@ static PetscErrorCode dy_tica_flat_features(const DyTica *t, const DyDmat *C0, i
   }
   PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &v[0], 1, MPI_INT64_T, MPI_SUM, t->comm));
   PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &v[1], 1, MPI_INT64_T, MPI_MIN, t->comm));
+  PetscCallMPI(MPI_Allreduce(&sum, trace, 1, MPI_DOUBLE, MPI_SUM, t->comm));
   *count = v[0];
   *first = v[1];
   PetscFunctionReturn(0);
@@ -320,30 +358,32 @@ static PetscErrorCode dy_tica_fix_signs(DyTica *t)
   PetscFunctionReturn(0);
 }
 
-/* Collective: from C0 and Ct to the eigenvalues and U. C0 and Ct are used up. */
-static PetscErrorCode dy_tica_solve(DyTica *t, const DyTicaOptions *opt, DyDmat *C0, DyDmat *Ct)
+/* Collective: from C0 (used up) and a second pass over the pairs for Ct to the eigenvalues and U.
+ * Called inside the eigensolve event, which it leaves for the second pass. */
+static PetscErrorCode dy_tica_solve(DyTica *t, const DyTicaOptions *opt, int npieces, const DyTicaPairs *pieces,
+                                    DyDmat *C0)
 {
   const int D = t->D, one = 1, nb = t->nb;
   const double done = 1.0, dzero = 0.0;
-  int nprow, npcol, myrow, mycol, m, jw, k;
-  double *s = NULL, *lambda = NULL;
+  int nprow, npcol, myrow, mycol, m, k, il, iu, found;
+  double *s = NULL, *lambda = NULL, trace = 0;
   DyEig *order = NULL;
-  DyDmat Z, T, Cw, Q, Qk;
+  DyDmat Z, Ct, T, Cw, Q, Qk;
   int64_t nflat = 0, first = 0;
 
   PetscFunctionBegin;
   Cblacs_gridinfo(t->grid, &nprow, &npcol, &myrow, &mycol);
-  PetscCall(dy_tica_flat_features(t, C0, &nflat, &first));
+  PetscCall(dy_tica_flat_features(t, C0, &nflat, &first, &trace));
+  /* The eigenpairs of C0 with eigenvalues of at least epsilon, ascending: V_m S_m. The trace bounds
+   * the eigenvalues of the positive semi-definite C0 from above. */
   PetscCall(PetscMalloc1(D, &s));
   PetscCall(dy_dmat_create(t->grid, D, D, nb, nb, &Z));
-  PetscCall(dy_syevd(t->comm, D, C0, s, &Z));
+  PetscCall(dy_syevr(t->comm, D, C0, 'V', t->epsilon, 2.0 * fabs(trace) + 1.0, 0, 0, s, &m, &Z));
   dy_dmat_free(C0);
-  for (m = 0; m < D && s[D - 1 - m] >= t->epsilon; m++) {}
   t->m = m;
   if (m < opt->k) {
     char flat[256] = "";
     dy_dmat_free(&Z);
-    dy_dmat_free(Ct);
     PetscCall(PetscFree(s));
     if (nflat > 0)
       snprintf(flat, sizeof flat,
@@ -359,38 +399,61 @@ static PetscErrorCode dy_tica_solve(DyTica *t, const DyTicaOptions *opt, DyDmat 
                              flat, opt->k_key, m));
   }
   k = t->k = opt->k;
-  /* W = V_m S_m^{-1/2} in place: the last m columns of Z. */
-  jw = D - m + 1;
+  /* W = V_m S_m^{-1/2} in place: the first m columns of Z. */
   for (int jl = 0; jl < Z.lc; jl++) {
     const int j = dy_global_index(jl, nb, mycol, npcol);
-    if (j < D - m) continue;
+    if (j >= m) continue;
     const double f = 1.0 / sqrt(s[j]);
-    for (int il = 0; il < Z.lr; il++) Z.a[(size_t)jl * Z.desc[DY_DESC_LLD] + il] *= f;
+    for (int il0 = 0; il0 < Z.lr; il0++) Z.a[(size_t)jl * Z.desc[DY_DESC_LLD] + il0] *= f;
   }
   PetscCall(PetscFree(s));
-  /* Cw = W^T Ct W (m, m). */
+  /* Ct from the second pass (logged as covariance, not eigensolve), then Cw = W^T Ct W (m, m). */
+  PetscCall(PetscLogEventEnd(dy_ev_eig, 0, 0, 0, 0));
+  PetscCall(PetscLogEventBegin(dy_ev_cov, 0, 0, 0, 0));
+  PetscCall(dy_dmat_create(t->grid, D, D, nb, nb, &Ct));
+  PetscCall(dy_tica_accumulate(t, npieces, pieces, 1, &Ct));
+  PetscCall(PetscLogEventEnd(dy_ev_cov, 0, 0, 0, 0));
+  PetscCall(PetscLogEventBegin(dy_ev_eig, 0, 0, 0, 0));
   PetscCall(dy_dmat_create(t->grid, D, m, nb, nb, &T));
-  pdsymm_("L", "U", &D, &m, &done, Ct->a, &one, &one, Ct->desc, Z.a, &one, &jw, Z.desc, &dzero, T.a, &one, &one, T.desc);
-  dy_dmat_free(Ct);
+  pdsymm_("L", "U", &D, &m, &done, Ct.a, &one, &one, Ct.desc, Z.a, &one, &one, Z.desc, &dzero, T.a, &one, &one, T.desc);
+  dy_dmat_free(&Ct);
   PetscCall(dy_dmat_create(t->grid, m, m, nb, nb, &Cw));
-  pdgemm_("T", "N", &m, &m, &D, &done, Z.a, &one, &jw, Z.desc, T.a, &one, &one, T.desc, &dzero, Cw.a, &one, &one, Cw.desc);
+  pdgemm_("T", "N", &m, &m, &D, &done, Z.a, &one, &one, Z.desc, T.a, &one, &one, T.desc, &dzero, Cw.a, &one, &one,
+          Cw.desc);
   dy_dmat_free(&T);
+  /* The eigenvalues of Cw first (on a copy, which the solver destroys), then the eigenvectors of
+   * the index range that holds the k leading |lambda| only: usually the k largest. */
   PetscCall(PetscMalloc1(m, &lambda));
   PetscCall(dy_dmat_create(t->grid, m, m, nb, nb, &Q));
-  PetscCall(dy_syevd(t->comm, m, &Cw, lambda, &Q));
-  dy_dmat_free(&Cw);
-  /* The k leading eigenvectors by |lambda|, then U = W Q_k. */
+  memcpy(Q.a, Cw.a, (size_t)Cw.desc[DY_DESC_LLD] * (size_t)DY_MAX(1, Cw.lc) * sizeof(double));
+  PetscCall(dy_syevr(t->comm, m, &Q, 'A', 0, 0, 0, 0, lambda, &found, NULL));
+  PetscCheck(found == m, t->comm, PETSC_ERR_LIB, "PDSYEVR found %d of the %d eigenvalues of the whitened Ct", found, m);
   PetscCall(PetscMalloc1(m, &order));
   for (int j = 0; j < m; j++) {
     order[j].lambda = lambda[j];
     order[j].col = j;
   }
   qsort(order, (size_t)m, sizeof *order, dy_cmp_abs_desc);
+  il = m;
+  iu = 1;
+  for (int j = 0; j < k; j++) {
+    il = DY_MIN(il, order[j].col + 1);
+    iu = DY_MAX(iu, order[j].col + 1);
+  }
+  while (iu - il + 1 < DY_MIN(m, nb)) { /* see dy_syevr */
+    if (iu < m) iu++;
+    else il--;
+  }
+  PetscCall(dy_syevr(t->comm, m, &Cw, 'I', 0, 0, il, iu, lambda, &found, &Q));
+  PetscCheck(found == iu - il + 1, t->comm, PETSC_ERR_LIB,
+             "PDSYEVR found %d eigenvectors of the whitened Ct where %d were asked for", found, iu - il + 1);
+  dy_dmat_free(&Cw);
+  /* The k leading eigenvectors by |lambda| into Q_k, then U = W Q_k. */
   PetscCall(dy_dmat_create(t->grid, m, k, nb, nb, &Qk));
   for (int j = 0; j < k; j++) {
-    const int src = order[j].col + 1, dst = j + 1, ncol = 1;
+    const int src = order[j].col - il + 2, dst = j + 1, ncol = 1;
     pdgemr2d_(&m, &ncol, Q.a, &one, &src, Q.desc, Qk.a, &one, &dst, Qk.desc, &t->grid);
-    t->eigenvalues[j] = order[j].lambda;
+    t->eigenvalues[j] = lambda[src - 1];
     const double a = fabs(t->eigenvalues[j]);
     t->timescales[j] = a < 1.0 ? -(double)t->lag / log(a) : INFINITY;
   }
@@ -400,7 +463,7 @@ static PetscErrorCode dy_tica_solve(DyTica *t, const DyTicaOptions *opt, DyDmat 
   {
     DyDmat U;
     PetscCall(dy_dmat_create(t->grid, D, k, nb, nb, &U));
-    pdgemm_("N", "N", &D, &k, &m, &done, Z.a, &one, &jw, Z.desc, Qk.a, &one, &one, Qk.desc, &dzero, U.a, &one, &one,
+    pdgemm_("N", "N", &D, &k, &m, &done, Z.a, &one, &one, Z.desc, Qk.a, &one, &one, Qk.desc, &dzero, U.a, &one, &one,
             U.desc);
     memcpy(t->udesc, U.desc, sizeof t->udesc);
     t->u = U.a;
@@ -415,7 +478,7 @@ PetscErrorCode dy_tica_fit(MPI_Comm comm, int D, int npieces, const DyTicaPairs 
                            DyTica *t)
 {
   int P, nprow, npcol;
-  DyDmat C0, Ct;
+  DyDmat C0;
   PetscErrorCode ierr;
 
   PetscFunctionBegin;
@@ -451,20 +514,13 @@ PetscErrorCode dy_tica_fit(MPI_Comm comm, int D, int npieces, const DyTicaPairs 
     PetscCall(dy_input_error(comm, "TICA at lag %d: no pair (t, t + %d) in any trajectory", opt->lag, opt->lag));
   }
   PetscCall(dy_dmat_create(t->grid, D, D, t->nb, t->nb, &C0));
-  PetscCall(dy_dmat_create(t->grid, D, D, t->nb, t->nb, &Ct));
-  PetscCall(dy_tica_covariances(t, npieces, pieces, &C0, &Ct));
-#if defined(__GLIBC__)
-  /* The rounds' buffers (and PBLAS's copies) may linger in the heap: hand them back before the
-   * eigensolve, whose workspace is the peak. */
-  malloc_trim(0);
-#endif
+  PetscCall(dy_tica_accumulate(t, npieces, pieces, 0, &C0));
   PetscCall(PetscLogEventEnd(dy_ev_cov, 0, 0, 0, 0));
 
   PetscCall(PetscLogEventBegin(dy_ev_eig, 0, 0, 0, 0));
-  ierr = dy_tica_solve(t, opt, &C0, &Ct);
+  ierr = dy_tica_solve(t, opt, npieces, pieces, &C0);
   PetscCall(PetscLogEventEnd(dy_ev_eig, 0, 0, 0, 0));
   dy_dmat_free(&C0);
-  dy_dmat_free(&Ct);
   if (ierr) dy_tica_destroy(t);
   PetscCall(ierr);
   PetscFunctionReturn(0);

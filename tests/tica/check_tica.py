@@ -11,7 +11,9 @@ rounds of 16 frames); aligned coordinates of a rigid-ish body (C0 loses 6 direct
 feature and an exact linear dependency with standardize off (dropped, not divided by), on the
 default blocks of 64, larger than the matrix; the same
 asking for more components than remain (exit 2, clear message); five features on blocks of 8
-(one block for all ranks) with a trajectory shorter than the rank count. Exit 0 when all hold."""
+(one block for all ranks) with a trajectory shorter than the rank count. Two more with --only:
+D = 150 on blocks of 64 with 4 components ("wide"), and a leading eigenvalue that is negative
+("negative"). Exit 0 when all hold."""
 import argparse
 import os
 import subprocess
@@ -115,6 +117,26 @@ def case_tiny(rng):
     return trajs, dict(lag=1, eps=1e-6, k=3, scaling="kinetic_map", nb=8, chunk=7)
 
 
+def case_wide(rng):
+    """Many blocks wide (D = 150 on the default blocks of 64) and few components: the whitened Ct's
+    eigenvectors are computed for an index range only, which must still be back-transformed."""
+    D = 150
+    rates = np.linspace(0.95, 0.05, D)
+    mix = rng.standard_normal((D, D))
+    trajs = [slow_process(rng, f, rates) @ mix for f in (700, 500)]
+    return trajs, dict(lag=1, eps=1e-6, k=4, scaling="kinetic_map", nb=0, chunk=0)
+
+
+def case_negative(rng):
+    """The largest |lambda| is negative (a feature that flips sign every frame), the next ones
+    positive: the k leading components lie at both ends of the spectrum."""
+    D = 20
+    rates = np.concatenate([[-0.97], np.linspace(0.9, 0.1, D - 1)])
+    mix = rng.standard_normal((D, D))
+    trajs = [slow_process(rng, f, rates) @ mix for f in (400, 300)]
+    return trajs, dict(lag=1, eps=1e-6, k=3, scaling="kinetic_map", nb=8, chunk=32)
+
+
 CASES = {
     "ordinary": case_ordinary,
     "aligned": case_aligned,
@@ -122,6 +144,8 @@ CASES = {
     "constant_too_many": lambda rng: case_constant(rng, k=11),
     "tiny": case_tiny,
 }
+# Run with --only (tests tica_numpy_range_*): components taken from part of the spectrum.
+EXTRA_CASES = {"wide": case_wide, "negative": case_negative}
 
 
 def rel_err(a, b, scale=None):
@@ -134,7 +158,7 @@ def rel_err(a, b, scale=None):
 
 def run_case(name, args):
     rng = np.random.default_rng(sum(map(ord, name)))
-    trajs, p = CASES[name](rng)
+    trajs, p = {**CASES, **EXTRA_CASES}[name](rng)
     path = os.path.join(args.dir, f"{name}.h5")
     out = os.path.join(args.dir, f"{name}.out.h5")
     with h5py.File(path, "w") as f:
@@ -187,7 +211,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--driver", required=True)
     ap.add_argument("--dir", required=True)
-    ap.add_argument("--only", nargs="*", default=list(CASES))
+    ap.add_argument("--only", nargs="*", default=list(CASES), choices=list(CASES) + list(EXTRA_CASES))
     ap.add_argument("--launcher", nargs=argparse.REMAINDER, default=[])
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)

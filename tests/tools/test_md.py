@@ -242,10 +242,41 @@ def t_study_dynae(tmp):
         "--program", os.environ["DY_PROGRAM"], "--mpiexec", "/nonexistent/mpiexec")  # reused, not rerun
 
 
+def t_study_models(tmp):
+    """--models: the TICA baseline and DynamicsAE on TICs next to plain DynamicsAE, the program's
+    TICA checked against the NumPy reference, VAMP-2 scored for every run."""
+    data = generate(tmp)
+    out = os.path.join(tmp, "study")
+    text = run("md_study.py", data, "--out", out, "--codes", "dynae", "--models", "dynamicsae,tica,tica4",
+               "--scalings", "raw", "--seeds", "0", "--ranks", "1", "--epochs", "2", "--d-min", "1",
+               "--states", "10", "--set", "train.batch_size=32", "--program", os.environ["DY_PROGRAM"],
+               "--mpiexec", os.environ["DY_MPIEXEC"])
+    r = json.load(open(os.path.join(out, "study.json")))
+    runs = {row["code"]: row for row in r["rows"]}
+    check(sorted(runs) == ["dynae", "dynae-tica", "dynae-tica4"] and all("score" in v for v in runs.values()),
+          f"three scored runs: {sorted(runs)}")
+    check(os.path.isdir(os.path.join(out, "dynae-raw-s0")) and os.path.isdir(os.path.join(out, "dynae-tica4-raw-s0")),
+          "run folders: dynae-<scaling>-s<seed> for DynamicsAE, dynae-<model>-... for the others")
+    with h5py.File(os.path.join(out, "dynae-tica-raw-s0", "out", "results.h5"), "r") as f:
+        check("tica" in f and len(f["tica/eigenvalues"]) == 2, "model tica: /tica/ with 2 components")
+    with h5py.File(os.path.join(out, "dynae-tica4-raw-s0", "out", "results.h5"), "r") as f:
+        check(len(f["tica/eigenvalues"]) == 4, "tica4: data.tica_dim = 4")
+    check(runs["dynae"]["history"].get("tica") is None, "no TICA in the plain DynamicsAE run")
+    for name in ("dynae-tica", "dynae-tica4"):
+        t = runs[name]["history"]["tica"]
+        check(t["eigenvalues_rel_err"] < 1e-8 and t["timescales_rel_err"] < 1e-8 and t["kept"] == t["kept_reference"],
+              f"{name}: the program's TICA against NumPy: {t}")
+    check(runs["dynae-tica"]["history"]["tica"]["latent_rel_err"] < 1e-5, "model tica: latent = NumPy's TICs")
+    for v in runs.values():
+        check(1.0 <= v["score"]["vamp2"] <= 3.0 + 1e-9, f"VAMP-2 of a 2-d latent in [1, 3]: {v['score']['vamp2']}")
+    check("median dynae-tica4-raw" in text and "TICA of dynae-tica-raw-s0 against NumPy" in text, "summary printed")
+
+
 def t_study_args(tmp):
     data = generate(tmp)
     for bad in (["--codes", "torch"], ["--scalings", "minmax"], ["--seeds", "a,b"],
-                ["--kind", "three-well", "--native"]):
+                ["--kind", "three-well", "--native"], ["--models", "pca"], ["--models", "tica0"],
+                ["--models", "tica", "--native"]):
         run("md_study.py", data, "--out", os.path.join(tmp, "s"), *bad, expect=2)
     run("md_study.py", os.path.join(tmp, "missing.h5"), "--out", os.path.join(tmp, "s"), expect=2)
 
@@ -256,4 +287,4 @@ if __name__ == "__main__":
           "evaluate_known": t_evaluate_known, "evaluate_collapse": t_evaluate_collapse,
           "evaluate_fails": t_evaluate_fails, "evaluate_results_file": t_evaluate_results_file,
           "evaluate_bad_input": t_evaluate_bad_input,
-          "study_dynae": t_study_dynae, "study_args": t_study_args}, sys.argv)
+          "study_dynae": t_study_dynae, "study_models": t_study_models, "study_args": t_study_args}, sys.argv)
