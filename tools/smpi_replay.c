@@ -8,15 +8,22 @@
  *     sliced Wasserstein's exchange: an allgatherv of every rank's share of the moves (2 d values
  *     per row) and, beyond the gather way's rank count (SW_SPLIT 1), the reduce-scatter of the
  *     rows' gradients (d values per row); then the sum of the gradient buffer over all ranks,
- *     either MPI_Allreduce over all ranks (mpi) or the hierarchical way (a reduction inside each
- *     node, MPI_Allreduce between one leader per node, a broadcast inside the node);
+ *     either MPI_Allreduce over all ranks (mpi) or the trainer's hierarchical way (hier,
+ *     src/parallel/exchange.c): inside a node no message moves, the ranks copy through a
+ *     shared-memory window, so its copies are injected as compute of COPY_SECONDS each (one
+ *     gradient buffer through shared memory) and its waits on the other ranks' sequence lines as
+ *     node-wide synchronisations: each rank writes its slot; all wait for all slots (a barrier);
+ *     each sums its chunk over the slots (one buffer's worth of reads); the leader waits for all
+ *     chunks (a barrier), assembles them, sums the node sums with the other leaders by
+ *     MPI_Allreduce and writes the result; the others wait for its flag (a broadcast of one value)
+ *     and copy the result;
  *   - every epoch: the encoding and clustering compute, the clustering's merge rounds (an
  *     allgather of proposal counts and an allgatherv of the proposals), the bin counts'
  *     allreduce, and the test losses' allreduce.
  * Only --sim-steps steps are simulated; rank 0 prints the simulated seconds per step, the
  * clustering's seconds and the scatter's seconds as one JSON line.
  * Usage: smpi_replay STEPS_SIM STEP_SECONDS GRAD_VALUES EPOCH_SECONDS ROUNDS PROPOSALS D K
- *                    SCATTER_BYTES_PER_RANK RANKS_PER_NODE HIER(0|1) SW_ROWS SW_SPLIT(0|1) */
+ *                    SCATTER_BYTES_PER_RANK RANKS_PER_NODE HIER(0|1) SW_ROWS SW_SPLIT(0|1) COPY_SECONDS */
 #include <mpi.h>
 #include <smpi/smpi.h>
 #include <stdio.h>
@@ -26,16 +33,29 @@
  * measured compute become this many flops */
 #define DY_HOST_FLOPS 1e9
 
-static void sum_gradients(float *buf, int n, int hier, MPI_Comm node, MPI_Comm leaders, int node_rank)
+static void sum_gradients(float *buf, int n, int hier, double copy_seconds, MPI_Comm node, MPI_Comm leaders,
+                          int node_rank)
 {
   if (!hier) {
     MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     return;
   }
-  if (node_rank == 0) MPI_Reduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, 0, node);
-  else MPI_Reduce(buf, NULL, n, MPI_FLOAT, MPI_SUM, 0, node);
-  if (leaders != MPI_COMM_NULL) MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, leaders);
-  MPI_Bcast(buf, n, MPI_FLOAT, 0, node);
+  const double copy_flops = copy_seconds * DY_HOST_FLOPS;
+  int flag = 0;
+  smpi_execute_flops(copy_flops); /* the rank's buffer into its slot */
+  MPI_Barrier(node);              /* every slot published */
+  smpi_execute_flops(copy_flops); /* its chunk summed over the node's slots */
+  if (node_rank == 0) {
+    MPI_Barrier(node);              /* every chunk published */
+    smpi_execute_flops(copy_flops); /* the chunks assembled */
+    if (leaders != MPI_COMM_NULL) MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, leaders);
+    smpi_execute_flops(copy_flops); /* the result into the final area */
+    MPI_Bcast(&flag, 1, MPI_INT, 0, node);
+  } else {
+    MPI_Barrier(node);
+    MPI_Bcast(&flag, 1, MPI_INT, 0, node); /* the leader's final flag */
+    smpi_execute_flops(copy_flops);        /* the result copied out */
+  }
 }
 
 int main(int argc, char **argv)
@@ -44,9 +64,10 @@ int main(int argc, char **argv)
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (argc != 14) {
+  if (argc != 15) {
     if (rank == 0) fprintf(stderr, "usage: smpi_replay STEPS_SIM STEP_SECONDS GRAD_VALUES EPOCH_SECONDS ROUNDS "
-                                   "PROPOSALS D K SCATTER_BYTES_PER_RANK RANKS_PER_NODE HIER SW_ROWS SW_SPLIT\n");
+                                   "PROPOSALS D K SCATTER_BYTES_PER_RANK RANKS_PER_NODE HIER SW_ROWS SW_SPLIT "
+                                   "COPY_SECONDS\n");
     MPI_Finalize();
     return 2;
   }
@@ -54,6 +75,7 @@ int main(int argc, char **argv)
   const int d = atoi(argv[7]), K = atoi(argv[8]), per_node = atoi(argv[10]), hier = atoi(argv[11]);
   const double step_seconds = atof(argv[2]), epoch_seconds = atof(argv[4]), scatter = atof(argv[9]);
   const int sw_rows = atoi(argv[12]), sw_split = atoi(argv[13]);
+  const double copy_seconds = atof(argv[14]);
   MPI_Comm node, leaders;
   MPI_Comm_split(MPI_COMM_WORLD, rank / per_node, rank, &node);
   int node_rank;
@@ -91,7 +113,7 @@ int main(int argc, char **argv)
         MPI_Reduce_scatter(sw_all, sw_send, half, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
       }
     }
-    sum_gradients(grad, n, hier, node, leaders, node_rank);
+    sum_gradients(grad, n, hier, copy_seconds, node, leaders, node_rank);
   }
   MPI_Barrier(MPI_COMM_WORLD);
   const double t_steps = MPI_Wtime() - t0;

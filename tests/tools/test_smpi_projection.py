@@ -4,7 +4,8 @@ given measurement: the JSON has the documented layout, efficiencies are in (0, 1
 measured epoch has more steps than pairs / B, as bins end with partial batches), the slower network
 gives the slower epoch, a global batch adds the sliced Wasserstein's per-step exchange (on top of
 its 1/P share of the step's compute; also beyond 8 ranks, where the split way reduce-scatters the
-rows' gradients), and bad arguments exit 2. Exit 77 (skipped) without SimGrid."""
+rows' gradients), the hierarchical sum has the shared-memory copies of the trainer's hier way on its
+path (also in --check-local's 2-rank replay), and bad arguments exit 2. Exit 77 (skipped) without SimGrid."""
 import json
 import os
 import shutil
@@ -69,6 +70,26 @@ try:
     if len(messages) == 2:
         check("a global batch's step moves more than the gradient sum (gather at 4, split at 16 ranks)",
               all(g > p * 1.05 and p > 0 for g, p in zip(messages["global"], messages["per_rank"])), str(messages))
+    # the hierarchical sum copies through shared memory inside a node: with a large gradient buffer,
+    # a rank's path holds five copies (its slot, its chunk's sum, the leader's assembly and result,
+    # the copy out) besides the leaders' MPI_Allreduce
+    big = dict(measured, gradient_values=2500000)
+    bpath = os.path.join(work, "big.json")
+    json.dump({"measured": big}, open(bpath, "w"))
+    out = os.path.join(work, "hier.json")
+    r = subprocess.run([sys.executable, tool, "--ranks", "4", "--network", "ib", "--measured", bpath,
+                        "--cores-per-node", "2", "--sim-steps", "2", "--check-local", "--json", out],
+                       capture_output=True, text=True)
+    check("hier: runs", r.returncode == 0, r.stdout + r.stderr)
+    if r.returncode == 0:
+        t = json.load(open(out))
+        copy = big["gradient_values"] * 4 / 20e9
+        moved = t["rows"][0]["simulated_seconds_per_step"] - big["step_seconds"]
+        check("hier: five shared-memory copies on a rank's path", 5 * copy <= moved <= 5 * copy + 0.05,
+              "%g s moved, copy %g s" % (moved, copy))
+        loc = t["check_local"]
+        check("--check-local: both ways at 2 ranks", loc and loc["simulated_shared_us"] >= 5 * copy * 1e6
+              and loc["simulated_exchange_us"] > 0 and "shared memory" in r.stdout, json.dumps(loc))
     r = subprocess.run([sys.executable, tool, "--ranks", "0,4", "--measured", mpath], capture_output=True, text=True)
     check("bad --ranks: exit 2", r.returncode == 2, r.stdout + r.stderr)
 finally:
