@@ -113,7 +113,7 @@ int main(int argc, char **argv)
         MPI_Reduce_scatter(sw_all, sw_send, half, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
       }
     }
-    sum_gradients(grad, n, hier, copy_seconds, node, leaders, node_rank);
+    if (size > 1) sum_gradients(grad, n, hier, copy_seconds, node, leaders, node_rank); /* 1 rank: no sum */
   }
   MPI_Barrier(MPI_COMM_WORLD);
   const double t_steps = MPI_Wtime() - t0;
