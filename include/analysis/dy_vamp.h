@@ -40,3 +40,27 @@ PetscErrorCode dy_vamp_sums_allreduce(MPI_Comm comm, DyVampSums *s);
 /* The scores of the (global) sums. Eigenvalues of C00 and C11 below 1e-12 of their largest are
  * treated as singular. */
 void dy_vamp_score(const DyVampSums *s, DyVampScore *score);
+
+/* The latent's step covariance is called degenerate (a collapse) below this eigenvalue ratio. */
+#define DY_VAMP_COLLAPSE_RATIO 0.05
+/* ... when it stays so for this many epochs running after the warm-up. The first epochs after the
+ * warm-up often start from a latent on a line that then unfolds (alanine dipeptide: below 0.02 for
+ * epochs 1-2 and 0.43 at epoch 3 with the defaults; on raw inputs up to 15 epochs before a recovery). */
+#define DY_VAMP_COLLAPSE_EPOCHS 5
+
+/* When to warn of a collapsed latent, from one step ratio per epoch. */
+typedef struct {
+  int warned;    /* the warning has been given */
+  int recovered; /* after the warning, the recovery has been noted */
+  int low;       /* epochs running, after the warm-up, with the ratio below DY_VAMP_COLLAPSE_RATIO */
+} DyCollapseWatch;
+
+enum { DY_COLLAPSE_QUIET = 0, DY_COLLAPSE_WARN = 1, DY_COLLAPSE_RECOVERED = 2 };
+
+/* What to say after an epoch whose latent has step ratio `ratio`: nothing in the warm-up (the
+ * latent is still forming there; warmup is 1 for that epoch); DY_COLLAPSE_WARN once, when the
+ * ratio has stayed below DY_VAMP_COLLAPSE_RATIO for DY_VAMP_COLLAPSE_EPOCHS epochs running or is
+ * below it at the run's last epoch (last = 1); after a warning, DY_COLLAPSE_RECOVERED once, at the
+ * first epoch whose ratio is back above twice DY_VAMP_COLLAPSE_RATIO. A latent that dips in the
+ * first epochs and unfolds is no collapse; one that ends collapsed is always reported. */
+int dy_collapse_watch(DyCollapseWatch *w, int warmup, int last, double ratio);

@@ -163,3 +163,17 @@ void dy_vamp_score(const DyVampSums *s, DyVampScore *score)
     }
   score->vamp2 = 1 + f;
 }
+
+int dy_collapse_watch(DyCollapseWatch *w, int warmup, int last, double ratio)
+{
+  if (warmup) return DY_COLLAPSE_QUIET;
+  w->low = ratio < DY_VAMP_COLLAPSE_RATIO ? w->low + 1 : 0;
+  if (w->warned) {
+    if (w->recovered || ratio < 2 * DY_VAMP_COLLAPSE_RATIO) return DY_COLLAPSE_QUIET;
+    w->recovered = 1;
+    return DY_COLLAPSE_RECOVERED;
+  }
+  if (w->low == 0 || (w->low < DY_VAMP_COLLAPSE_EPOCHS && !last)) return DY_COLLAPSE_QUIET;
+  w->warned = 1;
+  return DY_COLLAPSE_WARN;
+}

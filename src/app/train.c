@@ -54,9 +54,6 @@
  * the ranks that caught a stop signal (so all ranks stop after the same step). */
 enum { DY_RED_COUNT = 0, DY_RED_REC, DY_RED_SW, DY_RED_PRIOR, DY_RED_STOP, DY_RED_EXTRA };
 
-/* The latent's step covariance is called degenerate (a collapse) below this eigenvalue ratio. */
-#define DY_COLLAPSE_RATIO 0.05
-
 /* Stream of the test-loss draws (re-seeded every epoch, plus the rank); beyond dy_rng.h's purposes. */
 #define DY_STREAM_TEST_EVAL ((uint64_t)1 << 32)
 /* Counter-based stream (by pair id) that picks the test pairs evaluated every epoch. */
@@ -145,7 +142,7 @@ typedef struct {
   dy_real *params_epoch_start; /* (nparam) weights when the current epoch began (its bins' encoder) */
   DyTrainPosition pos;         /* where the run stands, as a checkpoint records it */
   DyTrainState state;          /* what a checkpoint saves: pointers into this struct */
-  int collapse_warned;         /* the degenerate step covariance has been reported */
+  DyCollapseWatch collapse;    /* when to report a degenerate step covariance */
   int same_layout;             /* restarted from a checkpoint written at this rank count */
   int dir_ready;               /* output.dir created and locked */
   DyRunLock lock;              /* keeps other runs out of output.dir */
@@ -422,8 +419,9 @@ static PetscErrorCode dy_train_test_losses(DyTrainer *t, const DyLossOptions *lo
 }
 
 /* Collective: VAMP-2 of the latent on the test pairs of the epoch (all: every one), and a warning
- * (once per run) when the covariance of its lag steps is degenerate. The encoder's output of the
- * test pairs is summed locally in double, then once over the ranks. */
+ * (once per run, when dy_collapse_watch says so) when the covariance of its lag steps stays
+ * degenerate. The encoder's output of the test pairs is summed locally in double, then once over
+ * the ranks. */
 static PetscErrorCode dy_train_vamp(DyTrainer *t, int epoch, int all, double *vamp2)
 {
   const DyPairs *p = &t->data->test;
@@ -452,15 +450,20 @@ static PetscErrorCode dy_train_vamp(DyTrainer *t, int epoch, int all, double *va
   PetscCall(dy_vamp_sums_allreduce(t->comm, sums));
   dy_vamp_score(sums, &score);
   *vamp2 = score.vamp2;
-  if (!t->collapse_warned && score.step_ratio < DY_COLLAPSE_RATIO && t->rank == 0) {
+  const int said = dy_collapse_watch(&t->collapse, epoch == 0 && !t->base.type, all, score.step_ratio);
+  if (said == DY_COLLAPSE_WARN && t->rank == 0) {
     printf("# warning: after epoch %d the latent space has collapsed: its steps over data.lag on the test pairs "
-           "spread along fewer than %d directions (smallest/largest variance %.3g, below %g). The model is not "
+           "spread along fewer than %d directions (smallest/largest variance %.3g, below %g%s). The model is not "
            "using its whole latent space; %slower cluster.d_min or model.latent_dim, or change train.seed.\n",
-           epoch, t->d, score.step_ratio, DY_COLLAPSE_RATIO,
+           epoch, t->d, score.step_ratio, DY_VAMP_COLLAPSE_RATIO,
+           t->collapse.low > 1 ? " for the last epochs" : "",
            t->data->input_mean ? "" : "standardise the inputs (data.standardize = true), ");
     fflush(stdout);
+  } else if (said == DY_COLLAPSE_RECOVERED && t->rank == 0) {
+    printf("# note: after epoch %d the latent space has unfolded again (smallest/largest step variance %.3g)\n",
+           epoch, score.step_ratio);
+    fflush(stdout);
   }
-  if (score.step_ratio < DY_COLLAPSE_RATIO) t->collapse_warned = 1;
   PetscCall(PetscFree2(z0, z1));
   PetscCall(PetscFree(sums));
   PetscCall(PetscLogEventEnd(ev, 0, 0, 0, 0));

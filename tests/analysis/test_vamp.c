@@ -103,6 +103,41 @@ static PetscErrorCode test_scores(MPI_Comm comm)
   PetscFunctionReturn(0);
 }
 
+/* When the trainer warns of a collapse: not in the warm-up, not for a dip of a few epochs that
+ * unfolds, once for a latent that stays degenerate or ends so, and then once more when it unfolds. */
+static PetscErrorCode check_collapse_watch(void)
+{
+  /* ratio per epoch; epoch 0 is the warm-up; the last entry is the run's last epoch */
+  static const struct {
+    int n;
+    double r[10];
+    int warn_at, recovered_at; /* epochs of the warning and of the note, -1 for none */
+  } runs[] = {
+    {8, {0.001, 0.5, 0.6, 0.7, 0.7, 0.7, 0.7, 0.7}, -1, -1},           /* collapsed in the warm-up only */
+    {8, {0.1, 0.003, 0.02, 0.01, 0.01, 0.4, 0.6, 0.7}, -1, -1},         /* 4 epochs on a line, then unfolds */
+    {8, {0.5, 0.5, 0.01, 0.02, 0.01, 0.01, 0.04, 0.01}, 6, -1},         /* stays collapsed: at its 5th epoch */
+    {10, {0.1, 0.001, 0.001, 0.001, 0.001, 0.001, 0.08, 0.3, 0.5, 0.6}, 5, 7}, /* then unfolds */
+    {5, {0.5, 0.5, 0.5, 0.5, 0.01}, 4, -1},                            /* ends collapsed: at the last epoch */
+    {2, {0.01, 0.01}, 1, -1},                                          /* a one-epoch run after the warm-up */
+  };
+
+  PetscFunctionBegin;
+  for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+    DyCollapseWatch w = {0, 0, 0};
+    int warn_at = -1, recovered_at = -1, count = 0;
+    for (int e = 0; e < runs[k].n; e++) {
+      const int said = dy_collapse_watch(&w, e == 0, e == runs[k].n - 1, runs[k].r[e]);
+      if (said == DY_COLLAPSE_WARN) warn_at = e, count++;
+      if (said == DY_COLLAPSE_RECOVERED) recovered_at = e, count++;
+    }
+    CHECK(count == (runs[k].warn_at >= 0) + (runs[k].recovered_at >= 0) && warn_at == runs[k].warn_at &&
+              recovered_at == runs[k].recovered_at,
+          "collapse watch, run %zu: %d messages, warning at epoch %d, unfolded at %d; expected %d and %d", k, count,
+          warn_at, recovered_at, runs[k].warn_at, runs[k].recovered_at);
+  }
+  PetscFunctionReturn(0);
+}
+
 int main(int argc, char **argv)
 {
   int all = 0;
@@ -110,6 +145,7 @@ int main(int argc, char **argv)
   PetscCall(PetscInitialize(&argc, &argv, NULL, NULL));
   test_eigh();
   PetscCall(test_scores(PETSC_COMM_WORLD));
+  PetscCall(check_collapse_watch());
   MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, PETSC_COMM_WORLD);
   if (dy_is_root(PETSC_COMM_WORLD)) printf("test_vamp: %d failed checks\n", all);
   PetscCall(PetscFinalize());

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Runs a command and checks its exit code and output.
 
-usage: run_expect.py --exit N [--stderr REGEX]... [--stdout REGEX]... [--absent PATH]... -- COMMAND...
-Each REGEX must match somewhere in that stream; each --absent PATH is removed before the run and
-must not exist afterwards.
+usage: run_expect.py --exit N [--stderr REGEX]... [--stdout REGEX]... [--stdout-not REGEX]...
+                      [--absent PATH]... -- COMMAND...
+Each REGEX must match somewhere in that stream, each --stdout-not REGEX nowhere in standard output;
+each --absent PATH is removed before the run and must not exist afterwards.
 Exit 0 when all holds, 1 otherwise (the command's output is echoed)."""
 import os
 import re
@@ -16,7 +17,7 @@ def main():
     argv = sys.argv[1:]
     cut = argv.index("--")
     opts, cmd = argv[:cut], argv[cut + 1:]
-    code, want = None, {"--stderr": [], "--stdout": [], "--absent": []}
+    code, want = None, {"--stderr": [], "--stdout": [], "--stdout-not": [], "--absent": []}
     for key, value in zip(opts[::2], opts[1::2]):
         if key == "--exit":
             code = int(value)
@@ -32,6 +33,7 @@ def main():
         bad.append(f"exit code {p.returncode}, expected {code}")
     for stream, text in (("--stderr", p.stderr), ("--stdout", p.stdout)):
         bad += [f"{stream[2:]} lacks /{r}/" for r in want[stream] if not re.search(r, text, re.M)]
+    bad += [f"stdout has /{r}/" for r in want["--stdout-not"] if re.search(r, p.stdout, re.M)]
     bad += [f"{path} exists" for path in want["--absent"] if os.path.exists(path)]
     for b in bad:
         print("FAIL:", b)
