@@ -34,6 +34,9 @@ timescales (and of the latent for `tica`).
 `--native` (once dynae-mpi reads molecular files itself) feeds dynae-mpi the positions instead:
 data.input = DATA:/particles/all/position, data.atoms = the heavy atoms, data.features =
 "aligned", and data.standardize = false / true for raw / zscored; the reference keeps the .npy.
+Under --native, "zscored" is dynae-mpi's own standardisation, whose default is one common scale
+(data.scale = "common", the transform of "global" above), not a per-feature z-score; add
+`--set data.scale=feature` for the per-feature one the reference's "zscored" .npy holds.
 
 For every run it records: the loss curves (reconstruction and sliced-Wasserstein, train, per
 epoch; the reference's are its last logged values per epoch), the bins per epoch, the
@@ -332,7 +335,7 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--d-min", type=float, default=5.0, help="cluster.d_min / min_dist of both codes (default 5)")
     ap.add_argument("--batch-size", type=int, default=256, help="batch size of both codes (default 256; "
-                    "dynae-mpi's is per rank)")
+                    "dynae-mpi's is the step's over all ranks with its default train.batch = \"global\")")
     ap.add_argument("--states", type=int, default=100, help="Markov-model states (md; default 100)")
     ap.add_argument("--msm-lag", type=int, default=10, help="Markov-model lag in frames (md; default 10)")
     ap.add_argument("--set", action="append", default=[], help="extra dynae-mpi --set (repeatable)")
