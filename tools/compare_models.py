@@ -17,6 +17,11 @@ VAEs) is scored the same way, so the table shows both codes side by side. The re
 on frames 0..N-2 as pairs with their successors (lag 1) and standardises nothing; the default
 configuration matches that (data.lag = 1, data.standardize = false).
 
+Images, (frames, 64, 64) or (frames, channels, 64, 64) as tools/gen_sprites.py writes them, are
+trained with the convolutional networks (the default configuration then has model.network =
+"conv", encoder [32] and decoder [32], as the reference's image examples); --reference takes
+(frames, features) data only.
+
 Implied timescales: tools/evaluate_md.py's Markov state model (k-means of the latent of all
 frames into `--clusters` states, reversible maximum-likelihood transition matrix at `--msm-lag`
 frames), t_i = -lag / ln(lambda_i) of its eigenvalues after the first; the first `--timescales`
@@ -57,8 +62,7 @@ standardize = false
 
 [model]
 latent_dim = 2
-encoder = [32, 32, 32]
-decoder = [32, 32, 32]
+@NETS@
 prior = [32, 32]
 
 [loss]
@@ -82,12 +86,27 @@ checkpoint_every = 0
 save_reconstruction = false
 quiet = true
 """
-
+MLP_NETS = "encoder = [32, 32, 32]\ndecoder = [32, 32, 32]"
+CONV_NETS = 'network = "conv"\nencoder = [32]\ndecoder = [32]'
 
 
 def fail(msg, code=2):
     print(f"compare_models.py: error: {msg}", file=sys.stderr)
     sys.exit(code)
+
+
+def read_input(path, name):
+    """The frames of FILE:DATASET as (frames, features), and whether they are images (frames,
+    [channels,] 64, 64), read as channels * 64 * 64 features."""
+    try:
+        with evaluate.h5py.File(path, "r") as f:
+            shape = f[name].shape if name in f and isinstance(f[name], evaluate.h5py.Dataset) else None
+    except OSError:
+        shape = None  # read_2d says what is wrong
+    if shape and len(shape) in (3, 4) and shape[-2:] == (64, 64):
+        with evaluate.h5py.File(path, "r") as f:
+            return np.asarray(f[name][()], dtype=np.float32).reshape(shape[0], -1), True
+    return evaluate.read_2d(path, name)[0], False
 
 
 def implied_timescales(x, a):
@@ -215,18 +234,21 @@ def main(argv=None):
     os.makedirs(a.out, exist_ok=True)
     try:
         dpath, dname = evaluate.split_ref(a.data)
-        x, _ = evaluate.read_2d(dpath, dname)
+        x, images = read_input(dpath, dname)
         tpath, tname = evaluate.split_ref(a.truth)
         truth, _ = evaluate.read_2d(tpath, tname)
     except evaluate.InputError as e:
         fail(str(e))
     if len(x) != len(truth):
         fail(f"{a.data} has {len(x)} frames but {a.truth} has {len(truth)}")
+    if images and a.reference:
+        fail(f"--reference: {a.data} holds images; the reference's models are run on (frames, features) data only")
     config = a.config and os.path.abspath(a.config)
     if not config:
         config = os.path.join(a.out, "compare.toml")
         with open(config, "w") as fp:
-            fp.write(DEFAULT_CONFIG.replace("@INPUT@", os.path.abspath(dpath) + ":" + dname))
+            fp.write(DEFAULT_CONFIG.replace("@INPUT@", os.path.abspath(dpath) + ":" + dname)
+                     .replace("@NETS@", CONV_NETS if images else MLP_NETS))
     else:
         a.set = [f'data.input=["{os.path.abspath(dpath)}:{dname}"]'] + (a.set or [])
     npy = None

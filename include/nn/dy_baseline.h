@@ -1,6 +1,8 @@
 /* The baseline models of SPEC section 11 (model.type = "vae", "swae", "sdevae"): the autoencoders
  * the method is compared with, with the losses and defaults of the method authors' reference code.
- * They reuse DynamicsAE's networks (nn/dy_model.h) with another use of them:
+ * They reuse DynamicsAE's networks (nn/dy_model.h), the MLPs or the image nets of model.network =
+ * "conv" (nn/dy_convnet.h, whose last, linear encoder layer then gives the 2 d outputs), with
+ * another use of them:
  *
  *   vae     beta-VAE on single frames x0. The encoder gives 2 d outputs, a mean mu and a
  *           log-variance s of a diagonal Gaussian posterior; the decoder sees a sample

@@ -10,7 +10,8 @@
  *   -> conv 4x4, stride 2, padding 1, 64 -> 64, ReLU      (64, 4, 4)
  *   -> conv 1x1, 64 -> e/16, ReLU                         (e/16, 4, 4), read as e features in
  *                                                         (channel, row, column) order
- *   -> linear e -> d (no activation).
+ *   -> linear e -> d (no activation); the baselines with a Gaussian posterior (dy_baseline.h)
+ *      build it with 2 d outputs, the mean and the log-variance, as the reference's VAEs do.
  * Decoder, width h (model.decoder = [h]), Cy output channels:
  *   z (d) -> linear d -> h, ReLU -> linear h -> 1024, ReLU, read as (64, 4, 4)
  *   -> transposed conv 4x4, stride 2, padding 1, 64 -> 64, ReLU   (64, 8, 8)
@@ -55,7 +56,7 @@ typedef struct {
   size_t maxwork;   /* largest convolution workspace (values) */
 } DyCnn;
 
-/* The encoder for C input channels, width e, latent dimension d; the decoder for latent
+/* The encoder for C input channels, width e, d outputs; the decoder for latent
  * dimension d, width h, Cy output channels. Return 0, or -1 when a size does not fit (e not a
  * positive multiple of 16, non-positive sizes). */
 int dy_cnn_encoder(DyCnn *net, int C, int e, int d);

@@ -752,7 +752,7 @@ static PetscErrorCode dy_config_store(DyLoad *ld, const DyKey *k, DyConfig *cfg)
 
 /* model.network = "conv": the image nets take one encoder width, a multiple of 16 (the 1x1
  * convolution's channels times the 4 x 4 pixels left), and one decoder width; they encode frames,
- * not TICs, and TICA trains no network. */
+ * not TICs, and TICA trains no network. DynamicsAE and the baselines take them alike. */
 static PetscErrorCode dy_config_check_conv(DyLoad *ld, const DyConfig *cfg) {
   PetscFunctionBegin;
   if (cfg->network != DY_NETWORK_CONV) PetscFunctionReturn(0);
@@ -771,10 +771,6 @@ static PetscErrorCode dy_config_check_conv(DyLoad *ld, const DyConfig *cfg) {
     return dy_config_fail(ld->comm, &net->origin,
                           "model.network = \"conv\" encodes images: it cannot take %s", cfg->tica_dim > 0 ?
                           "TICs (remove data.tica_dim)" : "model.type = \"tica\", which trains no network");
-  if (strcmp(cfg->type, "dynamicsae"))
-    return dy_config_fail(ld->comm, &net->origin,
-                          "model.network = \"conv\" is built for model.type = \"dynamicsae\" only so far; the "
-                          "baselines (\"%s\") take model.network = \"mlp\"", cfg->type);
   PetscFunctionReturn(0);
 }
 

@@ -20,8 +20,10 @@ static PetscErrorCode dy_model_cnn(const DyModelShape *shape, DyModel *model)
              shape->D, shape->Dy, shape->channels);
   PetscCheck(shape->nhidden[DY_NET_ENCODER] == 1 && shape->nhidden[DY_NET_DECODER] == 1, PETSC_COMM_SELF,
              PETSC_ERR_ARG_OUTOFRANGE, "conv networks take one encoder and one decoder width");
-  PetscCheck(!dy_cnn_encoder(&model->cnn[0], shape->channels, shape->hidden[DY_NET_ENCODER][0], shape->d), PETSC_COMM_SELF,
-             PETSC_ERR_ARG_OUTOFRANGE, "conv encoder width %d must be a positive multiple of 16",
+  /* the encoder's linear layer gives enc_out values: the baselines' mean and log-variance (2 d) */
+  const int enc_out = shape->enc_out > 0 ? shape->enc_out : shape->d;
+  PetscCheck(!dy_cnn_encoder(&model->cnn[0], shape->channels, shape->hidden[DY_NET_ENCODER][0], enc_out),
+             PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "conv encoder width %d must be a positive multiple of 16",
              shape->hidden[DY_NET_ENCODER][0]);
   PetscCheck(!dy_cnn_decoder(&model->cnn[1], shape->d, shape->hidden[DY_NET_DECODER][0], shape->Dy / side2),
              PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "conv decoder width %d must be positive",

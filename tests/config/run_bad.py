@@ -95,8 +95,11 @@ CASES = [
      ["conv_decoder.toml:6:", "model.decoder must be one width"]),
     ("conv_tica", INPUT + 'tica_dim = 3\n[model]\nnetwork = "conv"\nencoder = [32]\ndecoder = [32]\n', [],
      ["conv_tica.toml:5:", 'model.network = "conv" encodes images', "data.tica_dim"]),
-    ("conv_vae", INPUT + '[model]\ntype = "vae"\nnetwork = "conv"\nencoder = [32]\ndecoder = [32]\n', [],
-     ["conv_vae.toml:5:", 'model.network = "conv" is built for model.type = "dynamicsae" only']),
+    # the baselines take the image nets too, with the same rules
+    ("conv_vae_encoder", INPUT + '[model]\ntype = "vae"\nnetwork = "conv"\nencoder = [24]\ndecoder = [32]\n', [],
+     ["conv_vae_encoder.toml:6:", "model.encoder must be one width, a multiple of 16"]),
+    ("conv_sdevae_decoder", INPUT + '[model]\ntype = "sdevae"\nnetwork = "conv"\nencoder = [32]\ndecoder = [16, 16]\n', [],
+     ["conv_sdevae_decoder.toml:7:", "model.decoder must be one width"]),
     rule("dir_empty", "output", "dir", '""', "must not be empty"),
     # data entries
     ("input_missing", "[data]\nlag = 2\n", [], ["input_missing.toml:1:", "data.input is required"]),

@@ -30,22 +30,6 @@
 static const char *type_names[] = {"none", "vae", "swae", "sdevae"};
 static const char *net_names[DY_NNETS] = {"encoder", "decoder", "force", "logdiff"};
 
-typedef struct {
-  DyModel *model;
-  DyBaseWork *work;
-  DyBaselineOptions opt;
-  int B, L;
-  dy_real *x0, *x1, *y0, *y1, *theta, *noise;
-} Problem;
-
-static double objective(void *ctx)
-{
-  Problem *p = ctx;
-  DyLosses l;
-  dy_baseline_losses(p->model, p->work, &p->opt, p->B, p->L, p->x0, p->x1, p->y0, p->y1, p->theta, p->noise, &l);
-  return l.rec + p->opt.beta * (l.sw + l.prior);
-}
-
 static dy_real *normals(DyRng *rng, size_t n, double scale)
 {
   dy_real *a = malloc(n * sizeof *a);
@@ -78,36 +62,15 @@ static double check_case(DyBaselineType type, DyModelShape shape, int B, int L, 
            model.net[DY_NET_FORCE].nparam, model.net[DY_NET_LOGDIFF].nparam);
     *bad = 1;
   }
-  Problem p = {.model = &model, .work = work, .B = B, .L = L, .opt = {.type = type, .nu = 0.3}};
+  DyFdBaseline p = {.model = &model, .work = work, .B = B, .L = L, .opt = {.type = type, .nu = 0.3}};
   p.x0 = normals(&rng, (size_t)B * D, 1.0);
   p.x1 = normals(&rng, (size_t)B * D, 0.3);
   for (int i = 0; i < B * D; i++) p.x1[i] += p.x0[i];
   p.y0 = normals(&rng, (size_t)B * Dy, 1.0);
   p.y1 = normals(&rng, (size_t)B * Dy, 1.0);
-  const size_t nn = (size_t)dy_baseline_noise_rows(type, B) * d;
-  p.noise = normals(&rng, nn, 1.0);
-  if (type == DY_BASELINE_SWAE)
-    for (size_t i = 0; i < nn; i++) p.noise[i] = (dy_real)(2 * dy_rng_uniform(&rng) - 1);
-  p.theta = malloc((size_t)L * d * sizeof *p.theta);
-  double v[16];
-  for (int l = 0; l < L; l++) {
-    dy_rng_unit_vector(&rng, d, v);
-    for (int k = 0; k < d; k++) p.theta[l * d + k] = (dy_real)v[k];
-  }
-
+  dy_fd_baseline_draw(&p, &rng);
   /* the latent of the results is the encoder's mean: the first d of its outputs */
-  dy_real *z = malloc((size_t)B * d * sizeof *z);
-  dy_model_encode(&model, nets, B, p.x0, z);
-  const dy_real *o = dy_model_net_forward(&model, nets, DY_NET_ENCODER, B, p.x0);
-  for (int n = 0; n < B; n++)
-    for (int i = 0; i < d; i++)
-      if (z[(size_t)n * d + i] != o[(size_t)n * zo + i]) {
-        printf("  dy_model_encode row %d differs from the encoder's mean\n", n);
-        *bad = 1;
-        n = B;
-        break;
-      }
-  free(z);
+  if (!dy_fd_latent_is_mean(&model, nets, B, p.x0)) *bad = 1;
 
   const size_t np = model.nparam;
   dy_real *g = malloc(np * sizeof *g);
@@ -132,8 +95,8 @@ static double check_case(DyBaselineType type, DyModelShape shape, int B, int L, 
     for (int k = 0; k < DY_NNETS; k++) {
       char label[32];
       snprintf(label, sizeof label, "beta %.1f %-7s", p.opt.beta, net_names[k]);
-      dy_fd_check_net(objective, &p, &model, k, g, FD_STEP, FD_FLOOR, KINK_FLOOR, KINK_TOL, TOL, label, &worst, &nkinks,
-                      &ntotal, bad);
+      dy_fd_check_net(dy_fd_baseline_objective, &p, &model, k, g, FD_STEP, FD_FLOOR, KINK_FLOOR, KINK_TOL, TOL, label,
+                      &worst, &nkinks, &ntotal, bad);
     }
     if (nkinks * 4 > ntotal) {
       printf("  %zu of %zu parameters on kinks, too many to trust the check\n", nkinks, ntotal);
@@ -141,10 +104,7 @@ static double check_case(DyBaselineType type, DyModelShape shape, int B, int L, 
     }
   }
   free(g);
-  free(p.x0), free(p.x1), free(p.y0), free(p.y1), free(p.noise), free(p.theta);
-  dy_basework_destroy(&work);
-  dy_work_destroy(&nets);
-  dy_model_destroy(&model);
+  dy_fd_baseline_destroy(&p, &nets);
   return worst;
 }
 

@@ -2,7 +2,8 @@
  *
  *   parity_baseline_double FIXTURE.h5 [--perturb]     (also parity_baseline_single)
  *
- * Builds the fixture's model (nn/dy_baseline.h) from its initial parameters and replays its steps:
+ * Builds the fixture's model (nn/dy_baseline.h; the image nets of nn/dy_convnet.h when the fixture's
+ * network_code is 1) from its initial parameters and replays its steps:
  * dy_baseline_loss_grad on the stored frames, noise and projections, then Adam at the fixture's
  * learning rate over all parameters. Checked every step: the three losses (relative error) and the
  * gradient of each net, norm-wise ||got - ref|| / ||ref|| and element-wise with the floor 1e-3
@@ -45,6 +46,12 @@ static double attr_d(hid_t f, const char *name)
   }
   H5Aclose(a);
   return v;
+}
+
+/* An attribute that older fixtures lack: its value, or fallback. */
+static double attr_d_or(hid_t f, const char *name, double fallback)
+{
+  return H5Aexists(f, name) > 0 ? attr_d(f, name) : fallback;
 }
 
 /* The whole dataset converted to `type`, of exactly n elements. */
@@ -108,7 +115,9 @@ int main(int argc, char **argv)
   const int B = (int)attr_d(f, "B"), L = (int)attr_d(f, "L"), steps = (int)attr_d(f, "steps");
   const DyBaselineOptions opt = {.type = type, .beta = attr_d(f, "beta"), .nu = attr_d(f, "nu")};
   const double lr = attr_d(f, "lr");
-  DyModelShape shape = {.D = D, .Dy = Dy, .d = d, .act = (DyActivation)attr_d(f, "activation_code")};
+  DyModelShape shape = {.D = D, .Dy = Dy, .d = d, .act = (DyActivation)attr_d(f, "activation_code"),
+                        .network = (DyNetwork)attr_d_or(f, "network_code", DY_NETWORK_MLP),
+                        .channels = (int)attr_d_or(f, "channels", 0)};
   int *nh = read_all(f, "shape/nhidden", H5T_NATIVE_INT, sizeof(int), DY_NNETS);
   int *hid = read_all(f, "shape/hidden", H5T_NATIVE_INT, sizeof(int), DY_NNETS * (DY_MAX_LAYERS - 1));
   for (int k = 0; k < DY_NNETS; k++) {

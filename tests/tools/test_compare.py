@@ -1,4 +1,8 @@
-"""tools/compare_models.py end to end: usage test_compare.py DYNAE_MPI MPIEXEC (exit 0: pass)."""
+"""tools/compare_models.py end to end: usage test_compare.py DYNAE_MPI MPIEXEC [images] (exit 0: pass).
+
+Without `images`: a small three-well, the four models on MLPs. With it: a tiny sprite movie
+(frames, 64, 64), the four models on the convolutional networks of the default configuration;
+--reference is refused there (exit 2)."""
 import json
 import os
 import subprocess
@@ -10,14 +14,21 @@ TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "to
 
 def main():
     exe, mpiexec = sys.argv[1], sys.argv[2]
+    images = sys.argv[3:] == ["images"]
     with tempfile.TemporaryDirectory() as tmp:
-        data = os.path.join(tmp, "tw.h5")
-        subprocess.run([sys.executable, os.path.join(TOOLS, "gen_three_well.py"), "--frames", "4000", "--out", data,
-                        "--quiet"], check=True)
+        if images:
+            data = os.path.join(tmp, "sprites.h5")
+            subprocess.run([sys.executable, os.path.join(TOOLS, "gen_sprites.py"), "--frames", "200", "--step", "3",
+                            "--out", data], check=True, capture_output=True)
+            budget = ["--msm-lag", "5", "--clusters", "10", "--set", "train.batch_size=16"]
+        else:
+            data = os.path.join(tmp, "tw.h5")
+            subprocess.run([sys.executable, os.path.join(TOOLS, "gen_three_well.py"), "--frames", "4000", "--out",
+                            data, "--quiet"], check=True)
+            budget = ["--msm-lag", "10", "--clusters", "20", "--set", "train.batch_size=64"]
         out = os.path.join(tmp, "cmp")
         cmd = [sys.executable, os.path.join(TOOLS, "compare_models.py"), data + ":/observed", "--truth",
-               data + ":/truth", "--epochs", "2", "--out", out, "--exe", exe, "--mpiexec", mpiexec,
-               "--msm-lag", "10", "--clusters", "20", "--set", "train.batch_size=64"]
+               data + ":/truth", "--epochs", "2", "--out", out, "--exe", exe, "--mpiexec", mpiexec, *budget]
         p = subprocess.run(cmd, capture_output=True, text=True)
         print(p.stdout, p.stderr)
         bad = []
@@ -37,6 +48,16 @@ def main():
         missing = subprocess.run(cmd[:4] + [data + ":/nothing"] + cmd[5:], capture_output=True, text=True)
         if missing.returncode != 2 or "no dataset /nothing" not in missing.stderr:
             bad.append(f"missing truth: exit {missing.returncode}, {missing.stderr.strip()}")
+        if images:
+            with open(os.path.join(out, "compare.toml")) as fp:
+                if 'network = "conv"' not in fp.read():
+                    bad.append("the default configuration for images has no model.network = \"conv\"")
+            refdir = os.path.join(tmp, "reference")  # a stand-in: refused before it would run
+            os.makedirs(refdir)
+            open(os.path.join(refdir, "main.py"), "w").close()
+            ref = subprocess.run(cmd + ["--reference", refdir], capture_output=True, text=True)
+            if ref.returncode != 2 or "holds images" not in ref.stderr:
+                bad.append(f"--reference on images: exit {ref.returncode}, {ref.stderr.strip()}")
     for b in bad:
         print("FAIL:", b)
     return 1 if bad else 0

@@ -5,7 +5,8 @@ usage: check_baseline.py RESULTS.h5 DATA.h5:/dataset MODEL EPOCHS
 
 Holds when: every frame has a finite latent of d columns and a reconstruction; /model/ has the
 baseline's nets (an encoder of 2 d outputs for the VAEs, d for SWAE; a force net for sdevae only;
-no log-diffusion net); the latent is the encoder's mean recomputed here in numpy from /model/;
+no log-diffusion net); the latent is the encoder's mean recomputed here in numpy from /model/ (an MLP,
+or with model.network = "conv" the image encoder, on frames of 64 x 64 pixels read as C*64*64 features);
 the history is complete and finite, its regulariser column the model's (sw for swae, prior for the
 others, zero in the other column); and the training loss, reconstruction + beta x regulariser,
 fell from the first epoch to the last. Exit 0 when all hold, 1 with the problems otherwise."""
@@ -15,12 +16,37 @@ import h5py
 import numpy as np
 
 
+def text(v):
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def conv2d(x, W, b):
+    """torch's conv2d of x (n, c, h, w) with W (o, c, k, k): stride 2 and padding 1 for the 4 x 4
+    kernels of the image encoder, stride 1 and no padding for its 1 x 1 one."""
+    k = W.shape[2]
+    s, p = (2, 1) if k == 4 else (1, 0)
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    ho, wo = (x.shape[2] + 2 * p - k) // s + 1, (x.shape[3] + 2 * p - k) // s + 1
+    y = np.zeros((x.shape[0], W.shape[0], ho, wo)) + b[None, :, None, None]
+    for u in range(k):
+        for v in range(k):
+            y += np.einsum("oc,ncyx->noyx", W[:, :, u, v], xp[:, :, u:u + s * ho:s, v:v + s * wo:s])
+    return y
+
+
 def encoder_mean(f, x, d):
     g = f["model/encoder"]
     h = (x - f["model/input_mean"][()]) / f["model/input_scale"][()]
     n = int(g.attrs["layers"])
-    act = g.attrs["activation"]
-    act = act.decode() if isinstance(act, bytes) else str(act)
+    if text(g.attrs.get("network", "mlp")) == "conv":  # ReLU after every layer but the last (linear) one
+        h = h.reshape(len(h), -1, 64, 64)
+        for l in range(n):
+            W, b = g["W%d" % l][()], g["b%d" % l][()]
+            h = conv2d(h, W, b) if W.ndim == 4 else h.reshape(len(h), -1) @ W.T + b
+            if l < n - 1:
+                h = np.maximum(h, 0)
+        return h[:, :d]
+    act = text(g.attrs["activation"])
     for l in range(n):
         h = h @ g["W%d" % l][()].T + g["b%d" % l][()]
         if l < n - 1:
@@ -33,6 +59,7 @@ def main():
     dfile, dset = data.rsplit(":", 1)
     with h5py.File(dfile, "r") as f:
         x = f[dset][()].astype(np.float64)
+    x = x.reshape(len(x), -1)  # images: C*64*64 features
     frames, D = x.shape
     bad = []
 
@@ -57,8 +84,7 @@ def main():
         need("fields" not in f, "/fields/ written for a model without a learned prior")
         h = {k: f["history/" + k][()] for k in ("loss_rec_train", "loss_sw_train", "loss_prior_train",
                                                 "loss_rec_test", "loss_sw_test", "loss_prior_test")}
-        config = f.attrs["config"]
-        config = config.decode() if isinstance(config, bytes) else str(config)
+        config = text(f.attrs["config"])
     for k, v in h.items():
         need(v.shape == (epochs,) and np.all(np.isfinite(v)), f"history/{k}: {v}")
     reg, other = ("sw", "prior") if model == "swae" else ("prior", "sw")
