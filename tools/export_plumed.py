@@ -40,6 +40,14 @@ def text(value):
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def open_hdf5(path):
+    """path opened read-only, or InputError naming it."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise InputError("%s: cannot open it as HDF5 (%s)" % (path, e))
+
+
 def number(x):
     """A float that reads back exactly, without an exponent (lepton and PLUMED parse plain decimals)."""
     s = repr(float(x))
@@ -51,11 +59,7 @@ def number(x):
 
 
 def read_encoder(path):
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise InputError("%s: cannot open it as HDF5 (%s)" % (path, e))
-    with f:
+    with open_hdf5(path) as f:
         if "model/encoder" not in f:
             raise InputError("%s: no /model/encoder group (written by dynae-mpi from this version on)" % path)
         m = f["model"]

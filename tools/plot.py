@@ -45,16 +45,11 @@ except ImportError as missing:  # pragma: no cover - depends on the interpreter
     sys.exit("plot.py: %s is missing; run it with /usr/bin/python3 (Debian's python3-matplotlib, python3-h5py)"
              % missing.name)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_plumed import InputError, open_hdf5, text  # noqa: E402  (same folder: results.h5 readers)
+
 DPI = 120
 ARROWS = 14  # arrows per axis at most (ellipses on every other one)
-
-
-class InputError(Exception):
-    """The user's mistake: reported with exit code 2."""
-
-
-def text(value):
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def need(f, path, name):
@@ -88,11 +83,7 @@ def read_fields(path, f):
 
 
 def read_results(path):
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise InputError("%s: cannot open it as HDF5 (%s)" % (path, e))
-    with f:
+    with open_hdf5(path) as f:
         if "latent" not in f or not len(f["latent"]):
             raise InputError("%s: no /latent group" % path)
         d = int(f["latent/traj0"].shape[1]) if f["latent/traj0"].ndim == 2 else 0
@@ -118,11 +109,7 @@ def read_truth(spec, frames):
     path, sep, name = spec.rpartition(":")
     if not sep or not path or not name:
         raise InputError("--truth %s: expected FILE:DATASET" % spec)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise InputError("%s: cannot open it as HDF5 (%s)" % (path, e))
-    with f:
+    with open_hdf5(path) as f:
         if name not in f or not isinstance(f[name], h5py.Dataset):
             raise InputError("%s: no dataset %s" % (path, name))
         a = np.asarray(f[name][()], dtype=np.float64)

@@ -6,8 +6,8 @@
 
 void *dy_aligned_zalloc(size_t bytes)
 {
-  const size_t n = (bytes + 63) & ~(size_t)63;
-  void *p = aligned_alloc(64, n ? n : 64);
-  if (p) memset(p, 0, n ? n : 64);
+  const size_t n = bytes ? (bytes + 63) & ~(size_t)63 : 64;
+  void *p = aligned_alloc(64, n);
+  if (p) memset(p, 0, n);
   return p;
 }
