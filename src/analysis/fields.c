@@ -3,6 +3,7 @@
 #include "analysis/dy_fields.h"
 
 #include <math.h>
+#include <petscblaslapack.h>
 #include <petscdmda.h>
 #include <petscksp.h>
 #include <string.h>
@@ -206,34 +207,20 @@ static void dy_fields_net(const DyModel *model, int k, const double *z, DyFields
   }
 }
 
-/* Cholesky solve of the SPD system A x = r (n x n, A overwritten), with a ridge of 1e-12 of the
- * largest diagonal entry; returns 0 when a pivot is not positive. */
+/* Cholesky solve (LAPACK) of the SPD system A x = r (n x n, symmetric, A overwritten), with a
+ * ridge of 1e-12 of the largest diagonal entry; returns 0 when a pivot is not positive. */
 static int dy_fields_cholesky(int n, double *A, double *r)
 {
+  const PetscBLASInt bn = (PetscBLASInt)n, one = 1;
+  PetscBLASInt info = 0;
   double big = 0;
   for (int i = 0; i < n; i++) big = DY_MAX(big, A[i * n + i]);
   if (!(big > 0)) return 0;
   for (int i = 0; i < n; i++) A[i * n + i] += 1e-12 * big;
-  for (int j = 0; j < n; j++) {
-    double v = A[j * n + j];
-    for (int q = 0; q < j; q++) v -= A[j * n + q] * A[j * n + q];
-    if (!(v > 0)) return 0;
-    A[j * n + j] = sqrt(v);
-    for (int i = j + 1; i < n; i++) {
-      double w = A[i * n + j];
-      for (int q = 0; q < j; q++) w -= A[i * n + q] * A[j * n + q];
-      A[i * n + j] = w / A[j * n + j];
-    }
-  }
-  for (int i = 0; i < n; i++) { /* L y = r */
-    for (int q = 0; q < i; q++) r[i] -= A[i * n + q] * r[q];
-    r[i] /= A[i * n + i];
-  }
-  for (int i = n - 1; i >= 0; i--) { /* L^T x = y */
-    for (int q = i + 1; q < n; q++) r[i] -= A[q * n + i] * r[q];
-    r[i] /= A[i * n + i];
-  }
-  return 1;
+  LAPACKpotrf_("L", &bn, A, &bn, &info);
+  if (info != 0) return 0;
+  LAPACKpotrs_("L", &bn, &one, A, &bn, r, &bn, &info);
+  return info == 0;
 }
 
 /* Sums that do not depend on how the terms are split over the ranks (to far below a double's
