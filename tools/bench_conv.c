@@ -56,13 +56,14 @@ typedef struct {
   const DyConv *c;
   int n, want_dx;
   DyEpilogue act;
-  dy_real *X, *W, *WT, *b, *Y, *dY, *dX, *dW, *db, *work;
+  dy_real *X, *W, *Wp, *WT, *b, *Y, *dY, *dX, *dW, *db, *work;
 } Case;
 
 static void run(Case *t, int what)
 {
-  if (what == 0) dy_conv_forward(t->c, t->n, t->X, t->W, t->WT, t->b, t->act, t->Y, t->work);
-  else if (what == 1) dy_conv_backward(t->c, t->n, t->X, t->dY, t->W, t->WT, t->want_dx ? t->dX : NULL, t->dW, t->db, t->work);
+  if (what == 0) dy_conv_forward_hwc(t->c, t->n, t->X, t->Wp, t->WT, t->b, t->act, t->Y, t->work);
+  else if (what == 1)
+    dy_conv_backward_hwc(t->c, t->n, t->X, t->dY, t->Wp, t->WT, t->want_dx ? t->dX : NULL, t->dW, t->db, t->work);
   else direct_conv(t->c, t->n, t->X, t->W, t->b, t->Y);
 }
 
@@ -121,13 +122,15 @@ int main(int argc, char **argv)
       t.Y = filled((size_t)n * L->out, &rng);
       t.dY = filled((size_t)n * L->out, &rng);
       t.W = filled(L->nw, &rng);
+      t.Wp = filled(L->nw, &rng);
       t.WT = filled(L->nw, &rng);
       t.dW = filled(L->nw, &rng);
       t.b = filled(L->nb, &rng);
       t.db = filled(L->nb, &rng);
-      t.work = filled(dy_conv_work_len(c), &rng);
-      const int r = c->transposed ? c->cin : c->cout;
-      dy_transpose(r, (int)(L->nw / (size_t)r), t.W, t.WT);
+      t.work = filled(dy_conv_hwc_work_len(c), &rng);
+      const int r = dy_conv_weight_rows(c);
+      dy_conv_weight_hwc(c, t.W, t.Wp);
+      dy_transpose(r, (int)(L->nw / (size_t)r), t.Wp, t.WT);
       const double macs = (double)n * (c->transposed ? (double)c->hin * c->win : (double)c->hout * c->wout) * L->nw;
       const double f = best_time(&t, 0, ms), b = best_time(&t, 1, ms);
       const double gf = 2 * macs / f * 1e-9, gb = 2 * macs * (t.want_dx ? 2 : 1) / b * 1e-9;
@@ -144,7 +147,7 @@ int main(int argc, char **argv)
         printf("%-8s %-28s %9.1f %5.0f%%   (direct loop nest, forward; im2col + GEMM above: %.1fx faster)\n", "",
                "  same layer, direct", gd, 100 * gd / peak, d / f);
       }
-      free(t.X), free(t.dX), free(t.Y), free(t.dY), free(t.W), free(t.WT), free(t.dW), free(t.b), free(t.db);
+      free(t.X), free(t.dX), free(t.Y), free(t.dY), free(t.W), free(t.Wp), free(t.WT), free(t.dW), free(t.b), free(t.db);
       free(t.work);
     }
   printf("all convolutions, forward + backward: %.1f ms for %d images, %.1f GFLOP/s = %.0f%% of peak\n",

@@ -109,6 +109,16 @@ def read_input(path, name):
     return evaluate.read_2d(path, name)[0], False
 
 
+def load_data(ref):
+    """FILE:DATASET -> (file, dataset, frames as read_input gives them, whether they are images);
+    exit code 2 with the reason when it cannot be read."""
+    try:
+        dpath, dname = evaluate.split_ref(ref)
+        return (dpath, dname, *read_input(dpath, dname))
+    except evaluate.InputError as e:
+        fail(str(e))
+
+
 def implied_timescales(x, a):
     """The a.timescales slowest implied timescales (frames) of an MSM of trajectory x (evaluate_md's)."""
     its, _ = evaluate_md.implied_timescales([np.asarray(x, dtype=np.float64)], a.clusters, a.msm_lag, a.seed,
@@ -232,9 +242,8 @@ def main(argv=None):
     a = arguments(argv)
     a.out = os.path.abspath(a.out)
     os.makedirs(a.out, exist_ok=True)
+    dpath, dname, x, images = load_data(a.data)
     try:
-        dpath, dname = evaluate.split_ref(a.data)
-        x, images = read_input(dpath, dname)
         tpath, tname = evaluate.split_ref(a.truth)
         truth, _ = evaluate.read_2d(tpath, tname)
     except evaluate.InputError as e:

@@ -46,6 +46,11 @@ typedef struct {
   size_t nw, nb;    /* values of the weight and of the bias */
   double bound;     /* initialisation bound 1/sqrt(fan_in) */
   DyEpilogue act;   /* DY_EPI_RELU or DY_EPI_SET */
+  /* Activations between convolutions are channel-last (dy_conv.h), so the kernels see a weight
+   * whose columns are reordered from (pc, ps) blocks to (ps, pc) (a convolution's trailing (C, k,
+   * k); a linear layer reading a convolution's output as (C, H W)), or whose rows and bias are
+   * reordered from (qc, qs) to (qs, qc) (a linear layer feeding a convolution); 0: not reordered. */
+  int pc, ps, qc, qs;
 } DyCnnLayer;
 
 typedef struct {
@@ -54,6 +59,7 @@ typedef struct {
   size_t nparam;    /* parameters of the net */
   size_t maxfeat;   /* widest layer output per row */
   size_t maxwork;   /* largest convolution workspace (values) */
+  size_t maxlayer;  /* most parameters of one layer */
 } DyCnn;
 
 /* The encoder for C input channels, width e, d outputs; the decoder for latent

@@ -6,6 +6,13 @@
 #include <math.h>
 #include <string.h>
 
+/* A reorder of (c, s) blocks, kept only when it moves something. */
+static void dy_cnn_reorder(int *pc, int *ps, int c, int s)
+{
+  *pc = c > 1 && s > 1 ? c : 0;
+  *ps = c > 1 && s > 1 ? s : 0;
+}
+
 /* Appends a layer to the table: a linear layer (k == 0) or a convolution of the image the layer
  * before left (cin, side, side). Returns the output side, or -1. */
 static int dy_cnn_add(DyCnn *net, int transposed, int cin, int side, int cout, int k, int stride, int pad,
@@ -15,21 +22,32 @@ static int dy_cnn_add(DyCnn *net, int transposed, int cin, int side, int cout, i
   memset(L, 0, sizeof *L);
   L->woff = net->nparam;
   L->act = act;
+  L->nb = (size_t)cout;
   if (k == 0) { /* linear: cin -> cout features */
     L->in = cin;
     L->out = cout;
     L->nw = (size_t)cin * cout;
     L->bound = 1.0 / sqrt((double)cin);
+    if (net->nlayer && net->layer[net->nlayer - 1].conv.k) { /* reads a convolution's (C, H W) output */
+      const DyConv *pv = &net->layer[net->nlayer - 1].conv;
+      dy_cnn_reorder(&L->pc, &L->ps, pv->cout, pv->hout * pv->wout);
+    }
   } else {
     if (dy_conv_setup(&L->conv, transposed, cin, side, side, cout, k, stride, pad)) return -1;
     L->in = (int)dy_conv_in_len(&L->conv);
     L->out = (int)dy_conv_out_len(&L->conv);
     L->nw = dy_conv_weight_len(&L->conv);
     L->bound = 1.0 / sqrt((double)(transposed ? cout : cin) * k * k);
-    const size_t wl = dy_conv_work_len(&L->conv);
+    const size_t wl = dy_conv_hwc_work_len(&L->conv);
     if (wl > net->maxwork) net->maxwork = wl;
+    dy_cnn_reorder(&L->pc, &L->ps, transposed ? cout : cin, k * k);
+    if (net->nlayer && !net->layer[net->nlayer - 1].conv.k) { /* fed by a linear layer's (C, H W) output */
+      DyCnnLayer *pv = &net->layer[net->nlayer - 1];
+      if (pv->pc) return -1; /* one reorder per layer */
+      dy_cnn_reorder(&pv->qc, &pv->qs, cin, side * side);
+    }
   }
-  L->nb = (size_t)cout;
+  if (L->nw + L->nb > net->maxlayer) net->maxlayer = L->nw + L->nb;
   net->nparam += L->nw + L->nb;
   if ((size_t)L->out > net->maxfeat) net->maxfeat = (size_t)L->out;
   if ((size_t)L->in > net->maxfeat) net->maxfeat = (size_t)L->in;
@@ -77,11 +95,14 @@ void dy_cnn_init(const DyCnn *net, dy_real *p, DyRng *rng)
 
 struct DyCnnWork {
   int rows;                          /* capacity */
-  const dy_real *X;                  /* input of the last forward, not owned */
-  dy_real *wt;                       /* (nparam) the weights transposed, (rest, first dimension) */
+  const dy_real *X;                  /* input of the last forward (channel-last), not owned unless xh */
+  dy_real *wi;                       /* (nparam) the parameters in the kernels' order (DyCnnLayer) */
+  dy_real *wt;                       /* (nparam) their weights transposed, (rest, first dimension) */
+  dy_real *gi;                       /* (maxlayer) one reordered layer's gradient */
   dy_real *h[DY_CNN_MAX_LAYERS];     /* h[l] (rows, out of layer l), l < nlayer - 1 */
   dy_real *g0, *g1;                  /* (rows, maxfeat) ping-pong gradients */
   dy_real *cw;                       /* (maxwork) convolution workspace */
+  dy_real *xh, *yh;                  /* multi-channel input and output images channel-last, or NULL */
 };
 
 /* Carves n values (64-byte aligned) from *p, or only counts them when base is NULL. */
@@ -92,15 +113,33 @@ static dy_real *dy_cnn_carve(char *base, size_t *p, size_t n)
   return r;
 }
 
+/* The net's input and output images when they have several channels (else their layout is
+ * channel-last already). */
+static const DyConv *dy_cnn_in_image(const DyCnn *net)
+{
+  const DyConv *c = &net->layer[0].conv;
+  return c->k && c->cin > 1 ? c : NULL;
+}
+
+static const DyConv *dy_cnn_out_image(const DyCnn *net)
+{
+  const DyConv *c = &net->layer[net->nlayer - 1].conv;
+  return c->k && c->cout > 1 ? c : NULL;
+}
+
 static size_t dy_cnn_layout(const DyCnn *net, int rows, DyCnnWork *w, char *base)
 {
   size_t p = (sizeof(DyCnnWork) + 63) & ~(size_t)63;
   w->rows = rows;
+  w->wi = dy_cnn_carve(base, &p, net->nparam);
   w->wt = dy_cnn_carve(base, &p, net->nparam);
+  w->gi = dy_cnn_carve(base, &p, net->maxlayer);
   for (int l = 0; l + 1 < net->nlayer; l++) w->h[l] = dy_cnn_carve(base, &p, (size_t)rows * net->layer[l].out);
   w->g0 = dy_cnn_carve(base, &p, (size_t)rows * net->maxfeat);
   w->g1 = dy_cnn_carve(base, &p, (size_t)rows * net->maxfeat);
   w->cw = dy_cnn_carve(base, &p, net->maxwork);
+  w->xh = dy_cnn_in_image(net) ? dy_cnn_carve(base, &p, (size_t)rows * net->layer[0].in) : NULL;
+  w->yh = dy_cnn_out_image(net) ? dy_cnn_carve(base, &p, (size_t)rows * net->layer[net->nlayer - 1].out) : NULL;
   return p;
 }
 
@@ -121,45 +160,92 @@ DyCnnWork *dy_cnn_work_init(const DyCnn *net, int rows, void *mem)
 /* --- forward and backward --------------------------------------------------------------------------- */
 
 /* Rows of the weight seen as a matrix (first dimension, rest). */
-static int dy_cnn_wrows(const DyCnnLayer *L)
+static int dy_cnn_wrows(const DyCnnLayer *L) { return L->conv.k == 0 ? L->out : dy_conv_weight_rows(&L->conv); }
+
+/* dst (b, a, m) = src (a, b, m), or += with add: the order of a x b blocks of m values swapped. */
+static void dy_cnn_swap_blocks(int a, int b, size_t m, const dy_real *src, dy_real *dst, int add)
 {
-  return L->conv.k == 0 ? L->out : L->conv.transposed ? L->conv.cin : L->conv.cout;
+  for (int i = 0; i < a; i++)
+    for (int j = 0; j < b; j++) {
+      const dy_real *s = src + ((size_t)i * b + j) * m;
+      dy_real *d = dst + ((size_t)j * a + i) * m;
+      if (add)
+        for (size_t k = 0; k < m; k++) d[k] += s[k];
+      else memcpy(d, s, m * sizeof *d);
+    }
+}
+
+/* Layer L's weight and bias (torch order, at p) in the kernels' order (at q); with back, the
+ * reverse, added: q (torch order) += p (kernels' order). */
+static void dy_cnn_reorder_params(const DyCnnLayer *L, const dy_real *p, dy_real *q, int back)
+{
+  const size_t r = (size_t)dy_cnn_wrows(L), rest = L->nw / r;
+  if (L->pc)
+    for (size_t i = 0; i < r; i++)
+      dy_cnn_swap_blocks(back ? L->ps : L->pc, back ? L->pc : L->ps, 1, p + i * rest, q + i * rest, back);
+  else if (L->qc) {
+    dy_cnn_swap_blocks(back ? L->qs : L->qc, back ? L->qc : L->qs, rest, p, q, back);
+    dy_cnn_swap_blocks(back ? L->qs : L->qc, back ? L->qc : L->qs, 1, p + L->nw, q + L->nw, back);
+    return;
+  } else if (back)
+    for (size_t i = 0; i < L->nw; i++) q[i] += p[i];
+  else memcpy(q, p, L->nw * sizeof *q);
+  if (back)
+    for (size_t i = 0; i < L->nb; i++) q[L->nw + i] += p[L->nw + i];
+  else memcpy(q + L->nw, p + L->nw, L->nb * sizeof *q);
 }
 
 void dy_cnn_forward(const DyCnn *net, DyCnnWork *w, const dy_real *p, int n, const dy_real *X, dy_real *Y)
 {
-  w->X = X;
   for (int l = 0; l < net->nlayer; l++) {
     const DyCnnLayer *L = &net->layer[l];
     const int r = dy_cnn_wrows(L);
-    dy_transpose(r, (int)(L->nw / (size_t)r), p + L->woff, w->wt + L->woff);
+    dy_cnn_reorder_params(L, p + L->woff, w->wi + L->woff, 0);
+    dy_transpose(r, (int)(L->nw / (size_t)r), w->wi + L->woff, w->wt + L->woff);
   }
+  const DyConv *ci = dy_cnn_in_image(net), *co = dy_cnn_out_image(net);
+  if (ci) dy_swap_inner((size_t)n, ci->cin, ci->hin * ci->win, X, w->xh);
+  w->X = ci ? w->xh : X;
   for (int l = 0; l < net->nlayer; l++) {
     const DyCnnLayer *L = &net->layer[l];
-    const dy_real *in = l ? w->h[l - 1] : X, *W = p + L->woff, *WT = w->wt + L->woff, *b = W + L->nw;
-    dy_real *out = l + 1 < net->nlayer ? w->h[l] : Y;
-    if (L->conv.k) dy_conv_forward(&L->conv, n, in, W, WT, b, L->act, out, w->cw);
+    const dy_real *in = l ? w->h[l - 1] : w->X, *W = w->wi + L->woff, *WT = w->wt + L->woff, *b = W + L->nw;
+    dy_real *out = l + 1 < net->nlayer ? w->h[l] : co ? w->yh : Y;
+    if (L->conv.k) dy_conv_forward_hwc(&L->conv, n, in, W, WT, b, L->act, out, w->cw);
     else dy_linear_forward(n, L->in, L->out, in, W, WT, b, L->act, out);
   }
+  if (co) dy_swap_inner((size_t)n, co->hout * co->wout, co->cout, w->yh, Y);
 }
 
 void dy_cnn_backward(const DyCnn *net, DyCnnWork *w, const dy_real *p, int n, const dy_real *dY, dy_real *g,
                      dy_real *dX)
 {
+  (void)p; /* the forward's reordered weights serve */
+  const DyConv *ci = dy_cnn_in_image(net), *co = dy_cnn_out_image(net);
   const dy_real *cur = dY; /* gradient of layer l's output before its activation */
+  if (co) {
+    dy_swap_inner((size_t)n, co->cout, co->hout * co->wout, dY, w->yh);
+    cur = w->yh;
+  }
   for (int l = net->nlayer - 1; l >= 0; l--) {
     const DyCnnLayer *L = &net->layer[l];
-    const dy_real *in = l ? w->h[l - 1] : w->X, *W = p + L->woff, *WT = w->wt + L->woff;
-    dy_real *dW = g + L->woff, *db = dW + L->nw;
-    dy_real *dst = l ? (cur == w->g0 ? w->g1 : w->g0) : dX;
-    if (l) memset(dst, 0, (size_t)n * L->in * sizeof *dst);
-    if (L->conv.k) dy_conv_backward(&L->conv, n, in, cur, W, WT, dst, dW, db, w->cw);
+    const dy_real *in = l ? w->h[l - 1] : w->X, *W = w->wi + L->woff, *WT = w->wt + L->woff;
+    const int reordered = L->pc || L->qc;
+    dy_real *dW = reordered ? w->gi : g + L->woff, *db = dW + L->nw;
+    if (reordered) memset(w->gi, 0, (L->nw + L->nb) * sizeof *w->gi);
+    /* the input gradient: the next ping-pong buffer, dX, or channel-last for a multi-channel dX */
+    dy_real *dst = l ? (cur == w->g0 ? w->g1 : w->g0) : dX && ci ? (cur == w->g0 ? w->g1 : w->g0) : dX;
+    if (dst && dst != dX) memset(dst, 0, (size_t)n * L->in * sizeof *dst);
+    if (L->conv.k) dy_conv_backward_hwc(&L->conv, n, in, cur, W, WT, dst, dW, db, w->cw);
     else {
       dy_linear_backward_weight(n, L->in, L->out, in, cur, dW);
       dy_linear_backward_bias(n, L->out, cur, db);
       if (dst) dy_linear_backward_input(n, L->in, L->out, cur, W, WT, NULL, DY_EPI_ADD, dst, NULL);
     }
-    if (!l) break;
+    if (reordered) dy_cnn_reorder_params(L, w->gi, g + L->woff, 1);
+    if (!l) {
+      if (dst && dst != dX) dy_swap_inner_add((size_t)n, ci->hin * ci->win, ci->cin, dst, dX);
+      break;
+    }
     if (net->layer[l - 1].act == DY_EPI_RELU) dy_relu_backward((size_t)n * L->in, w->h[l - 1], dst);
     cur = dst;
   }

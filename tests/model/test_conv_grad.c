@@ -21,15 +21,13 @@
 typedef struct {
   DyConv c;
   int n;
-  dy_real *X, *W, *WT, *b, *R, *Y, *work;
+  dy_real *X, *W, *b, *R, *Y, *work;
 } Problem;
 
 static double objective(void *ctx)
 {
   Problem *p = ctx;
-  dy_transpose(p->c.transposed ? p->c.cin : p->c.cout, (int)(dy_conv_weight_len(&p->c) / (p->c.transposed ? p->c.cin : p->c.cout)),
-               p->W, p->WT);
-  dy_conv_forward(&p->c, p->n, p->X, p->W, p->WT, p->b, DY_EPI_SET, p->Y, p->work);
+  dy_conv_forward(&p->c, p->n, p->X, p->W, p->b, DY_EPI_SET, p->Y, p->work);
   double s = 0;
   const size_t m = (size_t)p->n * dy_conv_out_len(&p->c);
   for (size_t i = 0; i < m; i++) s += (double)p->R[i] * p->Y[i];
@@ -67,14 +65,13 @@ static int check_case(const char *name, int transposed, int cin, int hin, int wi
   const int nb = p.c.cout;
   p.X = normals(&rng, nx);
   p.W = normals(&rng, nw);
-  p.WT = zeros(nw);
   p.b = normals(&rng, (size_t)nb);
   p.R = normals(&rng, ny);
   p.Y = zeros(ny);
   p.work = aligned_alloc(64, (dy_conv_work_len(&p.c) * sizeof(dy_real) + 63) / 64 * 64);
   dy_real *dX = zeros(nx), *dW = zeros(nw), *db = zeros((size_t)nb);
-  objective(&p); /* sets WT */
-  dy_conv_backward(&p.c, n, p.X, p.R, p.W, p.WT, dX, dW, db, p.work);
+  objective(&p);
+  dy_conv_backward(&p.c, n, p.X, p.R, p.W, dX, dW, db, p.work);
 
   DyFdStats st[3] = {{0}};
   size_t idx[80], m;
@@ -99,7 +96,7 @@ static int check_case(const char *name, int transposed, int cin, int hin, int wi
   memcpy(dX2, dX, nx * sizeof *dX2);
   memcpy(dW2, dW, nw * sizeof *dW2);
   memcpy(db2, db, (size_t)nb * sizeof *db2);
-  dy_conv_backward(&p.c, n, p.X, p.R, p.W, p.WT, dX2, dW2, db2, p.work);
+  dy_conv_backward(&p.c, n, p.X, p.R, p.W, dX2, dW2, db2, p.work);
   double worst = 0;
   for (size_t i = 0; i < nx; i++) worst = fmax(worst, fabs(dX2[i] - 2 * dX[i]));
   for (size_t i = 0; i < nw; i++) worst = fmax(worst, fabs(dW2[i] - 2 * dW[i]));
@@ -110,7 +107,7 @@ static int check_case(const char *name, int transposed, int cin, int hin, int wi
   }
   /* ReLU epilogue */
   dy_real *Yr = zeros(ny);
-  dy_conv_forward(&p.c, n, p.X, p.W, p.WT, p.b, DY_EPI_RELU, Yr, p.work);
+  dy_conv_forward(&p.c, n, p.X, p.W, p.b, DY_EPI_RELU, Yr, p.work);
   worst = 0;
   for (size_t i = 0; i < ny; i++) worst = fmax(worst, fabs(Yr[i] - (p.Y[i] > 0 ? p.Y[i] : 0)));
   if (worst > 1e-12) {
@@ -126,7 +123,6 @@ static int check_case(const char *name, int transposed, int cin, int hin, int wi
   free(db);
   free(p.X);
   free(p.W);
-  free(p.WT);
   free(p.b);
   free(p.R);
   free(p.Y);

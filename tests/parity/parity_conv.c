@@ -89,13 +89,11 @@ static herr_t layer_case(hid_t parent, const char *name, const H5L_info_t *info,
   double *X = read_all(g, "X", &nx), *W = read_all(g, "W", &nw), *b = read_all(g, "b", &nb), *R = read_all(g, "R", &ny);
   double *Yr = read_all(g, "Y", NULL), *dXr = read_all(g, "dX", NULL), *dWr = read_all(g, "dW", NULL);
   double *dbr = read_all(g, "db", NULL);
-  dy_real *x = to_real(X, nx), *w = to_real(W, nw), *bb = to_real(b, nb), *r = to_real(R, ny), *wt = walloc(nw);
+  dy_real *x = to_real(X, nx), *w = to_real(W, nw), *bb = to_real(b, nb), *r = to_real(R, ny);
   dy_real *y = calloc(ny, sizeof *y), *dx = calloc(nx, sizeof *dx), *dw = calloc(nw, sizeof *dw), *db = calloc(nb, sizeof *db);
   dy_real *work = walloc(dy_conv_work_len(&c));
-  const int rows = c.transposed ? c.cin : c.cout;
-  dy_transpose(rows, (int)(nw / (size_t)rows), w, wt);
-  dy_conv_forward(&c, n, x, w, wt, bb, DY_EPI_SET, y, work);
-  dy_conv_backward(&c, n, x, r, w, wt, dx, dw, db, work);
+  dy_conv_forward(&c, n, x, w, bb, DY_EPI_SET, y, work);
+  dy_conv_backward(&c, n, x, r, w, dx, dw, db, work);
   if (*(int *)perturb) {
     dw[nw / 2] += (dy_real)(1e-6 * fabs(dWr[0]) + 1e-6);
     *(int *)perturb = 0;
@@ -105,7 +103,7 @@ static herr_t layer_case(hid_t parent, const char *name, const H5L_info_t *info,
   report(name, "dW", rel_err(dw, dWr, nw));
   report(name, "db", rel_err(db, dbr, nb));
   free(X), free(W), free(b), free(R), free(Yr), free(dXr), free(dWr), free(dbr);
-  free(x), free(w), free(bb), free(r), free(wt), free(y), free(dx), free(dw), free(db), free(work);
+  free(x), free(w), free(bb), free(r), free(y), free(dx), free(dw), free(db), free(work);
   H5Gclose(g);
   return 0;
 }
