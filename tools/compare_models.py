@@ -19,7 +19,8 @@ configuration matches that (data.lag = 1, data.standardize = false).
 
 Images, (frames, 64, 64) or (frames, channels, 64, 64) as tools/gen_sprites.py writes them, are
 trained with the convolutional networks (the default configuration then has model.network =
-"conv", encoder [32] and decoder [32], as the reference's image examples); --reference takes
+"conv", encoder [256] and decoder [256]: 16 channels in the encoder's 1x1 convolution, with which
+the latent of a sprite walk does not fold as it does with 2; README "Image data"); --reference takes
 (frames, features) data only.
 
 Implied timescales: tools/evaluate_md.py's Markov state model (k-means of the latent of all
@@ -87,7 +88,7 @@ save_reconstruction = false
 quiet = true
 """
 MLP_NETS = "encoder = [32, 32, 32]\ndecoder = [32, 32, 32]"
-CONV_NETS = 'network = "conv"\nencoder = [32]\ndecoder = [32]'
+CONV_NETS = 'network = "conv"\nencoder = [256]\ndecoder = [256]'
 
 
 def fail(msg, code=2):
