@@ -162,37 +162,36 @@ DyCnnWork *dy_cnn_work_init(const DyCnn *net, int rows, void *mem)
 /* Rows of the weight seen as a matrix (first dimension, rest). */
 static int dy_cnn_wrows(const DyCnnLayer *L) { return L->conv.k == 0 ? L->out : dy_conv_weight_rows(&L->conv); }
 
-/* dst (b, a, m) = src (a, b, m), or += with add: the order of a x b blocks of m values swapped. */
-static void dy_cnn_swap_blocks(int a, int b, size_t m, const dy_real *src, dy_real *dst, int add)
+/* dst = src (n values), or += with add. */
+static void dy_cnn_put(size_t n, const dy_real *src, dy_real *dst, int add)
 {
-  for (int i = 0; i < a; i++)
-    for (int j = 0; j < b; j++) {
-      const dy_real *s = src + ((size_t)i * b + j) * m;
-      dy_real *d = dst + ((size_t)j * a + i) * m;
-      if (add)
-        for (size_t k = 0; k < m; k++) d[k] += s[k];
-      else memcpy(d, s, m * sizeof *d);
-    }
+  if (add)
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+  else memcpy(dst, src, n * sizeof *dst);
 }
 
 /* Layer L's weight and bias (torch order, at p) in the kernels' order (at q); with back, the
- * reverse, added: q (torch order) += p (kernels' order). */
+ * reverse, added: q (torch order) += p (kernels' order). A layer has at most one of the column
+ * reorder (pc, ps) within each weight row and the row reorder (qc, qs) of whole rows and of the
+ * bias (dy_cnn_add). */
 static void dy_cnn_reorder_params(const DyCnnLayer *L, const dy_real *p, dy_real *q, int back)
 {
   const size_t r = (size_t)dy_cnn_wrows(L), rest = L->nw / r;
-  if (L->pc)
-    for (size_t i = 0; i < r; i++)
-      dy_cnn_swap_blocks(back ? L->ps : L->pc, back ? L->pc : L->ps, 1, p + i * rest, q + i * rest, back);
-  else if (L->qc) {
-    dy_cnn_swap_blocks(back ? L->qs : L->qc, back ? L->qc : L->qs, rest, p, q, back);
-    dy_cnn_swap_blocks(back ? L->qs : L->qc, back ? L->qc : L->qs, 1, p + L->nw, q + L->nw, back);
-    return;
-  } else if (back)
-    for (size_t i = 0; i < L->nw; i++) q[i] += p[i];
-  else memcpy(q, p, L->nw * sizeof *q);
-  if (back)
-    for (size_t i = 0; i < L->nb; i++) q[L->nw + i] += p[L->nw + i];
-  else memcpy(q + L->nw, p + L->nw, L->nb * sizeof *q);
+  const dy_real *pb = p + L->nw;
+  dy_real *qb = q + L->nw;
+  if (L->pc) {
+    if (back) dy_swap_inner_add(r, L->ps, L->pc, p, q);
+    else dy_swap_inner(r, L->pc, L->ps, p, q);
+    dy_cnn_put(L->nb, pb, qb, back);
+  } else if (L->qc) {
+    for (int i = 0; i < L->qc; i++)
+      for (int j = 0; j < L->qs; j++) { /* torch row i qs + j is the kernels' row j qc + i */
+        const size_t t = (size_t)i * L->qs + j, k = (size_t)j * L->qc + i;
+        dy_cnn_put(rest, p + (back ? k : t) * rest, q + (back ? t : k) * rest, back);
+      }
+    if (back) dy_swap_inner_add(1, L->qs, L->qc, pb, qb);
+    else dy_swap_inner(1, L->qc, L->qs, pb, qb);
+  } else dy_cnn_put(L->nw + L->nb, p, q, back);
 }
 
 void dy_cnn_forward(const DyCnn *net, DyCnnWork *w, const dy_real *p, int n, const dy_real *X, dy_real *Y)
@@ -233,7 +232,7 @@ void dy_cnn_backward(const DyCnn *net, DyCnnWork *w, const dy_real *p, int n, co
     dy_real *dW = reordered ? w->gi : g + L->woff, *db = dW + L->nw;
     if (reordered) memset(w->gi, 0, (L->nw + L->nb) * sizeof *w->gi);
     /* the input gradient: the next ping-pong buffer, dX, or channel-last for a multi-channel dX */
-    dy_real *dst = l ? (cur == w->g0 ? w->g1 : w->g0) : dX && ci ? (cur == w->g0 ? w->g1 : w->g0) : dX;
+    dy_real *other = cur == w->g0 ? w->g1 : w->g0, *dst = l || (dX && ci) ? other : dX;
     if (dst && dst != dX) memset(dst, 0, (size_t)n * L->in * sizeof *dst);
     if (L->conv.k) dy_conv_backward_hwc(&L->conv, n, in, cur, W, WT, dst, dW, db, w->cw);
     else {
