@@ -27,8 +27,8 @@ Output: a table on stdout and OUT/bench_epoch.json. Exit codes: 0 done, 1 a run 
 arguments or inputs.
 """
 import argparse
-import glob
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import evaluate  # noqa: E402  (FILE:DATASET reading)
-from compare_models import DEFAULT_CONFIG, fail, load_data  # noqa: E402
+from compare_models import DEFAULT_CONFIG, fail, load_data, reference_epoch_seconds  # noqa: E402
 from md_study import REFERENCE_INI  # noqa: E402
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -94,14 +94,6 @@ def finish(proc, fp, what, log, wait=True):
     return ru.ru_utime + ru.ru_stime
 
 
-def reference_epoch_seconds(rdir, epochs):
-    for log in glob.glob(os.path.join(rdir, "Results", "*_train.log")):
-        for line in open(log):
-            if line.startswith("Total training time:"):
-                return float(line.split(":")[1]) / epochs
-    fail(f"the reference wrote no training time under {rdir}/Results", 1)
-
-
 def main(argv=None):
     a = arguments(argv)
     a.out = os.path.abspath(a.out)
@@ -154,6 +146,8 @@ def main(argv=None):
                 break
         ref_cpu.append(cpu)
         ref.append(reference_epoch_seconds(rdir, a.epochs))
+        if math.isnan(ref[-1]):
+            fail(f"the reference wrote no training time under {rdir}/Results", 1)
         print(f"repeat {r}: reference on core {cr}: {ref[-1]:.3f} s/epoch; dynae-mpi on core {cd}: {k} runs, "
               f"median {statistics.median(dyn[-k * a.epochs:]):.4f} s/epoch", file=sys.stderr, flush=True)
     md, mr = statistics.median(dyn), statistics.median(ref)
@@ -161,7 +155,7 @@ def main(argv=None):
                batch=a.batch, d_min=a.d_min, epochs=a.epochs,
                dynae_epoch_seconds=dyn, reference_epoch_seconds=ref, dynae_cpu_seconds_per_run=dyn_cpu,
                reference_cpu_seconds_per_run=ref_cpu, ratio_median=mr / md,
-               cpu=evaluate_cpu(), time=time.strftime("%Y-%m-%d %H:%M:%S"))
+               cpu=cpu_name(), time=time.strftime("%Y-%m-%d %H:%M:%S"))
     with open(os.path.join(a.out, "bench_epoch.json"), "w") as fp:
         json.dump(res, fp, indent=2)
     nets = f"convolutional nets of width {w}" if images else f"encoder and decoder 3 x {w}"
@@ -176,7 +170,7 @@ def main(argv=None):
     return 0
 
 
-def evaluate_cpu():
+def cpu_name():
     """The CPU model, as /proc/cpuinfo names it."""
     try:
         for line in open("/proc/cpuinfo"):

@@ -169,6 +169,16 @@ def run_dynae(model, a, config):
     return z, secs, per_epoch, eff
 
 
+def reference_epoch_seconds(rdir, epochs):
+    """The reference's own training time per epoch (without start-up and the final evaluation, as
+    dynae-mpi's /history/seconds), from the log it writes under rdir/Results; NaN when absent."""
+    for log in glob.glob(os.path.join(rdir, "Results", "*_train.log")):
+        for line in open(log):
+            if line.startswith("Total training time:"):
+                return float(line.split(":")[1]) / epochs
+    return math.nan
+
+
 def run_reference(model, a, eff, npy):
     out = os.path.join(a.out, f"ref_{model}")
     os.makedirs(out, exist_ok=True)
@@ -192,13 +202,7 @@ def run_reference(model, a, eff, npy):
     found = latent()
     if not found:
         fail(f"the reference's {model} wrote no latent in {out}/Results", 1)
-    # its own training time (without start-up and the final evaluation), as dynae-mpi's history
-    per_epoch = math.nan
-    for log in glob.glob(os.path.join(out, "Results", "*_train.log")):
-        for line in open(log):
-            if line.startswith("Total training time:"):
-                per_epoch = float(line.split(":")[1]) / tr["epochs"]
-    return np.load(found[-1]), secs, per_epoch
+    return np.load(found[-1]), secs, reference_epoch_seconds(out, tr["epochs"])
 
 
 def arguments(argv):
