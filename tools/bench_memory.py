@@ -2,7 +2,8 @@
 """Peak memory per rank of a training run against each rank's share of the data (not a test).
 
 usage: bench_memory.py [--frames 2000000] [--features 100] [--ranks 1,2,4] [--program build/dynae-mpi]
-                       [--work /tmp/dy_bench_memory] [--epochs 1] [--keep] [--json OUT.json]
+                       [--work /tmp/dy_bench_memory] [--epochs 1] [--set KEY=VALUE ...] [--fit]
+                       [--keep] [--json OUT.json]
 
 Writes FRAMES x FEATURES float32 frames (an AR(1) process, made with numpy in pieces) to
 WORK/data.h5, runs PROGRAM on them at each rank count (the warm-up epoch and the final results by
@@ -10,7 +11,12 @@ default) with every rank started under a small wrapper that reports the peak res
 (getrusage's ru_maxrss) of the process it starts, and does the same on 1000 frames of the same
 features for the fixed part (libraries, MPI, PETSc, HDF5 and the model's buffers). Prints, per
 rank count, the share of the data per rank (frames x features x 4 bytes / P), the largest rank's
-peak, and (peak - fixed) / share. The data file is deleted at the end unless --keep."""
+peak, and (peak - fixed) / share. Buffers capped in size (the 16 MiB pieces of reading, of the
+exchange and of the reconstruction, MPI-IO's collective buffers) are part of what does not grow
+with the data, yet 1000 frames do not fill them; --fit therefore also runs FRAMES / 2 frames at
+every rank count and reports the slope of the peak against the share (what each further byte of
+data costs per rank) and the intercept (the part that does not grow). --set passes a key to every run (e.g. --set data.placement=block). The data
+file is deleted at the end unless --keep."""
 import argparse
 import json
 import os
@@ -58,7 +64,7 @@ def run(a, ranks, data, toml_dir, tag):
         f.write(f'[data]\ninput = ["{data}:/x"]\n[train]\nepochs = {a.epochs}\n'
                 f'[output]\ndir = "{os.path.join(toml_dir, "out-" + tag)}"\nquiet = true\n')
     cmd = [a.mpiexec, "-n", str(ranks), "--oversubscribe", sys.executable, os.path.abspath(__file__), "--wrap", "--",
-           a.program, toml]
+           a.program, toml] + [arg for kv in a.set for arg in ("--set", kv)]
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     peaks = [int(line.split()[4]) * 1024 for line in p.stdout.splitlines() if line.startswith("bench_memory rank")]
@@ -78,6 +84,9 @@ def main():
     ap.add_argument("--mpiexec", default="mpiexec")
     ap.add_argument("--work", default="/tmp/dy_bench_memory")
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a dynae-mpi --set for every run (repeatable)")
+    ap.add_argument("--fit", action="store_true", help="also run half the frames: slope and intercept")
     ap.add_argument("--keep", action="store_true", help="keep the data file")
     ap.add_argument("--json", help="also write the rows to this file")
     a = ap.parse_args()
@@ -87,23 +96,36 @@ def main():
     if not os.path.exists(big):
         make_data(big, a.frames, a.features)
     make_data(small, 1000, a.features)
+    half = os.path.join(a.work, "half.h5")
+    if a.fit and not os.path.exists(half):
+        make_data(half, a.frames // 2, a.features)
     rows = []
     try:
         for P in [int(r) for r in a.ranks.split(",")]:
             fixed = max(run(a, P, small, a.work, f"fixed-{P}"))
             peak = max(run(a, P, big, a.work, f"data-{P}"))
             share = a.frames * a.features * 4 / P
-            rows.append({"ranks": P, "share_mb": share / MB, "peak_mb": peak / MB, "fixed_mb": fixed / MB,
-                         "shares": (peak - fixed) / share})
-            print(f"{P} rank(s): share {share / MB:8.1f} MB  peak {peak / MB:8.1f} MB  fixed {fixed / MB:6.1f} MB"
-                  f"  (peak - fixed) / share {(peak - fixed) / share:5.2f}", flush=True)
+            row = {"ranks": P, "share_mb": share / MB, "peak_mb": peak / MB, "fixed_mb": fixed / MB,
+                   "shares": (peak - fixed) / share}
+            text = (f"{P} rank(s): share {share / MB:8.1f} MB  peak {peak / MB:8.1f} MB  fixed {fixed / MB:6.1f} MB"
+                    f"  (peak - fixed) / share {(peak - fixed) / share:5.2f}")
+            if a.fit:
+                peak_half = max(run(a, P, half, a.work, f"half-{P}"))
+                share_half = (a.frames // 2) * a.features * 4 / P
+                slope = (peak - peak_half) / (share - share_half)
+                row.update(half_peak_mb=peak_half / MB, slope=slope, intercept_mb=(peak - slope * share) / MB)
+                text += f"  | half: peak {peak_half / MB:8.1f} MB; slope {slope:5.2f}, intercept {row['intercept_mb']:6.1f} MB"
+            rows.append(row)
+            print(text, flush=True)
     finally:
         if not a.keep:
             os.remove(big)
+            if os.path.exists(half):
+                os.remove(half)
         os.remove(small)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"frames": a.frames, "features": a.features, "rows": rows}, f, indent=1)
+            json.dump({"frames": a.frames, "features": a.features, "set": a.set, "rows": rows}, f, indent=1)
     shutil.rmtree(os.path.join(a.work, "out-fixed-1"), ignore_errors=True)
     return 0
 

@@ -25,6 +25,8 @@ typedef struct {
 /* data.scale: with data.standardize, all features centred and divided by one common scale (the
  * root mean square of their standard deviations), or each by its own standard deviation. */
 typedef enum { DY_SCALE_COMMON = 0, DY_SCALE_FEATURE = 1 } DyScale;
+/* data.placement: which rank keeps each pair (see io/dy_data.h). */
+typedef enum { DY_PLACEMENT_RANDOM = 0, DY_PLACEMENT_BLOCK = 1 } DyPlacement;
 /* train.batch: what train.batch_size counts. */
 typedef enum { DY_BATCH_PER_RANK = 0, DY_BATCH_GLOBAL = 1 } DyBatchMode;
 /* train.lr_scaling: the learning rates of per-rank batches multiplied by 1, sqrt(P) or P. */
@@ -44,6 +46,7 @@ typedef struct {
   char features[DY_WORD_MAX]; /* "coordinates", "aligned" or "distances" (3-D inputs) */
   int standardize;         /* bool: centre every input and target feature over the training frames and scale it */
   DyScale scale;           /* data.scale: one common scale for all features, or each its own (z-score) */
+  DyPlacement placement;   /* data.placement: pairs spread at random over the ranks, or kept with their frames */
   /* [model] */
   char type[DY_WORD_MAX];  /* "dynamicsae", "tica", or a baseline "vae", "swae", "sdevae" (nn/dy_baseline.h) */
   int latent_dim;          /* d >= 1 */

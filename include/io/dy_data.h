@@ -5,8 +5,10 @@
  * pairs (t, t + lag), t = 0 .. F_i - lag - 1; pair g = pair_offset[i] + t with
  * pair_offset[i] = sum_{j<i} (F_j - lag). A pair is a test pair when
  * dy_hash_uniform(seed, DY_STREAM_SPLIT, g) < test_fraction, and lives on rank
- * dy_hash_u64(seed, DY_STREAM_SCATTER, g) % size after the redistribution, so the split and the
- * union of all ranks' pairs do not depend on the rank count. Local pairs are sorted by g.
+ * dy_hash_u64(seed, DY_STREAM_SCATTER, g) % size after the redistribution (data.placement =
+ * "random"), or on the rank whose block holds frame t ("block": nothing is fetched, a rank keeps
+ * only its blocks), so the split and the union of all ranks' pairs do not depend on the rank
+ * count. Local pairs are sorted by g.
  * A pair is two row pointers into the frames its rank holds: its blocks, and the frames of other
  * ranks' blocks that its pairs use, fetched once when loading (each frame once per rank), so a
  * rank keeps no frame twice. */
@@ -40,6 +42,7 @@ typedef struct {
   int D, Dy;            /* input and target features */
   int has_target;       /* 1 when data.target was given (else y0, y1 alias x0, x1 and Dy = D) */
   int lag;              /* frames between the two members of a pair */
+  DyPlacement placement; /* data.placement: where pairs live (see above) */
   char **name;          /* (ntraj) the input entries as written, FILE:DATASET, for messages */
   int64_t *frames;      /* (ntraj) global frame counts */
   int64_t *pair_offset; /* (ntraj + 1) global pair id offsets; pair_offset[ntraj] = all pairs */

@@ -50,6 +50,7 @@ static const char *const dy_scales[] = {"common", "feature", NULL};  /* DyScale 
 static const char *const dy_networks[] = {"mlp", "conv", NULL};      /* DyNetwork order */
 static const char *const dy_tica_scalings[] = {"kinetic_map", "none", NULL}; /* DyTicaScaling order */
 static const char *const dy_features[] = {"coordinates", "aligned", "distances", NULL};
+static const char *const dy_placements[] = {"random", "block", NULL}; /* DyPlacement order */
 static const char *const dy_batch_modes[] = {"per_rank", "global", NULL};
 static const char *const dy_lr_scalings[] = {"none", "sqrt", "linear", NULL};
 static const char *const dy_force_weights[] = {"density", "none", NULL}; /* DyFieldsWeight order */
@@ -67,6 +68,8 @@ static const DyKey dy_keys[] = {
     {"data", "features", DY_KEY_WORD, "\"coordinates\"", .choices = dy_features, .navailable = 3, .off = DY_F(features)},
     {"data", "standardize", DY_KEY_BOOL, "true", .off = DY_F(standardize)},
     {"data", "scale", DY_KEY_ENUM, "\"common\"", .choices = dy_scales, .navailable = 2, .off = DY_F(scale)},
+    {"data", "placement", DY_KEY_ENUM, "\"random\"", .choices = dy_placements, .navailable = 2,
+     .off = DY_F(placement)},
     {"model", "type", DY_KEY_WORD, "\"dynamicsae\"", .choices = dy_model_types, .navailable = 5, .off = DY_F(type)},
     {"model", "latent_dim", DY_KEY_INT, "2", DY_ANY(1), .off = DY_F(latent_dim)},
     {"model", "encoder", DY_KEY_WIDTHS, "[32, 32, 32]", DY_ANY(1), .off = DY_F(encoder), .count_off = DY_F(nencoder)},
@@ -799,6 +802,13 @@ static PetscErrorCode dy_config_validate(DyLoad *ld, const DyTomlValue *file, Dy
                           "at every rank count and needs no scaling): set train.batch = \"per_rank\" or "
                           "train.lr_scaling = \"none\"",
                           dy_lr_scalings[cfg->lr_scaling]);
+  }
+  if (cfg->placement == DY_PLACEMENT_BLOCK && cfg->batch != DY_BATCH_GLOBAL) {
+    const DySlot *s = &ld->slot[dy_key_find("data", "placement") - dy_keys];
+    return dy_config_fail(ld->comm, &s->origin,
+                          "data.placement = \"block\" needs train.batch = \"global\": a rank's pairs are then a "
+                          "stretch of trajectory, and only a global batch, split over the ranks in proportion to "
+                          "their members of the step's bin, samples the bin without bias");
   }
   if (cfg->ntarget != 0 && cfg->ntarget != cfg->ntraj) {
     const DySlot *s = &ld->slot[dy_key_find("data", "target") - dy_keys];

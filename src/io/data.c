@@ -376,10 +376,12 @@ static int64_t dy_frame_id(const DyData *data, int i, int64_t f)
   return data->pair_offset[i] + (int64_t)i * data->lag + f;
 }
 
-/* The rank that holds pair g after the redistribution. */
-static int dy_pair_rank(uint64_t seed, int64_t g, int size)
+/* The rank that holds pair (t, t + lag) of trajectory i: drawn by its id (data.placement =
+ * "random"), or the owner of the block of its first frame ("block"), which read both frames. */
+static int dy_pair_rank(const DyData *data, uint64_t seed, int i, int64_t t, int size)
 {
-  return (int)(dy_hash_u64(seed, DY_STREAM_SCATTER, (uint64_t)g) % (uint64_t)size);
+  if (data->placement == DY_PLACEMENT_BLOCK) return dy_block_owner(data, i, size, t);
+  return (int)(dy_hash_u64(seed, DY_STREAM_SCATTER, (uint64_t)(data->pair_offset[i] + t)) % (uint64_t)size);
 }
 
 /* The ranks that hold a pair with frame f of trajectory i (as its first or second member) but
@@ -389,8 +391,8 @@ static int dy_frame_dests(const DyData *data, uint64_t seed, int i, int64_t f, i
   const int64_t F = data->frames[i], lag = data->lag;
   int n = 0, cand[2], nc = 0;
 
-  if (f < F - lag) cand[nc++] = dy_pair_rank(seed, data->pair_offset[i] + f, size);
-  if (f >= lag) cand[nc++] = dy_pair_rank(seed, data->pair_offset[i] + f - lag, size);
+  if (f < F - lag) cand[nc++] = dy_pair_rank(data, seed, i, f, size);
+  if (f >= lag) cand[nc++] = dy_pair_rank(data, seed, i, f - lag, size);
   for (int c = 0; c < nc; c++) {
     int64_t s, nr;
 
@@ -575,7 +577,7 @@ static PetscErrorCode dy_pairs_build(MPI_Comm comm, uint64_t seed, double test_f
         const int64_t stop = own ? b->start + b->nread : data->fetched_from[q + 1];
         for (; k < stop && (own || data->fetched_id[k] < end); k++) {
           const int64_t t = own ? k : data->fetched_id[k] - first, g = data->pair_offset[i] + t;
-          if (t >= data->frames[i] - lag || dy_pair_rank(seed, g, size) != rank) continue;
+          if (t >= data->frames[i] - lag || dy_pair_rank(data, seed, i, t, size) != rank) continue;
           const int is_test = dy_hash_uniform(seed, DY_STREAM_SPLIT, (uint64_t)g) < test_fraction;
           if (!fill) {
             counts[is_test]++;
@@ -674,6 +676,7 @@ static PetscErrorCode dy_data_load_checked(MPI_Comm comm, const DyConfig *cfg, D
   data->has_target = cfg->ntarget > 0;
   data->Dy = data->has_target ? (int)info[n].features : data->D;
   data->lag = cfg->lag;
+  data->placement = cfg->placement;
   PetscCall(PetscCalloc1(n, &data->name));
   PetscCall(PetscMalloc1(n, &data->frames));
   PetscCall(PetscMalloc1(n + 1, &data->pair_offset));

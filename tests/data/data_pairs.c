@@ -1,6 +1,6 @@
 /* The pairs seen by all ranks together are exactly the serial set.
  *
- *   data_pairs DIR [notarget | tiny]
+ *   data_pairs DIR [notarget | tiny | block]
  *
  * Rank 0 writes five trajectories of different lengths (one of exactly lag + 1 frames, one
  * shorter than the rank count at 4 ranks, float32 and float64, one chunked and compressed) and
@@ -9,7 +9,9 @@
  * on its hashed rank with ids ascending and the right x0/x1/y0/y1 values, and (on rank 0) that
  * the union of all ranks' train and test ids equals the serial expectation with the same split:
  * no pair lost, duplicated or crossing trajectories. Exit code 0 when all checks pass.
- * notarget: the same without targets; tiny: only one trajectory of lag + 1 frames (one pair). */
+ * notarget: the same without targets; tiny: only one trajectory of lag + 1 frames (one pair);
+ * block: data.placement = "block", where a pair lives on the rank whose block holds its first
+ * frame and no rank fetches a frame. */
 #include "data_fixture.h"
 #include "io/dy_data.h"
 #include "base/dy_rng.h"
@@ -27,6 +29,7 @@
 #define TEST_FRACTION 0.3
 
 static int ntraj = MAXTRAJ; /* trajectories used: all, or only the first in the tiny case */
+static int block_placement; /* the block mode */
 static int64_t frames[MAXTRAJ] = {101, LAG + 1, 38, 7, 55};
 static const char *const file_of[MAXTRAJ] = {"a.h5", "b.h5", "a.h5", "b.h5", "a.h5"};
 static const char *const dset_of[MAXTRAJ] = {"/traj0", "/traj1", "/group/traj2", "/traj3", "/chunked"};
@@ -61,7 +64,8 @@ static void locate(int64_t g, int *traj, int64_t *t)
 
 static int is_test(int64_t g) { return dy_hash_uniform(SEED, DY_STREAM_SPLIT, (uint64_t)g) < TEST_FRACTION; }
 
-static void check_pairs(const DyPairs *p, int want_test, int rank, int size, int has_target)
+static void check_pairs(const DyPairs *p, int want_test, int rank, int size, int has_target, const int64_t *start,
+                        const int64_t *count)
 {
   for (int64_t k = 0; k < p->n; k++) {
     const int64_t g = p->id[k];
@@ -70,11 +74,13 @@ static void check_pairs(const DyPairs *p, int want_test, int rank, int size, int
 
     CHECK(k == 0 || p->id[k - 1] < g, "ids not ascending at %lld", (long long)k);
     CHECK(is_test(g) == want_test, "pair %lld in the wrong set", (long long)g);
-    CHECK((int)(dy_hash_u64(SEED, DY_STREAM_SCATTER, (uint64_t)g) % (uint64_t)size) == rank,
-          "pair %lld on the wrong rank", (long long)g);
     locate(g, &i, &t);
     CHECK(i >= 0, "pair id %lld out of range", (long long)g);
     if (i < 0) continue;
+    if (block_placement) CHECK(t >= start[i] && t < start[i] + count[i], "pair %lld not in this rank's block", (long long)g);
+    else
+      CHECK((int)(dy_hash_u64(SEED, DY_STREAM_SCATTER, (uint64_t)g) % (uint64_t)size) == rank,
+            "pair %lld on the wrong rank", (long long)g);
     for (int f = 0; f < NX; f++) {
       CHECK(p->x0[k][f] == (dy_real)dy_test_code_x(i, t, f), "pair %lld x0[%d] = %g", (long long)g, f,
             (double)p->x0[k][f]);
@@ -138,6 +144,7 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *mode)
   int64_t nall = 0, ntest = 0, (*blocks)[2] = NULL, mine[MAXTRAJ][2];
 
   PetscFunctionBegin;
+  block_placement = mode && !strcmp(mode, "block");
   if (mode && !strcmp(mode, "tiny")) {
     /* One pair in all: most ranks send, receive and hold nothing. */
     ntraj = 1;
@@ -172,6 +179,7 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *mode)
   cfg.lag = LAG;
   cfg.test_fraction = TEST_FRACTION;
   cfg.seed = SEED;
+  cfg.placement = block_placement ? DY_PLACEMENT_BLOCK : DY_PLACEMENT_RANDOM;
   PetscCall(dy_data_load(comm, &cfg, &data));
   PetscCall(dy_data_print_plan(comm, &data, stdout));
 
@@ -227,8 +235,16 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *mode)
   PetscCall(PetscFree(blocks));
 
   /* Pairs: values and placement here, the union on rank 0. */
-  check_pairs(&data.train, 0, rank, size, has_target);
-  check_pairs(&data.test, 1, rank, size, has_target);
+  {
+    int64_t start[MAXTRAJ], count[MAXTRAJ];
+    for (int i = 0; i < ntraj; i++) {
+      start[i] = data.block[i].start;
+      count[i] = data.block[i].count;
+    }
+    check_pairs(&data.train, 0, rank, size, has_target, start, count);
+    check_pairs(&data.test, 1, rank, size, has_target, start, count);
+  }
+  if (block_placement) CHECK(data.nfetched == 0, "%lld frames fetched with block placement", (long long)data.nfetched);
   PetscCall(check_union(comm, &data.train, 0, rank, size, nall));
   PetscCall(check_union(comm, &data.test, 1, rank, size, nall));
   dy_data_free(&data);
@@ -236,4 +252,4 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *mode)
   PetscFunctionReturn(0);
 }
 
-int main(int argc, char **argv) { return dy_test_main(argc, argv, "data_pairs DIR [notarget | tiny]", run); }
+int main(int argc, char **argv) { return dy_test_main(argc, argv, "data_pairs DIR [notarget | tiny | block]", run); }
