@@ -110,7 +110,7 @@ def main(argv=None):
     config = os.path.join(a.out, "dynae.toml")
     with open(config, "w") as fp:
         fp.write(DEFAULT_CONFIG.replace("@INPUT@", os.path.abspath(dpath) + ":" + dname).replace("@NETS@", nets)
-                 .replace("batch_size = 256", f"batch_size = {a.batch}").replace("d_min = 5.0", f"d_min = {a.d_min}"))
+                 .replace("@BETA@", "10.0").replace("@BATCH@", str(a.batch)).replace("@DMIN@", str(a.d_min)))
     one = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     dyn, ref, dyn_cpu, ref_cpu = [], [], [], []
     for r in range(a.repeats):

@@ -2,7 +2,8 @@
 """Trains DynamicsAE and the three baselines (beta-VAE, SWAE, SDE-VAE) on the same data with the
 same budget and prints the paper-style table: how well the latent recovers the ground truth (R^2 of
 the truth from the latent, affine fit), whether it is an isometry (the singular-value ratio of that
-fit, 1 for an isometry up to scale; see tools/evaluate.py, whose functions are used), and the
+fit, and the spread of the ratios of latent to true distances, which also sees non-linear warps;
+both 1 for an isometry up to scale; see tools/evaluate.py, whose functions are used), and the
 implied timescales of a Markov state model built on the latent.
 
     /usr/bin/python3 tools/compare_models.py FILE:DATASET --truth FILE:DATASET [options]
@@ -20,8 +21,9 @@ configuration matches that (data.lag = 1, data.standardize = false).
 Images, (frames, 64, 64) or (frames, channels, 64, 64) as tools/gen_sprites.py writes them, are
 trained with the convolutional networks (the default configuration then has model.network =
 "conv", encoder [256] and decoder [256]: 16 channels in the encoder's 1x1 convolution, with which
-the latent of a sprite walk does not fold as it does with 2; README "Image data"); --reference takes
-(frames, features) data only.
+the latent of a sprite walk does not fold as it does with 2, and the loss and bin settings of
+inputs/sprites.toml: beta 100, since a frame's reconstruction error sums over 4096 pixels, d_min 8
+and batches of 128; README "Image data"); --reference takes (frames, features) data only.
 
 Implied timescales: tools/evaluate_md.py's Markov state model (k-means of the latent of all
 frames into `--clusters` states, reversible maximum-likelihood transition matrix at `--msm-lag`
@@ -67,17 +69,17 @@ latent_dim = 2
 prior = [32, 32]
 
 [loss]
-beta = 10.0
+beta = @BETA@
 projections = 50
 nu = 0.0065
 
 [cluster]
-d_min = 5.0
+d_min = @DMIN@
 gamma = 2.0
 
 [train]
 epochs = 50
-batch_size = 256
+batch_size = @BATCH@
 lr = 1e-3
 seed = 0
 
@@ -89,6 +91,9 @@ quiet = true
 """
 MLP_NETS = "encoder = [32, 32, 32]\ndecoder = [32, 32, 32]"
 CONV_NETS = 'network = "conv"\nencoder = [256]\ndecoder = [256]'
+# (beta, d_min, batch_size): the reference's example values, and inputs/sprites.toml's for images
+MLP_SETTINGS = ("10.0", "5.0", "256")
+CONV_SETTINGS = ("100.0", "8.0", "128")
 
 
 def fail(msg, code=2):
@@ -130,7 +135,7 @@ def implied_timescales(x, a):
 def score(latent, truth, a):
     r = evaluate.evaluate(latent, truth)
     return {"r2": r["r2_truth_from_latent"], "r2_worst": min(r["r2_truth_from_latent_columns"]),
-            "sv_ratio": r["sv_ratio"],
+            "sv_ratio": r["sv_ratio"], "distance_spread": r["distance_spread"],
             "timescales": implied_timescales(latent, a)}
 
 
@@ -238,7 +243,7 @@ def arguments(argv):
 def fmt_row(name, s):
     ts = "  ".join(f"{t:9.0f}" for t in s["timescales"])
     r2 = f"{s['r2']:7.4f}  {s['r2_worst']:7.4f}" if "r2" in s else " " * 16
-    iso = f"{s['sv_ratio']:9.3f}" if "sv_ratio" in s else " " * 9
+    iso = f"{s['sv_ratio']:9.3f}  {s['distance_spread']:9.3f}" if "sv_ratio" in s else " " * 20
     secs = f"  {s['epoch_seconds']:8.2f}  {s['seconds']:8.1f}" if "seconds" in s else ""
     return f"{name:<22} {r2}  {iso}  {ts}{secs}"
 
@@ -261,8 +266,10 @@ def main(argv=None):
     if not config:
         config = os.path.join(a.out, "compare.toml")
         with open(config, "w") as fp:
+            beta, d_min, batch = CONV_SETTINGS if images else MLP_SETTINGS
             fp.write(DEFAULT_CONFIG.replace("@INPUT@", os.path.abspath(dpath) + ":" + dname)
-                     .replace("@NETS@", CONV_NETS if images else MLP_NETS))
+                     .replace("@NETS@", CONV_NETS if images else MLP_NETS)
+                     .replace("@BETA@", beta).replace("@DMIN@", d_min).replace("@BATCH@", batch))
     else:
         a.set = [f'data.input=["{os.path.abspath(dpath)}:{dname}"]'] + (a.set or [])
     npy = None
@@ -280,10 +287,12 @@ def main(argv=None):
             # the reference drops the last frame (it has no successor)
             rows[f"reference {model}"] = dict(score(zr, truth[:len(zr)], a), seconds=secs, epoch_seconds=per_epoch)
             print(fmt_row(f"reference {model}", rows[f"reference {model}"]), file=sys.stderr, flush=True)
-    head = f"{'model':<22} {'R^2':>7}  {'worst':>7}  {'isometry':>9}  " + "  ".join(
+    head = f"{'model':<22} {'R^2':>7}  {'worst':>7}  {'isometry':>9}  {'distances':>9}  " + "  ".join(
         f"{'t' + str(i + 1):>9}" for i in range(a.timescales)) + f"  {'s/epoch':>8}  {'wall s':>8}"
     print(f"# {a.data}, truth {a.truth}; seed {a.seed}, {a.ranks} rank(s); R^2 of the truth from the latent "
-          f"(overall, worst column), isometry = singular-value ratio (1 is ideal), implied timescales in frames "
+          f"(overall, worst column), isometry = singular-value ratio of that affine map, distances = spread of "
+          f"latent over true distances (p90/p10, pairs at least 10% of the truth's extent apart; see evaluate.py; "
+          f"1 is ideal for both), implied timescales in frames "
           f"(MSM of {a.clusters} states at lag {a.msm_lag}); seconds per epoch of training (each code's own "
           f"timing) and of the whole run")
     print(head)

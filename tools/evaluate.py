@@ -9,10 +9,15 @@ pools all frames, and reports
   - the singular values of the fitted linear map (truth from latent): their ratio largest /
     smallest is 1 for an isometry up to scale, and their geometric mean is the scale (truth units
     per latent unit). With constant latent diffusion the expected scale is
-    sqrt(kT * frame_time * lag); files written by gen_three_well.py carry it, and it is shown.
+    sqrt(kT * frame_time * lag); files written by gen_three_well.py carry it, and it is shown;
+  - the distance-ratio spread: over random pairs of frames at least 10% of the truth's extent
+    apart, |z_i - z_j| / |t_i - t_j|, its 90th percentile over its 10th. An isometry up to scale
+    keeps every distance's ratio the same (spread 1); the singular-value ratio sees only the linear
+    part of the map, this also sees a non-linear warp (a latent squeezed towards a Gaussian, a
+    fold, a tear).
 
---min-r2 and --max-sv-ratio turn the report into a check: exit code 1 when the worst R^2 of any
-column in either direction is below --min-r2, or the ratio is above --max-sv-ratio.
+--min-r2, --max-sv-ratio and --max-distance-spread turn the report into a check: exit code 1 when
+the worst R^2 of any column in either direction is below --min-r2, or a ratio is above its bound.
 Exit code 2: bad arguments or inputs (missing file or dataset, frame counts that disagree, ...).
 
 Example:
@@ -124,6 +129,22 @@ def affine_fit(src, dst):
     return A, cols, float(overall)
 
 
+def distance_spread(latent, truth, pairs=200000, apart=0.1, seed=0):
+    """p90 / p10 of |z_i - z_j| / |t_i - t_j| over `pairs` random pairs (a fixed seed) whose truth
+    distance exceeds `apart` times the diagonal of the truth's bounding box; inf when the latent
+    does not separate them (a p10 of 0), nan when no pair is that far apart."""
+    rng = np.random.default_rng(seed)
+    n = latent.shape[0]
+    i, j = rng.integers(0, n, pairs), rng.integers(0, n, pairs)
+    dt = np.linalg.norm(truth[i] - truth[j], axis=1)
+    dz = np.linalg.norm(latent[i] - latent[j], axis=1)
+    far = dt > apart * np.linalg.norm(truth.max(axis=0) - truth.min(axis=0))
+    if not far.any():
+        return math.nan
+    lo, hi = np.percentile(dz[far] / dt[far], [10, 90])
+    return float(hi / lo) if lo > 0 else math.inf
+
+
 def evaluate(latent, truth):
     """The numbers of the report for pooled (N, d) latent and (N, k) truth."""
     A, r2_t_cols, r2_t = affine_fit(latent, truth)
@@ -142,6 +163,7 @@ def evaluate(latent, truth):
         "r2_worst": float(min(r2_t_cols.min(), r2_l_cols.min())),
         "singular_values": [float(v) for v in sv],
         "sv_ratio": ratio,
+        "distance_spread": distance_spread(latent, truth),
         "scale_truth_per_latent": scale,
         "scale_latent_per_truth": 1.0 / scale if scale > 0 else math.inf,
     }
@@ -180,12 +202,15 @@ def parse_args(argv):
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--min-r2", type=float, help="exit 1 if any column's R^2 (either direction) is below this")
     p.add_argument("--max-sv-ratio", type=float, help="exit 1 if the singular-value ratio is above this")
+    p.add_argument("--max-distance-spread", type=float, help="exit 1 if the distance-ratio spread is above this")
     p.add_argument("--plot", metavar="PNG", help="also draw the latent space coloured by the truth")
     a = p.parse_args(argv)
     if a.min_r2 is not None and not math.isfinite(a.min_r2):
         p.error("--min-r2 must be a finite number")
     if a.max_sv_ratio is not None and not (a.max_sv_ratio >= 1.0):
         p.error(f"--max-sv-ratio must be >= 1 (got {a.max_sv_ratio})")
+    if a.max_distance_spread is not None and not (a.max_distance_spread >= 1.0):
+        p.error(f"--max-distance-spread must be >= 1 (got {a.max_distance_spread})")
     return a
 
 
@@ -227,6 +252,8 @@ def report_text(r, expected):
         f"R^2 latent from truth: {r['r2_latent_from_truth']:.4f} (columns {cols(r['r2_latent_from_truth_columns'])})",
         f"singular values of the fitted map (truth per latent unit): {cols(r['singular_values'])}",
         f"singular-value ratio: {r['sv_ratio']:.4f} (1 = isometry up to scale)",
+        f"distance-ratio spread: {r['distance_spread']:.4f} (p90 / p10 of latent over true distance, pairs at "
+        "least 10% of the truth's extent apart; 1 = isometry up to scale)",
         f"scale: {r['scale_latent_per_truth']:.4f} latent units per truth unit",
     ]
     if expected is not None:
@@ -248,6 +275,9 @@ def main(argv=None):
         failures.append(f"worst R^2 {r['r2_worst']:.4f} < --min-r2 {a.min_r2}")
     if a.max_sv_ratio is not None and r["sv_ratio"] > a.max_sv_ratio:
         failures.append(f"singular-value ratio {r['sv_ratio']:.4f} > --max-sv-ratio {a.max_sv_ratio}")
+    if a.max_distance_spread is not None and not (r["distance_spread"] <= a.max_distance_spread):
+        failures.append(f"distance-ratio spread {r['distance_spread']:.4f} > --max-distance-spread "
+                        f"{a.max_distance_spread}")
     r["failures"] = failures
     if a.json:
         # JSON has no infinity: a degenerate map reports null.

@@ -40,7 +40,7 @@ def main():
                 bad.append(f"no row '{name}'")
         t = json.load(open(os.path.join(out, "table.json")))
         for name, r in t["rows"].items():
-            if not (0 <= r["r2"] <= 1 and r["sv_ratio"] >= 1 and r["epoch_seconds"] > 0 and len(r["timescales"]) == 2):
+            if not (0 <= r["r2"] <= 1 and r["sv_ratio"] >= 1 and r["distance_spread"] >= 1 and r["epoch_seconds"] > 0 and len(r["timescales"]) == 2):
                 bad.append(f"row {name}: {r}")
         again = subprocess.run(cmd, capture_output=True, text=True)
         if again.returncode != 0 or json.load(open(os.path.join(out, "table.json")))["rows"] != t["rows"]:
@@ -50,8 +50,9 @@ def main():
             bad.append(f"missing truth: exit {missing.returncode}, {missing.stderr.strip()}")
         if images:
             with open(os.path.join(out, "compare.toml")) as fp:
-                if 'network = "conv"' not in fp.read():
-                    bad.append("the default configuration for images has no model.network = \"conv\"")
+                text = fp.read()
+                if 'network = "conv"' not in text or "beta = 100.0" not in text:
+                    bad.append("the default configuration for images lacks model.network = \"conv\" or beta 100")
             refdir = os.path.join(tmp, "reference")  # a stand-in: refused before it would run
             os.makedirs(refdir)
             open(os.path.join(refdir, "main.py"), "w").close()

@@ -53,6 +53,7 @@ def test_isometry(tmp):
     check(r["frames"] == 5000, "frames of both trajectories pooled")
     check(r["r2_worst"] > 1 - 1e-6, f"R^2 {r['r2_worst']} for an exact similarity")
     check(abs(r["sv_ratio"] - 1) < 1e-5, f"ratio {r['sv_ratio']} for an exact similarity")
+    check(abs(r["distance_spread"] - 1) < 1e-5, f"distance spread {r['distance_spread']} for an exact similarity")
     check(abs(r["scale_latent_per_truth"] - 12.5) < 1e-4, f"scale {r['scale_latent_per_truth']} != 12.5")
     check(abs(r["expected_scale_latent_per_truth"] - 7.0) < 1e-12, "expected scale ignores the lag")
     check(r["failures"] == [], "failures reported")
@@ -66,6 +67,8 @@ def test_warp(tmp):
     r = report(res, f"{tpath}:/truth0")
     print(r)
     check(r["r2_worst"] < 0.99, f"R^2 {r['r2_worst']} for a non-linear warp")
+    check(r["distance_spread"] > 2, f"distance spread {r['distance_spread']} for a non-linear warp")
+    report(res, f"{tpath}:/truth0", expect=1, extra=("--max-distance-spread", 2))
     r = report(res, f"{tpath}:/truth0", expect=1, extra=("--min-r2", 0.99))
     check(len(r["failures"]) == 1 and "R^2" in r["failures"][0], f"failures {r['failures']}")
     out = run("evaluate.py", res, f"{tpath}:/truth0", "--min-r2", 0.99, expect=1)
@@ -84,6 +87,8 @@ def test_anisotropic(tmp):
     check(np.allclose(sorted(r["singular_values"]), [1 / 6, 1 / 2], rtol=1e-4), "singular values")
     check(abs(r["scale_latent_per_truth"] - math.sqrt(12)) < 1e-3, "scale is not the geometric mean")
     check(r["r2_worst"] > 1 - 1e-6, "R^2 of an exact linear map")
+    # distances stretched by factors between 2 and 6 depending on direction
+    check(1.5 < r["distance_spread"] <= 3 + 1e-9, f"distance spread {r['distance_spread']} for singular values 2, 6")
     report(res, f"{tpath}:/truth0", expect=1, extra=("--max-sv-ratio", 2.9))
     report(res, f"{tpath}:/truth0", expect=0, extra=("--max-sv-ratio", 3.1))
 
@@ -107,6 +112,7 @@ def test_bad_input(tmp):
         (nan, f"{tpath}:/truth0"),
         (gap, f"{tpath}:/truth0", f"{tpath}:/truth0"),
         (good, f"{tpath}:/truth0", "--max-sv-ratio", 0.5),
+        (good, f"{tpath}:/truth0", "--max-distance-spread", 0.9),
     ]
     for args in cases:
         run("evaluate.py", *args, expect=2)
