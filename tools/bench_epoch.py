@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import evaluate  # noqa: E402  (FILE:DATASET reading)
-from compare_models import DEFAULT_CONFIG, fail, load_data, reference_epoch_seconds  # noqa: E402
+from compare_models import MLP_SETTINGS, default_config, fail, load_data, reference_epoch_seconds  # noqa: E402
 from md_study import REFERENCE_INI  # noqa: E402
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -109,8 +109,7 @@ def main(argv=None):
         nets = f"encoder = [{w}, {w}, {w}]\ndecoder = [{w}, {w}, {w}]"
     config = os.path.join(a.out, "dynae.toml")
     with open(config, "w") as fp:
-        fp.write(DEFAULT_CONFIG.replace("@INPUT@", os.path.abspath(dpath) + ":" + dname).replace("@NETS@", nets)
-                 .replace("@BETA@", "10.0").replace("@BATCH@", str(a.batch)).replace("@DMIN@", str(a.d_min)))
+        fp.write(default_config(os.path.abspath(dpath) + ":" + dname, nets, MLP_SETTINGS[0], a.d_min, a.batch))
     one = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     dyn, ref, dyn_cpu, ref_cpu = [], [], [], []
     for r in range(a.repeats):

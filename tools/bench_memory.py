@@ -15,8 +15,8 @@ peak, and (peak - fixed) / share. Buffers capped in size (the 16 MiB pieces of r
 exchange and of the reconstruction, MPI-IO's collective buffers) are part of what does not grow
 with the data, yet 1000 frames do not fill them; --fit therefore also runs FRAMES / 2 frames at
 every rank count and reports the slope of the peak against the share (what each further byte of
-data costs per rank) and the intercept (the part that does not grow). --set passes a key to every run (e.g. --set data.placement=block). The data
-file is deleted at the end unless --keep."""
+data costs per rank) and the intercept (the part that does not grow). --set passes a key to every
+run (e.g. --set data.placement=block). The data file is deleted at the end unless --keep."""
 import argparse
 import json
 import os

@@ -96,6 +96,12 @@ MLP_SETTINGS = ("10.0", "5.0", "256")
 CONV_SETTINGS = ("100.0", "8.0", "128")
 
 
+def default_config(data, nets, beta, d_min, batch):
+    """DEFAULT_CONFIG's text for FILE:DATASET `data` with these nets and settings."""
+    return (DEFAULT_CONFIG.replace("@INPUT@", data).replace("@NETS@", nets).replace("@BETA@", str(beta))
+            .replace("@DMIN@", str(d_min)).replace("@BATCH@", str(batch)))
+
+
 def fail(msg, code=2):
     print(f"compare_models.py: error: {msg}", file=sys.stderr)
     sys.exit(code)
@@ -266,10 +272,8 @@ def main(argv=None):
     if not config:
         config = os.path.join(a.out, "compare.toml")
         with open(config, "w") as fp:
-            beta, d_min, batch = CONV_SETTINGS if images else MLP_SETTINGS
-            fp.write(DEFAULT_CONFIG.replace("@INPUT@", os.path.abspath(dpath) + ":" + dname)
-                     .replace("@NETS@", CONV_NETS if images else MLP_NETS)
-                     .replace("@BETA@", beta).replace("@DMIN@", d_min).replace("@BATCH@", batch))
+            fp.write(default_config(os.path.abspath(dpath) + ":" + dname, CONV_NETS if images else MLP_NETS,
+                                    *(CONV_SETTINGS if images else MLP_SETTINGS)))
     else:
         a.set = [f'data.input=["{os.path.abspath(dpath)}:{dname}"]'] + (a.set or [])
     npy = None

@@ -64,8 +64,8 @@ static void locate(int64_t g, int *traj, int64_t *t)
 
 static int is_test(int64_t g) { return dy_hash_uniform(SEED, DY_STREAM_SPLIT, (uint64_t)g) < TEST_FRACTION; }
 
-static void check_pairs(const DyPairs *p, int want_test, int rank, int size, int has_target, const int64_t *start,
-                        const int64_t *count)
+static void check_pairs(const DyPairs *p, int want_test, int rank, int size, int has_target,
+                        const DyTrajBlock *block)
 {
   for (int64_t k = 0; k < p->n; k++) {
     const int64_t g = p->id[k];
@@ -77,7 +77,8 @@ static void check_pairs(const DyPairs *p, int want_test, int rank, int size, int
     locate(g, &i, &t);
     CHECK(i >= 0, "pair id %lld out of range", (long long)g);
     if (i < 0) continue;
-    if (block_placement) CHECK(t >= start[i] && t < start[i] + count[i], "pair %lld not in this rank's block", (long long)g);
+    if (block_placement) CHECK(t >= block[i].start && t < block[i].start + block[i].count, "pair %lld not in this rank's block",
+                               (long long)g);
     else
       CHECK((int)(dy_hash_u64(SEED, DY_STREAM_SCATTER, (uint64_t)g) % (uint64_t)size) == rank,
             "pair %lld on the wrong rank", (long long)g);
@@ -235,15 +236,8 @@ static PetscErrorCode run(MPI_Comm comm, const char *dir, const char *mode)
   PetscCall(PetscFree(blocks));
 
   /* Pairs: values and placement here, the union on rank 0. */
-  {
-    int64_t start[MAXTRAJ], count[MAXTRAJ];
-    for (int i = 0; i < ntraj; i++) {
-      start[i] = data.block[i].start;
-      count[i] = data.block[i].count;
-    }
-    check_pairs(&data.train, 0, rank, size, has_target, start, count);
-    check_pairs(&data.test, 1, rank, size, has_target, start, count);
-  }
+  check_pairs(&data.train, 0, rank, size, has_target, data.block);
+  check_pairs(&data.test, 1, rank, size, has_target, data.block);
   if (block_placement) CHECK(data.nfetched == 0, "%lld frames fetched with block placement", (long long)data.nfetched);
   PetscCall(check_union(comm, &data.train, 0, rank, size, nall));
   PetscCall(check_union(comm, &data.test, 1, rank, size, nall));
