@@ -23,7 +23,8 @@ trained with the convolutional networks (the default configuration then has mode
 "conv", encoder [256] and decoder [256]: 16 channels in the encoder's 1x1 convolution, with which
 the latent of a sprite walk does not fold as it does with 2, and the loss and bin settings of
 inputs/sprites.toml: beta 100, since a frame's reconstruction error sums over 4096 pixels, d_min 8
-and batches of 128; README "Image data"); --reference takes (frames, features) data only.
+and batches of 128, and for DynamicsAE its start from the leading TICs, train.warmup_target =
+"tica"; README "Image data"); --reference takes (frames, features) data only.
 
 Implied timescales: tools/evaluate_md.py's Markov state model (k-means of the latent of all
 frames into `--clusters` states, reversible maximum-likelihood transition matrix at `--msm-lag`
@@ -94,6 +95,8 @@ CONV_NETS = 'network = "conv"\nencoder = [256]\ndecoder = [256]'
 # (beta, d_min, batch_size): the reference's example values, and inputs/sprites.toml's for images
 MLP_SETTINGS = ("10.0", "5.0", "256")
 CONV_SETTINGS = ("100.0", "8.0", "128")
+# DynamicsAE's start on images, as in inputs/sprites.toml (the baselines have no warm-up epoch)
+CONV_DYNAMICSAE_SETS = ["train.warmup_target=tica"]
 
 
 def default_config(data, nets, beta, d_min, batch):
@@ -163,12 +166,12 @@ def run(cmd, cwd, log, env=None, done=None):
     return secs
 
 
-def run_dynae(model, a, config):
+def run_dynae(model, a, config, extra=()):
     out = os.path.join(a.out, f"dynae_{model}")
     sets = ["--set", f"model.type={model}", "--set", f"train.seed={a.seed}", "--set", f"output.dir={out}"]
     if a.epochs:
         sets += ["--set", f"train.epochs={a.epochs}"]
-    for s in a.set or []:
+    for s in [*extra, *(a.set or [])]:
         sets += ["--set", s]
     cmd = ["nice", "-n", "10", a.mpiexec, "-n", str(a.ranks), a.exe, config, *sets]
     secs = run(cmd, a.out, os.path.join(a.out, f"dynae_{model}.log"), done=os.path.join(out, "results.h5"))
@@ -269,6 +272,7 @@ def main(argv=None):
     if images and a.reference:
         fail(f"--reference: {a.data} holds images; the reference's models are run on (frames, features) data only")
     config = a.config and os.path.abspath(a.config)
+    extra = {"dynamicsae": CONV_DYNAMICSAE_SETS} if images and not config else {}
     if not config:
         config = os.path.join(a.out, "compare.toml")
         with open(config, "w") as fp:
@@ -283,7 +287,7 @@ def main(argv=None):
     rows = {}
     truth_row = {"timescales": implied_timescales(truth, a)}
     for model in a.models:
-        z, secs, per_epoch, eff = run_dynae(model, a, config)
+        z, secs, per_epoch, eff = run_dynae(model, a, config, extra.get(model, ()))
         rows[f"dynae-mpi {model}"] = dict(score(z, truth, a), seconds=secs, epoch_seconds=per_epoch)
         print(fmt_row(f"dynae-mpi {model}", rows[f"dynae-mpi {model}"]), file=sys.stderr, flush=True)
         if a.reference:

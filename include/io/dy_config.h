@@ -29,6 +29,8 @@ typedef enum { DY_SCALE_COMMON = 0, DY_SCALE_FEATURE = 1 } DyScale;
 typedef enum { DY_PLACEMENT_RANDOM = 0, DY_PLACEMENT_BLOCK = 1 } DyPlacement;
 /* train.batch: what train.batch_size counts. */
 typedef enum { DY_BATCH_PER_RANK = 0, DY_BATCH_GLOBAL = 1 } DyBatchMode;
+/* train.warmup_target: what the encoder learns in the warm-up epoch */
+typedef enum { DY_WARMUP_TARGET_NONE = 0, DY_WARMUP_TARGET_TICA = 1 } DyWarmupTarget;
 /* train.lr_scaling: the learning rates of per-rank batches multiplied by 1, sqrt(P) or P. */
 typedef enum { DY_LR_SCALING_NONE = 0, DY_LR_SCALING_SQRT = 1, DY_LR_SCALING_LINEAR = 2 } DyLrScaling;
 
@@ -77,6 +79,10 @@ typedef struct {
   int lr_warmup_epochs;    /* epochs after the warm-up over which the scaling ramps up, >= 0 */
   double lr, prior_lr, warmup_lr;  /* > 0 */
   double warmup_beta_scale;        /* >= 0 */
+  DyWarmupTarget warmup_target;    /* "none": the reconstruction shapes the warm-up's latent; "tica":
+                                    * the encoder is fitted to the leading TICs (app/dy_warmup.h) */
+  double target_weight;            /* >= 0: the anchors' weight after the warm-up, times beta */
+  int target_epochs;               /* >= 0: epochs after the warm-up over which it falls to 0 */
   int64_t seed;            /* >= 0 */
   int64_t test_pairs;      /* test pairs evaluated per epoch (a fixed random subset; the last epoch
                             * and 0: all of them), >= 0 */

@@ -85,6 +85,10 @@ void dy_data_free(DyData *data);
  * The result becomes data->tica (freed with the data). */
 PetscErrorCode dy_data_tica_fit(MPI_Comm comm, const DyConfig *cfg, DyData *data, int lag, const char *lag_key, int k,
                                 const char *k_key);
+/* The same fit with the given scaling into the caller's *tica (free with dy_tica_destroy), leaving
+ * data->tica alone. */
+PetscErrorCode dy_data_tica_compute(MPI_Comm comm, const DyConfig *cfg, const DyData *data, int lag,
+                                    const char *lag_key, int k, const char *k_key, DyTicaScaling scaling, DyTica *tica);
 /* Collective, the data.tica_dim hook of dy_data_load (a no-op when it is 0): fits TICA at
  * data.lag and replaces every block's frames (overlap included) by their first tica_dim TICs,
  * so that the pairs, the model and the results see D = tica_dim features. */

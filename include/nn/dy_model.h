@@ -67,6 +67,14 @@ PetscErrorCode dy_model_create(const DyModelShape *shape, DyModel *model);
  * nets in layout order, within a layer W (row-major) then b, from rng. */
 void dy_model_init(DyModel *model, DyRng *rng);
 void dy_model_destroy(DyModel *model);
+/* Moves the latent to z' = a (z - m) (a > 0, m (d)) without changing what the autoencoder
+ * computes: the encoder gives a (z - m) and the decoder maps z' where it mapped z, so that
+ * decode(encode(x)) stays the same up to rounding. With ReLU nets (positively homogeneous) the
+ * factor is shared out over the layers, each weight times a^(1/L) (encoder) or a^(-1/L) (decoder),
+ * the biases to match, so that no layer's weights end up orders of magnitude from where they
+ * were; with tanh the encoder's last layer and the decoder's first take it. An encoder with more
+ * than d outputs is not supported. The prior nets are left as they are. */
+void dy_model_scale_latent(DyModel *model, double a, const double *m);
 
 /* Activations, gradients of activations and sort buffers of one step (opaque, one allocation).
  * A workspace serves one thread at a time. */
@@ -91,12 +99,21 @@ typedef enum { DY_DIFFUSION_CONSTANT = 0, DY_DIFFUSION_LEARNED = 1 } DyDiffusion
 typedef struct {
   double beta;            /* weight of L_sw in L_rep */
   DyDiffusion diffusion;  /* how the prior moves are sampled */
+  /* Targets of the encoder (train.warmup_target), or NULL: (2B, d), the rows of z0 then those of
+   * z1; L_target = sum over the 2B rows of |z - target|^2, divided like L_rec. With
+   * target_weight 0 the encoder follows L_target alone (the warm-up): its gradient is that of
+   * L_target, while the decoder's stays that of L_rec (the latent is an input to it, as in
+   * training on fixed inputs), and L_sw is computed but sends no gradient. With target_weight
+   * w > 0, w L_target is added to L_rep (an anchor). */
+  const dy_real *target;
+  double target_weight;
 } DyLossOptions;
 
 typedef struct {
   double rec;    /* L_rec */
   double sw;     /* L_sw */
   double prior;  /* L_prior */
+  double target; /* L_target (0 without targets) */
 } DyLosses;
 
 /* One batch of B pairs: forward and backward of SPEC section 3.

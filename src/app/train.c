@@ -43,6 +43,7 @@
 #include "parallel/dy_swglobal.h"
 #include "base/dy_rng.h"
 #include "app/dy_runctl.h"
+#include "app/dy_warmup.h"
 #include "io/dy_trainstate.h"
 
 #include <inttypes.h>
@@ -102,6 +103,7 @@ typedef struct {
   const dy_real *y0, *y1; /* the targets in use: ty0, ty1, or x0, x1 */
   dy_real *theta;         /* (L, d) the projections */
   dy_real *eps;           /* (2B, d) the noise: of the prior moves (B rows), or a baseline's */
+  dy_real *target;        /* (2B, d) the encoder's targets (train.warmup_target) */
 } DyBatch;
 
 /* Everything one rank needs to train; identical on every rank except the data and own stream. */
@@ -138,6 +140,9 @@ typedef struct {
   int64_t *test_sel;           /* (ntest_sel) their rows in data->test, or NULL: all of them */
   dy_real *tx0, *tx1;          /* (2 B, D) frames of a chunk of test pairs */
   dy_real *ty0, *ty1;          /* (2 B, Dy) their targets (unused without targets) */
+  DyWarmup warm;               /* train.warmup_target's anchors, from setup to the end of their epochs */
+  int targeted;                /* the current epoch's targets: 0 none, 1 the warm-up's, 2 the anchors */
+  int quiet;                   /* no progress lines (--quiet, output.quiet) */
   DyHistory hist;              /* one row per finished epoch */
   dy_real *params_epoch_start; /* (nparam) weights when the current epoch began (its bins' encoder) */
   DyTrainPosition pos;         /* where the run stands, as a checkpoint records it */
@@ -209,6 +214,7 @@ static PetscErrorCode dy_train_draw_batch(DyTrainer *t, DyBatch *b, int moving)
   dy_train_draw_theta(&t->shared, t->L, t->d, b->theta);
   if (b->nb > 0) {
     dy_train_gather(t, &t->data->train, b->nb, b->idx, 0, b->x0, b->x1, b->ty0, b->ty1, &b->y0, &b->y1);
+    if (t->targeted) dy_warmup_gather(&t->warm, t->targeted == 1, b->nb, b->idx, b->target);
     if (moving) PetscCall(dy_exchange_progress(t->exchange));
     dy_train_draw_noise(t, &t->own, b->nb, b->eps);
   }
@@ -246,7 +252,7 @@ static PetscErrorCode dy_train_lossgrad_global(DyTrainer *t, const DyLossOptions
  * batch's (dy_swglobal_loss), counted once in the sum. */
 static PetscErrorCode dy_train_lossgrad_baseline(DyTrainer *t, const DyBatch *b)
 {
-  DyLosses l = {0, 0, 0};
+  DyLosses l = {0};
   double norm = b->nb;
 
   PetscFunctionBegin;
@@ -292,15 +298,24 @@ static double dy_train_lr_factor(const DyTrainer *t, int epoch, int64_t step, in
 /* One optimiser step on every rank with the inputs of batch[cur] (drawn already), of step `step`
  * of nsteps; draws the next step's inputs while the sums travel. Adds the globally averaged losses
  * into the position's sums; *stop is 1 on every rank when any rank caught a stop signal. */
-static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *lopt, int epoch, int64_t step,
+static PetscErrorCode dy_train_step(DyTrainer *t, const DyLossOptions *epoch_lopt, int epoch, int64_t step,
                                     int64_t nsteps, int *stop)
 {
   const size_t np = t->model.nparam;
   const DyBatch *b = &t->batch[t->cur];
   dy_real *red = t->red;
   int finite = 1;
+  DyLossOptions step_lopt = *epoch_lopt;
+  const DyLossOptions *lopt = &step_lopt;
 
   PetscFunctionBegin;
+  if (t->targeted) {
+    /* the anchors' weight falls linearly, step by step, over train.target_epochs */
+    const double done = (double)(epoch - 1) + (double)step / (double)DY_MAX(nsteps, (int64_t)1);
+    step_lopt.target = b->target;
+    step_lopt.target_weight =
+        t->targeted == 2 ? t->cfg->beta * t->cfg->target_weight * (1 - done / t->cfg->target_epochs) : 0;
+  }
   if (t->base.type) PetscCall(dy_train_lossgrad_baseline(t, b));
   else if (t->global) PetscCall(dy_train_lossgrad_global(t, lopt, b));
   else {
@@ -470,14 +485,15 @@ static PetscErrorCode dy_train_vamp(DyTrainer *t, int epoch, int all, double *va
   PetscFunctionReturn(0);
 }
 
-/* Collective: the bins of an epoch after the warm-up: encode, cluster, assign, count, quotas. */
-static PetscErrorCode dy_train_bins(DyTrainer *t)
+/* The latent z0 of every training pair's first frame with the weights the epoch began with. */
+static PetscErrorCode dy_train_encode_pairs(DyTrainer *t)
 {
-  const DyConfig *cfg = t->cfg;
   const int64_t n = t->data->train.n;
+  dy_real *now = t->model.params;
 
   PetscFunctionBegin;
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_ENCODE], 0, 0, 0, 0));
+  t->model.params = t->params_epoch_start;
   /* in the encoder's own chunks of 2 B rows, gathered from the blocks */
   for (int64_t c = 0; c < n; c += 2 * (int64_t)t->B) {
     const int64_t nb = DY_MIN(2 * (int64_t)t->B, n - c);
@@ -485,7 +501,20 @@ static PetscErrorCode dy_train_bins(DyTrainer *t)
     dy_train_gather(t, &t->data->train, nb, NULL, c, t->tx0, NULL, NULL, NULL, &y0, &y1);
     dy_model_encode(&t->model, t->work, nb, t->tx0, t->z0 + (size_t)c * t->d);
   }
+  t->model.params = now;
   PetscCall(PetscLogEventEnd(dy_events[DY_EV_ENCODE], 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/* Collective: the bins of an epoch after the warm-up from the encoder as the epoch began (also
+ * when resuming inside it): encode, cluster, assign, count, quotas. */
+static PetscErrorCode dy_train_bins(DyTrainer *t)
+{
+  const DyConfig *cfg = t->cfg;
+  const int64_t n = t->data->train.n;
+
+  PetscFunctionBegin;
+  PetscCall(dy_train_encode_pairs(t));
 
   PetscCall(PetscLogEventBegin(dy_events[DY_EV_CLUSTER], 0, 0, 0, 0));
   PetscCall(dy_cluster_regspace(t->comm, t->d, n, t->z0, cfg->d_min, cfg->max_centers, &t->K, t->centers));
@@ -540,6 +569,22 @@ static PetscErrorCode dy_train_save(DyTrainer *t, int checkpoint, int results)
   PetscFunctionReturn(0);
 }
 
+/* Collective, at the first clustering after a warm-up with targets (z0 holds the latent it left,
+ * as dy_warmup_move moved it): says how closely the encoder followed them. */
+static PetscErrorCode dy_train_warmup_done(DyTrainer *t)
+{
+  double explained;
+
+  PetscFunctionBegin;
+  PetscCall(dy_warmup_explained(t->comm, &t->warm, t->z0, &explained));
+  if (!t->quiet && t->rank == 0) {
+    printf("# warm-up target: the latent after the warm-up explains %.1f%% of the targets' variance\n",
+           100 * explained);
+    fflush(stdout);
+  }
+  PetscFunctionReturn(0);
+}
+
 /* Collective: one epoch (0 is the warm-up), from the step the position holds (non-zero after a
  * restart inside the epoch); fills its history row. */
 static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
@@ -549,7 +594,7 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
   DyTrainPosition *pos = &t->pos;
   const int resume = pos->step > 0;
   DyLossOptions lopt = {.beta = cfg->beta, .diffusion = cfg->diffusion};
-  DyLosses test = {0, 0, 0};
+  DyLosses test = {0};
   int K = 1;
   int64_t first = 0;
   double one = (double)t->data->ntrain_global;
@@ -566,19 +611,19 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
     t->rep.lr = t->prior.lr = cfg->lr;
     for (int64_t i = 0; i < n; i++) t->bin[i] = 0;
   } else if (epoch == 0) {
-    /* Warm-up: one bin holding every pair, gentle beta and learning rate. */
+    /* Warm-up: one bin holding every pair, gentle beta and learning rate; with targets, the
+     * encoder follows them alone. */
     lopt.beta = cfg->beta * cfg->warmup_beta_scale;
+    t->targeted = t->warm.t0 ? 1 : 0;
     t->rep.lr = cfg->warmup_lr;
     for (int64_t i = 0; i < n; i++) t->bin[i] = 0;
   } else {
     t->rep.lr = cfg->lr;
     if (epoch == 1 && !resume) dy_adam_reset(&t->rep);
-    /* The bins come from the encoder as the epoch began, also when resuming inside it. */
-    dy_real *now = t->model.params;
-    t->model.params = t->params_epoch_start;
-    PetscErrorCode ierr = dy_train_bins(t);
-    t->model.params = now;
-    PetscCall(ierr);
+    PetscCall(dy_train_bins(t));
+    if (t->warm.t0 && epoch == 1 && !resume) PetscCall(dy_train_warmup_done(t));
+    if (t->warm.t0 && epoch > cfg->target_epochs) dy_warmup_destroy(&t->warm); /* the anchors' epochs are over */
+    t->targeted = t->warm.t0 && cfg->beta * cfg->target_weight > 0 ? 2 : 0;
     K = t->K;
     quota = t->quota;
   }
@@ -632,6 +677,16 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
   row[DY_HIST_PRIOR_TEST] = test.prior;
   row[DY_HIST_BINS] = epoch == 0 || t->base.type ? 0 : t->K;
   PetscCall(dy_train_vamp(t, epoch, last, &row[DY_HIST_VAMP2_TEST]));
+  if (t->targeted == 1) {
+    /* The warm-up fitted the latent at the initial encoder's place and spread (dy_warmup.h). */
+    dy_warmup_move(&t->warm, &t->model);
+    if (!t->quiet && t->rank == 0) {
+      printf("# warm-up target: latent centred and scaled by %.4g to moves of mean square 2 (the encoder's and "
+             "decoder's weights)\n",
+             1 / t->warm.scale);
+      fflush(stdout);
+    }
+  }
   /* Rank 0's clock for all, so that the history is the same on every rank (checkpoints rely on it). */
   row[DY_HIST_SECONDS] = MPI_Wtime() - start;
   PetscCallMPI(MPI_Bcast(&row[DY_HIST_SECONDS], 1, MPI_DOUBLE, 0, t->comm));
@@ -735,6 +790,7 @@ static PetscErrorCode dy_trainer_setup(MPI_Comm comm, const DyConfig *cfg, DyDat
     PetscCall(PetscMalloc7((size_t)t->B, &b->idx, (size_t)t->B * t->D, &b->x0, (size_t)t->B * t->D, &b->x1,
                            (size_t)t->B * t->Dy, &b->ty0, (size_t)t->B * t->Dy, &b->ty1, (size_t)t->L * t->d, &b->theta,
                            (size_t)2 * t->B * t->d, &b->eps));
+    PetscCall(PetscMalloc1((size_t)2 * t->B * t->d, &b->target));
   }
   PetscCall(PetscMalloc4((size_t)2 * t->B * t->D, &t->tx0, (size_t)2 * t->B * t->D, &t->tx1, (size_t)2 * t->B * t->Dy,
                          &t->ty0, (size_t)2 * t->B * t->Dy, &t->ty1));
@@ -778,7 +834,9 @@ static void dy_trainer_destroy(DyTrainer *t)
   for (int k = 0; k < 2; k++) {
     DyBatch *b = &t->batch[k];
     PetscFree7(b->idx, b->x0, b->x1, b->ty0, b->ty1, b->theta, b->eps);
+    PetscFree(b->target);
   }
+  dy_warmup_destroy(&t->warm);
   dy_sampler_free(&t->sampler);
   dy_adam_destroy(&t->prior);
   dy_adam_destroy(&t->rep);
@@ -829,6 +887,7 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
   PetscFunctionBegin;
   PetscCall(dy_train_register_events());
   memset(&t, 0, sizeof t);
+  t.quiet = opt->quiet;
   ierr = dy_trainer_setup(comm, cfg, data, opt->exchange, &t);
   if (!ierr) ierr = dy_train_test_subset(&t, opt->quiet);
   if (!ierr && !opt->quiet && t.rank == 0 && t.size > 1) {
@@ -855,6 +914,15 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
     if (!ierr && exists)
       ierr = dy_trainstate_load(comm, cfg->dir, opt->restart_path, (uint64_t)cfg->seed, "resuming from", &t.state,
                                 &t.same_layout);
+  }
+  /* Epochs with targets still to run: the warm-up's come from the encoder it began with (also
+   * when resuming inside it), the anchors of the epochs after it from the data alone. */
+  const int anchored = cfg->beta * cfg->target_weight > 0 ? cfg->target_epochs : 0;
+  if (!ierr && cfg->warmup_target == DY_WARMUP_TARGET_TICA && t.pos.epoch <= anchored && !t.base.type) {
+    if (t.pos.epoch == 0) ierr = dy_train_encode_pairs(&t);
+    if (!ierr)
+      ierr = dy_warmup_create(comm, cfg, data, t.pos.epoch == 0 ? t.z0 : NULL, 2 * (int64_t)t.B, t.tx0, opt->quiet,
+                              &t.warm);
   }
   if (!ierr) ierr = dy_signal_check_before_training(comm);
   if (!ierr) ierr = dy_train_loop(&t, opt);

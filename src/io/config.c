@@ -54,6 +54,7 @@ static const char *const dy_placements[] = {"random", "block", NULL}; /* DyPlace
 static const char *const dy_batch_modes[] = {"per_rank", "global", NULL};
 static const char *const dy_lr_scalings[] = {"none", "sqrt", "linear", NULL};
 static const char *const dy_force_weights[] = {"density", "none", NULL}; /* DyFieldsWeight order */
+static const char *const dy_warmup_targets[] = {"none", "tica", NULL};   /* DyWarmupTarget order */
 
 #define DY_F(f) offsetof(DyConfig, f)
 #define DY_ANY(lo_) .lo = (lo_), .hi = HUGE_VAL
@@ -101,6 +102,10 @@ static const DyKey dy_keys[] = {
     {"train", "prior_lr", DY_KEY_REAL, "1e-3", DY_ANY(0), .lo_open = 1, .off = DY_F(prior_lr)},
     {"train", "warmup_lr", DY_KEY_REAL, "1e-4", DY_ANY(0), .lo_open = 1, .off = DY_F(warmup_lr)},
     {"train", "warmup_beta_scale", DY_KEY_REAL, "0.01", DY_ANY(0), .off = DY_F(warmup_beta_scale)},
+    {"train", "warmup_target", DY_KEY_ENUM, "\"none\"", .choices = dy_warmup_targets, .navailable = 2,
+     .off = DY_F(warmup_target)},
+    {"train", "target_weight", DY_KEY_REAL, "0.01", DY_ANY(0), .off = DY_F(target_weight)},
+    {"train", "target_epochs", DY_KEY_INT, "5", DY_ANY(0), .off = DY_F(target_epochs)},
     {"train", "seed", DY_KEY_INT64, "0", DY_ANY(0), .off = DY_F(seed)},
     {"train", "test_pairs", DY_KEY_INT64, "4096", DY_ANY(0), .off = DY_F(test_pairs)},
     {"output", "dir", DY_KEY_PATH, "\"results\"", .off = DY_F(dir), .given_off = DY_F(dir_given)},
@@ -817,6 +822,13 @@ static PetscErrorCode dy_config_validate(DyLoad *ld, const DyTomlValue *file, Dy
                           cfg->ntarget, cfg->ntraj);
   }
   if (cfg->tica_lag == 0) cfg->tica_lag = cfg->lag;
+  if (cfg->warmup_target != DY_WARMUP_TARGET_NONE && strcmp(cfg->type, "dynamicsae")) {
+    const DySlot *s = &ld->slot[dy_key_find("train", "warmup_target") - dy_keys];
+    return dy_config_fail(ld->comm, &s->origin,
+                          "train.warmup_target = \"%s\" shapes DynamicsAE's warm-up epoch, and model.type = \"%s\" "
+                          "has none: remove the key or set it to \"none\"",
+                          dy_warmup_targets[cfg->warmup_target], cfg->type);
+  }
   PetscCall(dy_config_check_conv(ld, cfg));
   if (cfg->tica_dim > 0 && !strcmp(cfg->type, "tica")) {
     const DySlot *s = &ld->slot[dy_key_find("data", "tica_dim") - dy_keys];

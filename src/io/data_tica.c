@@ -5,14 +5,13 @@
 
 #include <string.h>
 
-PetscErrorCode dy_data_tica_fit(MPI_Comm comm, const DyConfig *cfg, DyData *data, int lag, const char *lag_key, int k,
-                                const char *k_key)
+PetscErrorCode dy_data_tica_compute(MPI_Comm comm, const DyConfig *cfg, const DyData *data, int lag,
+                                    const char *lag_key, int k, const char *k_key, DyTicaScaling scaling, DyTica *tica)
 {
   const int n = data->ntraj, D = data->D;
   int64_t longest = 0;
   DyTicaPairs *pieces;
   dy_real **fetched;
-  DyTica *tica;
   PetscErrorCode ierr;
 
   PetscFunctionBegin;
@@ -36,12 +35,24 @@ PetscErrorCode dy_data_tica_fit(MPI_Comm comm, const DyConfig *cfg, DyData *data
       pieces[i].x1 = fetched[i];
     }
   }
-  DyTicaOptions opt = {.lag = lag, .epsilon = cfg->tica_epsilon, .scaling = cfg->tica_scaling, .k = k, .k_key = k_key};
-  PetscCall(PetscCalloc1(1, &tica));
+  DyTicaOptions opt = {.lag = lag, .epsilon = cfg->tica_epsilon, .scaling = scaling, .k = k, .k_key = k_key};
   ierr = dy_tica_fit(comm, D, n, pieces, &opt, tica);
   for (int i = 0; i < n; i++) PetscCall(PetscFree(fetched[i]));
   PetscCall(PetscFree(fetched));
   PetscCall(PetscFree(pieces));
+  PetscCall(ierr);
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode dy_data_tica_fit(MPI_Comm comm, const DyConfig *cfg, DyData *data, int lag, const char *lag_key, int k,
+                                const char *k_key)
+{
+  DyTica *tica;
+  PetscErrorCode ierr;
+
+  PetscFunctionBegin;
+  PetscCall(PetscCalloc1(1, &tica));
+  ierr = dy_data_tica_compute(comm, cfg, data, lag, lag_key, k, k_key, cfg->tica_scaling, tica);
   if (ierr) PetscCall(PetscFree(tica));
   PetscCall(ierr);
   if (data->tica) dy_tica_destroy(data->tica);

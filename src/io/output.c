@@ -530,10 +530,15 @@ static PetscErrorCode dy_output_compute_fields(MPI_Comm comm, const DyConfig *cf
     if (fields->refit_pairs > 0)
       snprintf(refit, sizeof refit, "output layer refitted on %lld pairs, largest change %.3g",
                (long long)fields->refit_pairs, fields->refit_change);
+    char compare[96];
+    if (fields->well_sampled > 0)
+      snprintf(compare, sizeof compare, "RMS %.3f kT over %lld cells with >= %d frames", fields->rms_difference_kT,
+               (long long)fields->well_sampled, DY_FIELDS_WELL_SAMPLED);
+    else snprintf(compare, sizeof compare, "no cell holds %d frames to compare", DY_FIELDS_WELL_SAMPLED);
     printf("# fields: grid of %d^%d points; free energy from the force (%s; %s fit) against the histogram: "
-           "RMS %.3f kT over %lld cells with >= %d frames (%d CG iterations)\n",
-           cfg->grid, d, refit, cfg->force_weight == DY_FIELDS_WEIGHT_NONE ? "unweighted" : "density-weighted",
-           fields->rms_difference_kT, (long long)fields->well_sampled, DY_FIELDS_WELL_SAMPLED, fields->iterations);
+           "%s (%d CG iterations)\n",
+           cfg->grid, d, refit, cfg->force_weight == DY_FIELDS_WEIGHT_NONE ? "unweighted" : "density-weighted", compare,
+           fields->iterations);
     fflush(stdout);
   }
   PetscFunctionReturn(0);

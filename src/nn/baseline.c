@@ -186,7 +186,7 @@ void dy_baseline_forward(DyModel *model, DyBaseWork *w, const DyBaselineOptions 
   const size_t nd = (size_t)rows * d;
   w->type = opt->type;
   w->rows = rows;
-  *losses = (DyLosses){0, 0, 0};
+  *losses = (DyLosses){0};
   dy_model_net_prepare(model, w->nets);
   memcpy(w->noise, noise, nd * sizeof *w->noise);
   if (want_grad) {

@@ -109,6 +109,72 @@ static size_t dy_layer_offset(const DyMlp *net, int l)
   return off;
 }
 
+/* The layers of encoder or decoder k: each one's weight offset, weight and bias sizes (the bias
+ * follows the weight); returns the layer count. */
+static int dy_rep_layers(const DyModel *model, int k, size_t *woff, size_t *nw, size_t *nb)
+{
+  const DyMlp *net = &model->net[k];
+  if (model->network == DY_NETWORK_CONV) {
+    const DyCnn *c = &model->cnn[k];
+    for (int l = 0; l < c->nlayer; l++) {
+      woff[l] = net->offset + c->layer[l].woff;
+      nw[l] = c->layer[l].nw;
+      nb[l] = c->layer[l].nb;
+    }
+    return c->nlayer;
+  }
+  for (int l = 0; l < net->nlayer; l++) {
+    woff[l] = net->offset + dy_layer_offset(net, l);
+    nw[l] = (size_t)net->dims[l] * net->dims[l + 1];
+    nb[l] = (size_t)net->dims[l + 1];
+  }
+  return net->nlayer;
+}
+
+/* Scales net k's output by g for an input scaled by in: layer l's weight by c_l and its bias by
+ * in c_1 ... c_l, where prod c_l = g / in. With ReLU between the layers (positively homogeneous)
+ * the factor is shared out evenly, c_l = (g / in)^(1/L), so that no layer's weights move far from
+ * the scale the optimiser has seen; with tanh only the outer layer takes it (the last one of the
+ * encoder, g != 1, or the first of the decoder). */
+static void dy_rep_scale(DyModel *model, int k, double in, double g)
+{
+  size_t woff[DY_MAX(DY_MAX_LAYERS, DY_CNN_MAX_LAYERS)], nw[DY_MAX(DY_MAX_LAYERS, DY_CNN_MAX_LAYERS)],
+      nb[DY_MAX(DY_MAX_LAYERS, DY_CNN_MAX_LAYERS)];
+  const int L = dy_rep_layers(model, k, woff, nw, nb);
+  const int even = model->network == DY_NETWORK_CONV || model->net[k].act == DY_ACT_RELU;
+  const int outer = g != 1 ? L - 1 : 0;
+  double cum = in;
+  for (int l = 0; l < L; l++) {
+    const double c = even ? pow(g / in, 1.0 / L) : l == outer ? g / in : 1.0;
+    cum *= c;
+    dy_real *p = model->params + woff[l];
+    for (size_t i = 0; i < nw[l]; i++) p[i] = (dy_real)(c * p[i]);
+    for (size_t i = 0; i < nb[l]; i++) p[nw[l] + i] = (dy_real)(cum * p[nw[l] + i]);
+  }
+}
+
+void dy_model_scale_latent(DyModel *model, double a, const double *m)
+{
+  const int d = model->d;
+  size_t woff[DY_MAX(DY_MAX_LAYERS, DY_CNN_MAX_LAYERS)], nw[DY_MAX(DY_MAX_LAYERS, DY_CNN_MAX_LAYERS)],
+      nb[DY_MAX(DY_MAX_LAYERS, DY_CNN_MAX_LAYERS)];
+  /* encoder: a (phi(x) - m), the shift in its last bias */
+  const int L = dy_rep_layers(model, DY_NET_ENCODER, woff, nw, nb);
+  dy_real *b = model->params + woff[L - 1] + nw[L - 1];
+  for (int i = 0; i < d; i++) b[i] = (dy_real)(b[i] - m[i]);
+  dy_rep_scale(model, DY_NET_ENCODER, 1.0, a);
+  /* decoder: its first layer takes z - m (W z + b = W (z - m) + b + W m), then inputs a times larger */
+  dy_rep_layers(model, DY_NET_DECODER, woff, nw, nb);
+  const dy_real *W = model->params + woff[0];
+  b = model->params + woff[0] + nw[0];
+  for (size_t r = 0; r < nb[0]; r++) {
+    double shift = 0;
+    for (int i = 0; i < d; i++) shift += (double)W[r * d + i] * m[i];
+    b[r] = (dy_real)(b[r] + shift);
+  }
+  dy_rep_scale(model, DY_NET_DECODER, a, 1.0);
+}
+
 /* --- workspace --------------------------------------------------------------------------------- */
 
 /* Activations of one net; the log-diffusion net's hidden layers also hold d blocks of tangent
@@ -131,6 +197,9 @@ struct DyWork {
   dy_real *M;                 /* (B, d) diffusion exp(g), shared by sampling and likelihood */
   dy_real *gdz;               /* (B, d) gradient of beta L_sw with respect to dz */
   dy_real *dZ;                /* (2B, d) gradient with respect to z0, z1 */
+  int targeted;               /* the last forward's targets and gradients: 0 none, 1 the encoder follows
+                               * them alone (dZ holds L_target's gradient), 2 added (gZt holds it) */
+  dy_real *gZt;               /* (2B, d) gradient of target_weight L_target with respect to z0, z1 */
   dy_real *df, *dJ;           /* (B, d) gradients of L_prior with respect to f and J */
   dy_real *dg;                /* (B, d) gradient of L_prior with respect to g */
   dy_real *g0, *g1;           /* (maxrows, maxwidth) ping-pong gradient scratch */
@@ -179,6 +248,7 @@ static size_t dy_work_layout(const DyModel *model, int B, int L, DyWork *w, char
   w->M = dy_carve(base, &p, (size_t)B * d);
   w->gdz = dy_carve(base, &p, (size_t)B * d);
   w->dZ = dy_carve(base, &p, (size_t)2 * B * d);
+  w->gZt = dy_carve(base, &p, (size_t)2 * B * d);
   w->df = dy_carve(base, &p, (size_t)B * d);
   w->dJ = dy_carve(base, &p, (size_t)B * d);
   w->dg = dy_carve(base, &p, (size_t)B * d);
@@ -454,6 +524,20 @@ void dy_model_forward(DyModel *model, DyWork *w, int B, const dy_real *x0, const
   const dy_real *Z = w->nb[DY_NET_ENCODER].h[model->net[DY_NET_ENCODER].nlayer]; /* (2B, d) */
   const dy_real *z0 = Z, *z1 = Z + Bd;
   for (size_t k = 0; k < Bd; k++) w->dz[k] = z1[k] - z0[k];
+  losses->target = 0;
+  w->targeted = !opt->target || !want_grad ? 0 : opt->target_weight > 0 ? 2 : 1;
+  if (opt->target) {
+    /* alone: the gradient goes straight into dZ, which the backward then keeps */
+    dy_real *g = w->targeted == 2 ? w->gZt : w->dZ;
+    const double f = w->targeted == 2 ? opt->target_weight : 1.0;
+    double sum = 0;
+    for (size_t k = 0; k < 2 * Bd; k++) {
+      const double e = (double)Z[k] - (double)opt->target[k];
+      sum += e * e;
+      if (want_grad) g[k] = (dy_real)(2 * f * e / norm);
+    }
+    losses->target = sum / norm;
+  }
   w->nb[DY_NET_DECODER].in = Z;
   dy_net_forward(model, w, DY_NET_DECODER, 2 * B);
   const dy_real *Yhat = w->nb[DY_NET_DECODER].h[model->net[DY_NET_DECODER].nlayer]; /* (2B, Dy) */
@@ -507,12 +591,17 @@ void dy_model_backward(DyModel *model, DyWork *w, int B)
 {
   const size_t Bd = (size_t)B * model->d;
   memset(model->grads, 0, model->nparam * sizeof *model->grads);
-  /* representation: decoder, then encoder with dz = z1 - z0 feeding z1 (+) and z0 (-) */
-  for (size_t k = 0; k < Bd; k++) {
-    w->dZ[k] = -w->gdz[k];
-    w->dZ[Bd + k] = w->gdz[k];
-  }
-  dy_net_backward(model, w, DY_NET_DECODER, 2 * B, w->g0, w->dZ);
+  /* representation: decoder, then encoder with dz = z1 - z0 feeding z1 (+) and z0 (-); with
+   * targets alone the encoder takes L_target's gradient, which the forward left in dZ; added, it
+   * joins the others */
+  if (w->targeted != 1)
+    for (size_t k = 0; k < Bd; k++) {
+      w->dZ[k] = -w->gdz[k];
+      w->dZ[Bd + k] = w->gdz[k];
+    }
+  if (w->targeted == 2)
+    for (size_t k = 0; k < 2 * Bd; k++) w->dZ[k] += w->gZt[k];
+  dy_net_backward(model, w, DY_NET_DECODER, 2 * B, w->g0, w->targeted == 1 ? NULL : w->dZ);
   dy_net_backward(model, w, DY_NET_ENCODER, 2 * B, w->dZ, NULL);
   /* prior: force, then log-diffusion with the diagonal-Jacobian gradient on its tangents */
   dy_net_backward(model, w, DY_NET_FORCE, B, w->df, NULL);

@@ -138,7 +138,7 @@ PetscErrorCode dy_swglobal_step(DySwGlobal *sw, DyModel *model, DyWork *work, co
 
   PetscFunctionBegin;
   for (int r = 0; r < sw->size; r++) B += share[r];
-  *losses = (DyLosses){0, 0, 0};
+  *losses = (DyLosses){0};
   PetscCall(PetscLogEventBegin(ev_nets, 0, 0, 0, 0));
   if (nb > 0) dy_model_forward(model, work, nb, x0, x1, y0, y1, eps, opt, (double)B, 1, losses);
   PetscCall(PetscLogEventEnd(ev_nets, 0, 0, 0, 0));

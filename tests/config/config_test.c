@@ -79,7 +79,7 @@ static void check_same(const DyConfig *a, const DyConfig *b) {
   CHECK(a->d_min == b->d_min && a->gamma == b->gamma && a->max_centers == b->max_centers);
   CHECK(a->epochs == b->epochs && a->batch_size == b->batch_size);
   CHECK(a->lr == b->lr && a->prior_lr == b->prior_lr && a->warmup_lr == b->warmup_lr);
-  CHECK(a->warmup_beta_scale == b->warmup_beta_scale && a->seed == b->seed);
+  CHECK(a->warmup_beta_scale == b->warmup_beta_scale && a->warmup_target == b->warmup_target && a->seed == b->seed);
   CHECK_STR(a->dir, b->dir);
   CHECK_STR(a->dir_given, b->dir_given);
   CHECK(a->checkpoint_every == b->checkpoint_every && a->checkpoint_steps == b->checkpoint_steps);
@@ -145,6 +145,7 @@ static const char *const defaults_effective = "[data]\n"
                                               "prior_lr = 0.001\n"
                                               "warmup_lr = 0.0001\n"
                                               "warmup_beta_scale = 0.01\n"
+                                              "warmup_target = \"none\"\n"
                                               "seed = 0\n"
                                               "test_pairs = 4096\n"
                                               "\n"
@@ -289,6 +290,7 @@ static void test_overrides(MPI_Comm comm) {
                     "prior_lr = 3e-3\n"
                     "warmup_lr = 5e-5\n"
                     "warmup_beta_scale = 0\n"
+                    "warmup_target = \"tica\"\n"
                     "seed = 42\n"
                     "[output]\n"
                     "dir = \"out\"\n"
@@ -309,7 +311,7 @@ static void test_overrides(MPI_Comm comm) {
   CHECK(cfg.ndecoder == 2 && cfg.decoder[0] == 16 && cfg.decoder[1] == 64 && cfg.nprior == 1 && cfg.prior[0] == 8);
   CHECK(cfg.beta == 0.0 && cfg.projections == 7 && cfg.d_min == 0.5 && cfg.gamma == 1.0 && cfg.max_centers == 9);
   CHECK(cfg.epochs == 4 && cfg.batch_size == 2 && cfg.lr == 2e-3 && cfg.prior_lr == 3e-3 && cfg.warmup_lr == 5e-5);
-  CHECK(cfg.warmup_beta_scale == 0.0 && cfg.seed == 42);
+  CHECK(cfg.warmup_beta_scale == 0.0 && cfg.warmup_target == DY_WARMUP_TARGET_TICA && cfg.seed == 42);
   CHECK(cfg.checkpoint_every == 0 && cfg.checkpoint_steps == 100 && cfg.save_reconstruction == 0 && cfg.quiet == 1);
   if (cfg.ntraj == 2) CHECK_STR(cfg.input[1].dataset, "/x");
   check_round_trip(comm, &cfg, "full_effective.toml");

@@ -1,6 +1,8 @@
 /* Gradient check of dy_model_loss_grad against central differences of dy_model_losses, in double
  * precision: every layer's W and b of the four nets, for L_rec, L_sw, L_rep and L_prior, with
- * constant and learned diffusion, on two model shapes. Fails when the worst relative error exceeds
+ * constant and learned diffusion, on eight model shapes; and with encoder targets (the warm-up of
+ * train.warmup_target), the encoder against L_target, the decoder against L_rec, the prior nets
+ * unchanged. Fails when the worst relative error exceeds
  * 1e-6 or too many parameters sit on a kink. */
 #include "nn/dy_model.h"
 #include "fdcheck.h"
@@ -17,8 +19,8 @@
 #define KINK_FLOOR 1e-3
 #define KINK_TOL 1e-7
 
-enum { LOSS_REC, LOSS_SW, LOSS_REP, LOSS_PRIOR, NLOSS };
-static const char *loss_names[NLOSS] = {"L_rec", "L_sw", "L_rep", "L_prior"};
+enum { LOSS_REC, LOSS_SW, LOSS_REP, LOSS_PRIOR, NLOSS, LOSS_TARGET = NLOSS };
+static const char *loss_names[NLOSS + 1] = {"L_rec", "L_sw", "L_rep", "L_prior", "L_target"};
 static const char *net_names[DY_NNETS] = {"encoder", "decoder", "force", "logdiff"};
 
 typedef struct {
@@ -39,6 +41,7 @@ static double objective(void *ctx)
   case LOSS_REC: return l.rec;
   case LOSS_SW: return l.sw;
   case LOSS_REP: return l.rec + p->opt.beta * l.sw;
+  case LOSS_TARGET: return l.target;
   default: return l.prior;
   }
 }
@@ -123,6 +126,51 @@ static double check_case(const DyModelShape *shape, DyDiffusion diffusion, int B
       *bad = 1;
     }
   }
+
+  /* with targets: the encoder follows L_target alone, the decoder L_rec, the prior nets as before */
+  dy_real *target = normals(&rng, (size_t)2 * B * d, 0.7), *gt = malloc(np * sizeof *gt);
+  p.opt.target = target;
+  grad_at(&p, 2.5, gt);
+  for (size_t i = model.nparam_rep; i < np; i++)
+    if (gt[i] != g0[i]) {
+      printf("  prior gradient changes with targets at parameter %zu\n", i);
+      *bad = 1;
+    }
+  for (int k = DY_NET_ENCODER; k <= DY_NET_DECODER; k++) {
+    size_t nkinks = 0, ntotal = 0;
+    char label[32];
+    p.which = k == DY_NET_ENCODER ? LOSS_TARGET : LOSS_REC;
+    snprintf(label, sizeof label, "%-7s %-7s", loss_names[p.which], net_names[k]);
+    dy_fd_check_net(objective, &p, &model, k, gt, FD_STEP, FD_FLOOR, KINK_FLOOR, KINK_TOL, TOL, label, &worst,
+                    &nkinks, &ntotal, bad);
+    if (nkinks * 4 > ntotal) {
+      printf("  %s: %zu of %zu parameters on kinks, too many to trust the check\n", label, nkinks, ntotal);
+      *bad = 1;
+    }
+  }
+  /* added with a weight (the anchor of the epochs after the warm-up): the sum of L_rep's gradient
+   * and w times L_target's (both checked against differences above), to rounding */
+  dy_real *ga = malloc(np * sizeof *ga);
+  p.opt.target_weight = 0.7;
+  grad_at(&p, 2.5, ga);
+  double err = 0, big = 0; /* largest difference, relative to the largest gradient */
+  for (size_t i = 0; i < np; i++) {
+    const int enc = i >= model.net[DY_NET_ENCODER].offset &&
+                    i < model.net[DY_NET_ENCODER].offset + model.net[DY_NET_ENCODER].nparam;
+    const double want = (double)grep[i] + (enc ? 0.7 * (double)gt[i] : 0.0), e = fabs((double)ga[i] - want);
+    err = fmax(err, e == e ? e : INFINITY);
+    big = fmax(big, fabs(want));
+  }
+  const double wa = err / big;
+  printf("  L_rep + 0.7 L_target against the sum of the two gradients: max difference %.2e of the largest\n", wa);
+  if (!(wa < 1e-12)) {
+    printf("  the anchored gradient is not the sum\n");
+    *bad = 1;
+  }
+  free(ga);
+  p.opt.target = NULL;
+  p.opt.target_weight = 0;
+  free(target), free(gt);
   free(g0), free(g1), free(grep), free(gsw), free(dzp);
   free(p.x0), free(p.x1), free(p.y0), free(p.y1), free(p.eps), free(p.theta);
   dy_work_destroy(&work);

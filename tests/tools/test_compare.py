@@ -1,13 +1,15 @@
 """tools/compare_models.py end to end: usage test_compare.py DYNAE_MPI MPIEXEC [images] (exit 0: pass).
 
 Without `images`: a small three-well, the four models on MLPs. With it: a tiny sprite movie
-(frames, 64, 64), the four models on the convolutional networks of the default configuration;
---reference is refused there (exit 2)."""
+(frames, 64, 64), the four models on the convolutional networks of the default configuration,
+DynamicsAE alone with its start from the TICs; --reference is refused there (exit 2)."""
 import json
 import os
 import subprocess
 import sys
 import tempfile
+
+import h5py
 
 TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools")
 
@@ -20,7 +22,9 @@ def main():
             data = os.path.join(tmp, "sprites.h5")
             subprocess.run([sys.executable, os.path.join(TOOLS, "gen_sprites.py"), "--frames", "200", "--step", "3",
                             "--out", data], check=True, capture_output=True)
-            budget = ["--msm-lag", "5", "--clusters", "10", "--set", "train.batch_size=16"]
+            # 200 frames of 4096 pixels: DynamicsAE's TICA start keeps fewer components (tica.epsilon)
+            budget = ["--msm-lag", "5", "--clusters", "10", "--set", "train.batch_size=16", "--set",
+                      "tica.epsilon=0.1", "--set", "cluster.d_min=20"]
         else:
             data = os.path.join(tmp, "tw.h5")
             subprocess.run([sys.executable, os.path.join(TOOLS, "gen_three_well.py"), "--frames", "4000", "--out",
@@ -53,6 +57,15 @@ def main():
                 text = fp.read()
                 if 'network = "conv"' not in text or "beta = 100.0" not in text:
                     bad.append("the default configuration for images lacks model.network = \"conv\" or beta 100")
+            # DynamicsAE starts from the TICs (train.warmup_target), the baselines, which have no
+            # warm-up, are run without the key
+            for model in ("dynamicsae", "vae", "swae", "sdevae"):
+                with h5py.File(os.path.join(out, f"dynae_{model}", "results.h5"), "r") as f:
+                    eff = f.attrs["config"]
+                eff = eff.decode() if isinstance(eff, bytes) else str(eff)
+                want = '"tica"' if model == "dynamicsae" else '"none"'
+                if f"warmup_target = {want}" not in eff:
+                    bad.append(f"{model}: its effective configuration lacks warmup_target = {want}")
             refdir = os.path.join(tmp, "reference")  # a stand-in: refused before it would run
             os.makedirs(refdir)
             open(os.path.join(refdir, "main.py"), "w").close()
