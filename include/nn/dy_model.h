@@ -69,11 +69,11 @@ void dy_model_init(DyModel *model, DyRng *rng);
 void dy_model_destroy(DyModel *model);
 /* Moves the latent to z' = a (z - m) (a > 0, m (d)) without changing what the autoencoder
  * computes: the encoder gives a (z - m) and the decoder maps z' where it mapped z, so that
- * decode(encode(x)) stays the same up to rounding. With ReLU nets (positively homogeneous) the
- * factor is shared out over the layers, each weight times a^(1/L) (encoder) or a^(-1/L) (decoder),
- * the biases to match, so that no layer's weights end up orders of magnitude from where they
- * were; with tanh the encoder's last layer and the decoder's first take it. An encoder with more
- * than d outputs is not supported. The prior nets are left as they are. */
+ * decode(encode(x)) stays the same up to rounding. A ReLU encoder (positively homogeneous) shares
+ * the factor out over its L layers, each weight times a^(1/L) and the biases to match, so that no
+ * weight ends up orders of magnitude from where it was; a tanh encoder's last layer takes it. The
+ * decoder's first layer takes 1 / a in its weight (and W m in its bias). An encoder with more than
+ * d outputs is not supported. The prior nets are left as they are. */
 void dy_model_scale_latent(DyModel *model, double a, const double *m);
 
 /* Activations, gradients of activations and sort buffers of one step (opaque, one allocation).

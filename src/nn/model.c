@@ -132,16 +132,18 @@ static int dy_rep_layers(const DyModel *model, int k, size_t *woff, size_t *nw, 
 }
 
 /* Scales net k's output by g for an input scaled by in: layer l's weight by c_l and its bias by
- * in c_1 ... c_l, where prod c_l = g / in. With ReLU between the layers (positively homogeneous)
- * the factor is shared out evenly, c_l = (g / in)^(1/L), so that no layer's weights move far from
- * the scale the optimiser has seen; with tanh only the outer layer takes it (the last one of the
- * encoder, g != 1, or the first of the decoder). */
+ * in c_1 ... c_l, where prod c_l = g / in. The encoder (g != 1) with ReLU between its layers
+ * (positively homogeneous) shares the factor out evenly, c_l = g^(1/L), so that no layer's
+ * weights move far from the scale the optimiser has seen; with tanh its last layer takes it. The
+ * decoder's first layer takes its factor alone: its weight shrinks while its bias stays, so that
+ * the decoder can learn to depend on the latent quickly (a decoder fed a tiny latent learns to
+ * ignore it; shared out, the factor would leave that in place with biases too large to move). */
 static void dy_rep_scale(DyModel *model, int k, double in, double g)
 {
   size_t woff[DY_MAX(DY_MAX_LAYERS, DY_CNN_MAX_LAYERS)], nw[DY_MAX(DY_MAX_LAYERS, DY_CNN_MAX_LAYERS)],
       nb[DY_MAX(DY_MAX_LAYERS, DY_CNN_MAX_LAYERS)];
   const int L = dy_rep_layers(model, k, woff, nw, nb);
-  const int even = model->network == DY_NETWORK_CONV || model->net[k].act == DY_ACT_RELU;
+  const int even = g != 1 && (model->network == DY_NETWORK_CONV || model->net[k].act == DY_ACT_RELU);
   const int outer = g != 1 ? L - 1 : 0;
   double cum = in;
   for (int l = 0; l < L; l++) {
