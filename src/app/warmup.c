@@ -76,6 +76,7 @@ PetscErrorCode dy_warmup_create(MPI_Comm comm, const DyConfig *cfg, const DyData
   PetscErrorCode ierr;
 
   PetscFunctionBegin;
+  const double start = MPI_Wtime();
   memset(w, 0, sizeof *w);
   memset(&tica, 0, sizeof tica);
   PetscCheck(d <= 64 && chunk >= 1, comm, PETSC_ERR_ARG_OUTOFRANGE, "dy_warmup_create: d = %d, chunk %lld", d,
@@ -110,8 +111,9 @@ PetscErrorCode dy_warmup_create(MPI_Comm comm, const DyConfig *cfg, const DyData
     for (int i = 0; i < d; i++) printf("%s %.4g", i ? "," : "", w->timescale[i]);
     printf(" frames), each scaled to moves of mean square 2 over data.lag (factors");
     for (int i = 0; i < d; i++) printf("%s %.4g", i ? "," : "", w->c[i]);
-    if (z0) printf("); in the warm-up scaled by %.4g to the initial latent's spread\n", w->scale);
-    else printf(")\n");
+    if (z0) printf("); in the warm-up scaled by %.4g to the initial latent's spread", w->scale);
+    else printf(")");
+    printf(" (%.1f s)\n", MPI_Wtime() - start);
     fflush(stdout);
   }
   PetscFunctionReturn(0);
