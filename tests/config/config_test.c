@@ -80,6 +80,7 @@ static void check_same(const DyConfig *a, const DyConfig *b) {
   CHECK(a->epochs == b->epochs && a->batch_size == b->batch_size);
   CHECK(a->lr == b->lr && a->prior_lr == b->prior_lr && a->warmup_lr == b->warmup_lr);
   CHECK(a->warmup_beta_scale == b->warmup_beta_scale && a->warmup_target == b->warmup_target && a->seed == b->seed);
+  CHECK(a->target_weight == b->target_weight && a->target_epochs == b->target_epochs);
   CHECK_STR(a->dir, b->dir);
   CHECK_STR(a->dir_given, b->dir_given);
   CHECK(a->checkpoint_every == b->checkpoint_every && a->checkpoint_steps == b->checkpoint_steps);
@@ -146,6 +147,8 @@ static const char *const defaults_effective = "[data]\n"
                                               "warmup_lr = 0.0001\n"
                                               "warmup_beta_scale = 0.01\n"
                                               "warmup_target = \"none\"\n"
+                                              "target_weight = 0.01\n"
+                                              "target_epochs = 5\n"
                                               "seed = 0\n"
                                               "test_pairs = 4096\n"
                                               "\n"
@@ -291,6 +294,8 @@ static void test_overrides(MPI_Comm comm) {
                     "warmup_lr = 5e-5\n"
                     "warmup_beta_scale = 0\n"
                     "warmup_target = \"tica\"\n"
+                    "target_weight = 0.5\n"
+                    "target_epochs = 3\n"
                     "seed = 42\n"
                     "[output]\n"
                     "dir = \"out\"\n"
@@ -312,6 +317,7 @@ static void test_overrides(MPI_Comm comm) {
   CHECK(cfg.beta == 0.0 && cfg.projections == 7 && cfg.d_min == 0.5 && cfg.gamma == 1.0 && cfg.max_centers == 9);
   CHECK(cfg.epochs == 4 && cfg.batch_size == 2 && cfg.lr == 2e-3 && cfg.prior_lr == 3e-3 && cfg.warmup_lr == 5e-5);
   CHECK(cfg.warmup_beta_scale == 0.0 && cfg.warmup_target == DY_WARMUP_TARGET_TICA && cfg.seed == 42);
+  CHECK(cfg.target_weight == 0.5 && cfg.target_epochs == 3);
   CHECK(cfg.checkpoint_every == 0 && cfg.checkpoint_steps == 100 && cfg.save_reconstruction == 0 && cfg.quiet == 1);
   if (cfg.ntraj == 2) CHECK_STR(cfg.input[1].dataset, "/x");
   check_round_trip(comm, &cfg, "full_effective.toml");

@@ -75,6 +75,8 @@ CASES = [
     rule("beta", "loss", "beta", "-0.5", "must be >= 0"),
     rule("warmup_beta_scale", "train", "warmup_beta_scale", "-1", "must be >= 0"),
     rule("warmup_target", "train", "warmup_target", '"pca"', 'expected one of "none", "tica"'),
+    rule("target_weight", "train", "target_weight", "-0.1", "must be >= 0"),
+    rule("target_epochs", "train", "target_epochs", "-1", "must be >= 0"),
     ("warmup_target_vae", INPUT + '[model]\ntype = "vae"\n[train]\nwarmup_target = "tica"\n', [],
      ["warmup_target_vae.toml:6:", 'train.warmup_target = "tica" shapes DynamicsAE\'s warm-up', 'model.type = "vae"']),
     rule("max_centers", "cluster", "max_centers", "0", "must be >= 1"),
