@@ -569,6 +569,13 @@ static PetscErrorCode dy_train_save(DyTrainer *t, int checkpoint, int results)
   PetscFunctionReturn(0);
 }
 
+/* The epochs after the warm-up that the anchors weigh in (train.warmup_target): none when their
+ * weight is 0. */
+static int dy_train_anchored_epochs(const DyConfig *cfg)
+{
+  return cfg->beta * cfg->target_weight > 0 ? cfg->target_epochs : 0;
+}
+
 /* Collective, at the first clustering after a warm-up with targets (z0 holds the latent it left,
  * as dy_warmup_move moved it): says how closely the encoder followed them. */
 static PetscErrorCode dy_train_warmup_done(DyTrainer *t)
@@ -622,8 +629,8 @@ static PetscErrorCode dy_train_epoch(DyTrainer *t, int epoch, double *row)
     if (epoch == 1 && !resume) dy_adam_reset(&t->rep);
     PetscCall(dy_train_bins(t));
     if (t->warm.t0 && epoch == 1 && !resume) PetscCall(dy_train_warmup_done(t));
-    if (t->warm.t0 && epoch > cfg->target_epochs) dy_warmup_destroy(&t->warm); /* the anchors' epochs are over */
-    t->targeted = t->warm.t0 && cfg->beta * cfg->target_weight > 0 ? 2 : 0;
+    if (t->warm.t0 && epoch > dy_train_anchored_epochs(cfg)) dy_warmup_destroy(&t->warm); /* their epochs are over */
+    t->targeted = t->warm.t0 ? 2 : 0;
     K = t->K;
     quota = t->quota;
   }
@@ -917,8 +924,8 @@ PetscErrorCode dy_train_run(MPI_Comm comm, const DyConfig *cfg, DyData *data, co
   }
   /* Epochs with targets still to run: the warm-up's come from the encoder it began with (also
    * when resuming inside it), the anchors of the epochs after it from the data alone. */
-  const int anchored = cfg->beta * cfg->target_weight > 0 ? cfg->target_epochs : 0;
-  if (!ierr && cfg->warmup_target == DY_WARMUP_TARGET_TICA && t.pos.epoch <= anchored && !t.base.type) {
+  if (!ierr && cfg->warmup_target == DY_WARMUP_TARGET_TICA && t.pos.epoch <= dy_train_anchored_epochs(cfg) &&
+      !t.base.type) {
     if (t.pos.epoch == 0) ierr = dy_train_encode_pairs(&t);
     if (!ierr)
       ierr = dy_warmup_create(comm, cfg, data, t.pos.epoch == 0 ? t.z0 : NULL, 2 * (int64_t)t.B, t.tx0, opt->quiet,
